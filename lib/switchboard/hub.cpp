@@ -1,0 +1,151 @@
+#include "switchboard/hub.hpp"
+
+#include <algorithm>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "switchboard/log.hpp"
+#include "switchboard/metrics.hpp"
+#include "switchboard/protocol.hpp"
+
+namespace switchboard {
+
+namespace {
+// Events waiting for the hub. Senders wait when it is full, which slows the
+// store and the sessions down instead of growing memory without bound.
+constexpr std::size_t mailbox_capacity = 8192;
+}  // namespace
+
+hub::hub(asio::any_io_executor executor, std::size_t max_sessions_per_user, metrics& m)
+    : max_sessions_per_user_(max_sessions_per_user),
+      metrics_(m),
+      mailbox_(executor, mailbox_capacity),
+      drained_(executor, 1) {}
+
+asio::awaitable<void> hub::run() {
+  for (;;) {
+    auto [ec, message] = co_await mailbox_.async_receive(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    std::visit([this](auto& e) { on(e); }, message);
+  }
+}
+
+asio::awaitable<void> hub::send(hub_message message) {
+  if (mailbox_.try_send(boost::system::error_code{}, std::move(message))) co_return;
+  // try_send leaves the value alone when it fails, so it can still be moved.
+  co_await mailbox_.async_send(boost::system::error_code{}, std::move(message),
+                               asio::as_tuple(asio::use_awaitable));
+}
+
+asio::awaitable<void> hub::drained() {
+  co_await drained_.async_receive(asio::as_tuple(asio::use_awaitable));
+}
+
+void hub::close() {
+  mailbox_.close();
+  drained_.close();
+}
+
+void hub::on(hub_event::registered& e) {
+  // A session that ended before its registration arrived closed its channel
+  // first, then sent `unregistered`, which found nothing: skip it.
+  if (!e.session->channel().is_open()) return;
+  auto& user = users_[e.session->user];
+  user.highest = std::max(user.highest, e.position.highest);
+  if (draining_) {
+    // Registered after the broadcast: it gets its shutdown notice too.
+    if (!e.session->post(event::close{close_reason::shutdown}))
+      e.session->abort(close_reason::shutdown);
+  }
+  while (user.sessions.size() >= max_sessions_per_user_) {
+    // One session too many: the oldest goes, never the one just opened.
+    auto oldest = std::move(user.sessions.front().session);
+    user.sessions.erase(user.sessions.begin());
+    --registered_;
+    SB_LOG(debug) << "session " << oldest->id << " of user " << oldest->user << " replaced";
+    if (!oldest->post(event::close{close_reason::replaced})) oldest->abort(close_reason::replaced);
+  }
+  user.sessions.push_back(member{std::move(e.session)});
+  ++registered_;
+}
+
+void hub::on(hub_event::unregistered& e) {
+  remove(e.session->user, e.session.get());
+  notify_if_drained();
+}
+
+void hub::on(hub_event::committed& e) {
+  for (auto& message : e.messages) {
+    auto it = users_.find(message.receiver);
+    if (it == users_.end()) continue;  // offline: the inbox holds it for the next session
+    auto& user = it->second;
+    user.highest = std::max(user.highest, message.seq);
+    std::shared_ptr<const std::string> text;  // serialised once, shared by all sessions
+    for (std::size_t i = 0; i < user.sessions.size();) {
+      auto& m = user.sessions[i];
+      if (!m.live || message.seq <= m.from) {
+        ++i;
+        continue;
+      }
+      if (!text) text = std::make_shared<const std::string>(protocol::deliver_frame(message));
+      if (m.session->push(text, message.seq)) {
+        ++i;
+        continue;
+      }
+      // Over --send-queue-bytes: close it without blocking this sender. Its
+      // unwritten messages stay in the inbox for its next session.
+      SB_LOG(info) << "session " << m.session->id << " of user " << m.session->user
+                   << " closed: slow consumer";
+      m.session->abort(close_reason::slow_consumer);
+      user.sessions.erase(user.sessions.begin() + static_cast<std::ptrdiff_t>(i));
+      --registered_;
+    }
+    if (user.sessions.empty()) users_.erase(it);
+  }
+  notify_if_drained();
+}
+
+void hub::on(hub_event::caught_up& e) {
+  auto it = users_.find(e.session->user);
+  if (it == users_.end()) return;
+  auto& user = it->second;
+  auto m = std::find_if(user.sessions.begin(), user.sessions.end(),
+                        [&](const member& m) { return m.session == e.session; });
+  if (m == user.sessions.end()) return;
+  if (e.seq >= user.highest) {
+    // Everything stored so far was written by the replay; everything stored
+    // from now on reaches the hub after this event, so it goes out live.
+    m->live = true;
+    m->from = e.seq;
+  } else if (!m->session->post(event::replay_more{user.highest})) {
+    m->session->abort(close_reason::slow_consumer);
+  }
+}
+
+void hub::on(hub_event::drain&) {
+  draining_ = true;
+  for (auto& [id, user] : users_)
+    for (auto& m : user.sessions)
+      if (!m.session->post(event::close{close_reason::shutdown}))
+        m.session->abort(close_reason::shutdown);
+  notify_if_drained();
+}
+
+void hub::remove(store::user_id user_id, const session_handle* session) {
+  auto it = users_.find(user_id);
+  if (it == users_.end()) return;
+  auto& sessions = it->second.sessions;
+  auto m = std::find_if(sessions.begin(), sessions.end(),
+                        [&](const member& m) { return m.session.get() == session; });
+  if (m == sessions.end()) return;
+  sessions.erase(m);
+  --registered_;
+  if (sessions.empty()) users_.erase(it);
+}
+
+void hub::notify_if_drained() {
+  if (draining_ && registered_ == 0) drained_.try_send(boost::system::error_code{});
+}
+
+}  // namespace switchboard

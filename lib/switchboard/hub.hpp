@@ -1,0 +1,106 @@
+// The Hub: sole owner of the registry of open sessions (PROTOCOL.md section
+// 4) and of live delivery (section 3).
+//
+// It is one coroutine that waits on one mailbox. Register, unregister,
+// committed messages, caught-up notices and shutdown are all events on that
+// mailbox, so their relative order is the order they were sent in: the store
+// sends `registered` and `committed` from its single thread, which is what
+// makes a replay racing with live sends gap-free (docs/architecture.md).
+// One mailbox rather than a select over several channels because cancelling
+// the losing receive of a select can drop a value that was already taken.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+
+#include "switchboard/net.hpp"
+#include "switchboard/session_handle.hpp"
+#include "switchboard/store/backend.hpp"
+
+namespace switchboard {
+
+class metrics;
+
+namespace hub_event {
+// From the store, once it read the user's position and sent the welcome.
+struct registered {
+  session_ptr session;
+  store::user_position position;
+};
+struct unregistered {
+  session_ptr session;
+};
+// From the store, in commit order.
+struct committed {
+  std::vector<store::stored_message> messages;
+};
+// From a session's writer: it wrote everything up to `seq` from the inbox.
+struct caught_up {
+  session_ptr session;
+  store::seq_t seq;
+};
+// Close every session with `shutdown`, now and for any that registers later.
+struct drain {};
+}  // namespace hub_event
+
+using hub_message = std::variant<hub_event::registered, hub_event::unregistered,
+                                 hub_event::committed, hub_event::caught_up, hub_event::drain>;
+
+class hub {
+ public:
+  hub(asio::any_io_executor executor, std::size_t max_sessions_per_user, metrics& m);
+
+  // The hub coroutine; runs until the mailbox is closed.
+  asio::awaitable<void> run();
+
+  // Sends an event, waiting while the mailbox is full. Safe from any thread.
+  asio::awaitable<void> send(hub_message message);
+
+  // Completes once draining began and no session is registered.
+  asio::awaitable<void> drained();
+
+  void close();
+
+  // The hub's strand: run() must be spawned on it.
+  asio::any_io_executor get_executor() { return mailbox_.get_executor(); }
+
+ private:
+  struct member {
+    session_ptr session;
+    bool live = false;     // false while its writer replays from the store
+    store::seq_t from = 0; // live frames above this seq go to it
+  };
+  struct user_state {
+    store::seq_t highest = 0;
+    std::vector<member> sessions;  // oldest first
+  };
+
+  void on(hub_event::registered& e);
+  void on(hub_event::unregistered& e);
+  void on(hub_event::committed& e);
+  void on(hub_event::caught_up& e);
+  void on(hub_event::drain& e);
+  void remove(store::user_id user, const session_handle* session);
+  void notify_if_drained();
+
+  using mailbox_type =
+      asio::experimental::concurrent_channel<void(boost::system::error_code, hub_message)>;
+  using signal_type = asio::experimental::concurrent_channel<void(boost::system::error_code)>;
+
+  const std::size_t max_sessions_per_user_;
+  metrics& metrics_;
+  mailbox_type mailbox_;                                  // every input of the hub
+  signal_type drained_;                                   // capacity 1: fired when empty while draining
+  std::unordered_map<store::user_id, user_state> users_;  // the registry
+  std::size_t registered_ = 0;
+  bool draining_ = false;
+};
+
+}  // namespace switchboard

@@ -1,0 +1,31 @@
+// Accepts TCP connections and runs, for each, one HTTP exchange: an answer
+// and a close, or a WebSocket upgrade into a session (router.hpp decides).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "switchboard/net.hpp"
+#include "switchboard/services.hpp"
+
+namespace switchboard {
+
+class listener {
+ public:
+  // Binds and listens at once, so a port in use fails here, before anything
+  // is printed. Throws boost::system::system_error.
+  listener(asio::io_context& context, const asio::ip::tcp::endpoint& endpoint);
+
+  asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+
+  // The accept loop; ends when close() is called.
+  asio::awaitable<void> run(services& s);
+  void close();
+
+ private:
+  asio::io_context& context_;
+  asio::ip::tcp::acceptor acceptor_;
+};
+
+}  // namespace switchboard

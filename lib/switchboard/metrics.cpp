@@ -1,0 +1,179 @@
+#include "switchboard/metrics.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#ifndef SWITCHBOARD_VERSION
+#define SWITCHBOARD_VERSION "0.0.0"
+#endif
+
+namespace switchboard {
+
+namespace {
+
+constexpr auto relaxed = std::memory_order_relaxed;
+
+template <class Labels, class Value>
+std::size_t slot_of(const Labels& labels, const Value& value) noexcept {
+  std::size_t i = 0;
+  while (i < labels.size() && labels[i] != value)
+    ++i;
+  return i;  // labels.size() is the "other" slot
+}
+
+void append_integer(std::string& out, std::int64_t value) {
+  char buffer[24];
+  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
+  out.append(buffer, result.ptr);
+}
+
+void append_unsigned(std::string& out, std::uint64_t value) {
+  char buffer[24];
+  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
+  out.append(buffer, result.ptr);
+}
+
+// Shortest round-trip digits in %g style ("0.0001", "1e-05"), as
+// Prometheus' Go clients print floats, so `le` labels match theirs.
+void append_double(std::string& out, double value) {
+  char buffer[32];
+  const auto result =
+      std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::general);
+  out.append(buffer, result.ptr);
+}
+
+void append_header(std::string& out, std::string_view name, std::string_view type,
+                   std::string_view help) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+void append_counter(std::string& out, std::string_view name, std::string_view help,
+                    const std::atomic<std::uint64_t>& value) {
+  append_header(out, name, "counter", help);
+  out += name;
+  out += ' ';
+  append_unsigned(out, value.load(relaxed));
+  out += '\n';
+}
+
+template <class Labels, class Slots>
+void append_labelled(std::string& out, std::string_view name, std::string_view label,
+                     std::string_view help, const Labels& labels, const Slots& slots) {
+  append_header(out, name, "counter", help);
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    out += name;
+    out += '{';
+    out += label;
+    out += "=\"";
+    if (i == labels.size()) {
+      out += "other";
+    } else if constexpr (std::is_arithmetic_v<typename Labels::value_type>) {
+      append_unsigned(out, labels[i]);
+    } else {
+      out += labels[i];  // known codes: no character needs escaping
+    }
+    out += "\"} ";
+    append_unsigned(out, slots[i].load(relaxed));
+    out += '\n';
+  }
+}
+
+}  // namespace
+
+void metrics::count_error(std::string_view code) noexcept {
+  errors_[slot_of(error_codes, code)].fetch_add(1, relaxed);
+}
+
+void metrics::count_close(std::string_view code) noexcept {
+  closes_[slot_of(close_codes, code)].fetch_add(1, relaxed);
+}
+
+void metrics::count_rejection(unsigned http_status) noexcept {
+  rejections_[slot_of(rejection_statuses, http_status)].fetch_add(1, relaxed);
+}
+
+void metrics::observe_store_append(double seconds) noexcept {
+  if (!(seconds > 0)) seconds = 0;  // also catches NaN
+  std::size_t bucket = 0;
+  while (bucket < append_buckets.size() && seconds > append_buckets[bucket])
+    ++bucket;
+  append_counts_[bucket].fetch_add(1, relaxed);
+  // Clamped so that an absurd value cannot overflow the conversion.
+  constexpr double max_seconds = 1e9;
+  const double clamped = seconds < max_seconds ? seconds : max_seconds;
+  append_sum_ns_.fetch_add(static_cast<std::uint64_t>(std::llround(clamped * 1e9)), relaxed);
+}
+
+std::string metrics::render() const {
+  std::string out;
+  out.reserve(4096);
+
+  append_header(out, "switchboard_build_info", "gauge", "Build information; always 1.");
+  out += "switchboard_build_info{version=\"" SWITCHBOARD_VERSION "\"} 1\n";
+
+  append_header(out, "switchboard_sessions", "gauge", "Open WebSocket sessions.");
+  out += "switchboard_sessions ";
+  append_integer(out, sessions.load(relaxed));
+  out += '\n';
+
+  append_counter(out, "switchboard_sessions_opened_total", "WebSocket sessions opened.",
+                 sessions_opened_total);
+  append_counter(out, "switchboard_messages_received_total",
+                 "SEND frames received, refused or not.", messages_received_total);
+  append_counter(out, "switchboard_messages_delivered_total",
+                 "Message frames (type 1) written to a session.", messages_delivered_total);
+  append_counter(out, "switchboard_messages_replayed_total",
+                 "Message frames written as part of a replay.", messages_replayed_total);
+  append_counter(out, "switchboard_messages_evicted_total",
+                 "Unacknowledged messages dropped for retention or the inbox limit.",
+                 messages_evicted_total);
+
+  append_labelled(out, "switchboard_errors_total", "code", "ERROR frames sent, by code.",
+                  error_codes, errors_);
+  append_labelled(out, "switchboard_closes_total", "code",
+                  "Sessions closed by the server or client, by code.", close_codes, closes_);
+  append_labelled(out, "switchboard_handshake_rejections_total", "status",
+                  "HTTP requests refused instead of upgraded, by status.", rejection_statuses,
+                  rejections_);
+
+  constexpr std::string_view histogram = "switchboard_store_append_seconds";
+  append_header(out, histogram, "histogram",
+                "Time from a SEND being parsed to it being stored, in seconds.");
+  // The count is the sum of the buckets as read, so that +Inf and _count
+  // agree even while observations land during the scrape.
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < append_counts_.size(); ++i) {
+    cumulative += append_counts_[i].load(relaxed);
+    out += histogram;
+    out += "_bucket{le=\"";
+    if (i < append_buckets.size()) {
+      append_double(out, append_buckets[i]);
+    } else {
+      out += "+Inf";
+    }
+    out += "\"} ";
+    append_unsigned(out, cumulative);
+    out += '\n';
+  }
+  out += histogram;
+  out += "_sum ";
+  append_double(out, static_cast<double>(append_sum_ns_.load(relaxed)) / 1e9);
+  out += '\n';
+  out += histogram;
+  out += "_count ";
+  append_unsigned(out, cumulative);
+  out += '\n';
+  return out;
+}
+
+}  // namespace switchboard

@@ -1,0 +1,216 @@
+#include "switchboard/protocol.hpp"
+
+#include <boost/json.hpp>
+
+#include "switchboard/net.hpp"
+#include "switchboard/user_id.hpp"
+
+namespace switchboard::protocol {
+namespace {
+
+// Most frames are a few hundred bytes: parsing into a stack buffer keeps the
+// hot path free of heap allocations, and the monotonic resource falls back to
+// the heap for larger ones. Everything kept is copied out before it goes.
+constexpr std::size_t parse_buffer_bytes = 4096;
+
+// Boost.JSON stores a number as int64 when it fits, as uint64 above that, and
+// as a double when it has a fraction or exponent or exceeds 2^64-1, so the
+// kind alone tells an unsigned integer from anything else.
+std::optional<std::uint64_t> as_unsigned(const json::value& v) {
+  if (const auto* u = v.if_uint64()) return *u;
+  if (const auto* i = v.if_int64(); i && *i >= 0) return static_cast<std::uint64_t>(*i);
+  return std::nullopt;
+}
+
+// `id` is read before anything else so that every later error can echo it.
+struct id_field {
+  bool valid = true;  // absent counts as valid
+  std::optional<message_id> id;
+};
+
+id_field read_id(const json::object& frame) {
+  const auto* v = frame.if_contains("id");
+  if (!v) return {};
+  if (const auto* s = v->if_string()) {
+    if (s->empty() || s->size() > max_id_bytes) return {false, std::nullopt};
+    return {true, message_id{std::string(s->data(), s->size()), false}};
+  }
+  if (const auto n = as_unsigned(*v)) return {true, message_id{std::to_string(*n), true}};
+  return {false, std::nullopt};
+}
+
+frame_error refuse(error_code code, std::string message, const std::optional<message_id>& id) {
+  return frame_error{code, std::move(message), id};
+}
+
+client_frame parse_send(const json::object& frame, const id_field& id, user_id self) {
+  if (!id.valid) {
+    return refuse(error_code::bad_field,
+                  "id must be a string of 1 to 64 bytes or an unsigned integer", std::nullopt);
+  }
+
+  const auto* receiver_value = frame.if_contains("receiver");
+  if (!receiver_value) return refuse(error_code::bad_field, "receiver is missing", id.id);
+  const auto receiver = as_unsigned(*receiver_value);
+  if (!receiver || *receiver == 0) {
+    return refuse(error_code::bad_field,
+                  "receiver must be a user id, an integer in 1..18446744073709551615", id.id);
+  }
+
+  const auto* content_value = frame.if_contains("content");
+  if (!content_value) return refuse(error_code::bad_field, "content is missing", id.id);
+  const auto* content = content_value->if_string();
+  if (!content) return refuse(error_code::bad_field, "content must be a string", id.id);
+
+  // The server stamps the sender itself; a client-supplied one is only
+  // checked, so that a client confused about who it is hears about it.
+  if (const auto* sender_value = frame.if_contains("sender")) {
+    const auto sender = as_unsigned(*sender_value);
+    if (!sender) {
+      return refuse(error_code::bad_field, "sender must be an unsigned integer", id.id);
+    }
+    if (*sender != self) {
+      return refuse(error_code::sender_mismatch, "sender is not the user of this session", id.id);
+    }
+  }
+
+  return send_frame{*receiver, std::string(content->data(), content->size()), id.id};
+}
+
+client_frame parse_receive(const json::object& frame, const id_field& id) {
+  const auto* seq_value = frame.if_contains("seq");
+  if (!seq_value) return refuse(error_code::bad_field, "seq is missing", id.id);
+  const auto seq = as_unsigned(*seq_value);
+  if (!seq) return refuse(error_code::bad_field, "seq must be an unsigned integer", id.id);
+  return receive_frame{*seq};
+}
+
+// The id goes back in the form the sender wrote it. A numeric id whose text
+// is not canonical cannot come from parse_client_frame; if a store hands one
+// back anyway, a string still makes valid JSON.
+json::value id_to_json(const message_id& id) {
+  if (id.is_number) {
+    if (const auto n = parse_seq(id.value)) return json::value(*n);
+  }
+  return json::value(json::string_view(id.value));
+}
+
+}  // namespace
+
+std::string_view to_string(error_code code) {
+  switch (code) {
+    case error_code::bad_json:
+      return "bad_json";
+    case error_code::binary:
+      return "binary";
+    case error_code::unknown_type:
+      return "unknown_type";
+    case error_code::bad_field:
+      return "bad_field";
+    case error_code::sender_mismatch:
+      return "sender_mismatch";
+    case error_code::rate_limited:
+      return "rate_limited";
+    case error_code::unavailable:
+      return "unavailable";
+  }
+  return "unknown";
+}
+
+client_frame parse_client_frame(std::string_view text, user_id self) {
+  unsigned char buffer[parse_buffer_bytes];
+  json::monotonic_resource resource(buffer, sizeof buffer);
+  json::parse_options options;
+  options.max_depth = max_json_depth;
+
+  boost::system::error_code ec;
+  const json::value parsed = json::parse(json::string_view(text.data(), text.size()), ec,
+                                         json::storage_ptr(&resource), options);
+  if (ec == json::error::too_deep) {
+    return refuse(error_code::bad_json, "frame is nested too deeply", std::nullopt);
+  }
+  if (ec) return refuse(error_code::bad_json, "frame is not valid JSON", std::nullopt);
+  const auto* frame = parsed.if_object();
+  if (!frame) return refuse(error_code::bad_json, "frame must be a JSON object", std::nullopt);
+
+  const id_field id = read_id(*frame);
+
+  const auto* type_value = frame->if_contains("type");
+  if (!type_value) return refuse(error_code::bad_field, "type is missing", id.id);
+  if (type_value->is_uint64()) {
+    return refuse(
+        error_code::unknown_type,
+        "type " + std::to_string(type_value->get_uint64()) + " cannot be sent by a client", id.id);
+  }
+  const auto* type = type_value->if_int64();
+  if (!type) return refuse(error_code::bad_field, "type must be an integer", id.id);
+
+  switch (*type) {
+    case 1: {
+      auto result = parse_send(*frame, id, self);
+      if (auto* error = std::get_if<frame_error>(&result)) error->is_send = true;
+      return result;
+    }
+    case 2:
+      return parse_receive(*frame, id);
+    case 3:
+      return close_frame{};
+    default:
+      return refuse(error_code::unknown_type,
+                    "type " + std::to_string(*type) + " cannot be sent by a client", id.id);
+  }
+}
+
+std::string welcome_frame(user_id self, seq_t highest, std::string_view session_id) {
+  return json::serialize(json::object{
+      {"type", 0},
+      {"receiver", self},
+      {"seq", highest},
+      {"session", json::string_view(session_id.data(), session_id.size())},
+  });
+}
+
+std::string deliver_frame(const store::stored_message& m) {
+  json::object frame{
+      {"type", 1},
+      {"sender", m.sender},
+      {"receiver", m.receiver},
+      {"content", json::string_view(m.content)},
+      {"seq", m.seq},
+      {"ts", m.ts_ms},
+  };
+  if (m.id) frame.emplace("id", id_to_json(*m.id));
+  return json::serialize(frame);
+}
+
+std::string receipt_frame(const message_id& id, user_id receiver, seq_t seq, std::int64_t ts_ms) {
+  return json::serialize(json::object{
+      {"type", 2},
+      {"id", id_to_json(id)},
+      {"receiver", receiver},
+      {"seq", seq},
+      {"ts", ts_ms},
+  });
+}
+
+std::string close_frame_text(std::string_view code, std::string_view text) {
+  return json::serialize(json::object{
+      {"type", 3},
+      {"code", json::string_view(code.data(), code.size())},
+      {"content", json::string_view(text.data(), text.size())},
+  });
+}
+
+std::string error_frame(error_code code, std::string_view text,
+                        const std::optional<message_id>& id) {
+  const std::string_view code_text = to_string(code);
+  json::object frame{
+      {"type", 4},
+      {"code", json::string_view(code_text.data(), code_text.size())},
+      {"content", json::string_view(text.data(), text.size())},
+  };
+  if (id) frame.emplace("id", id_to_json(*id));
+  return json::serialize(frame);
+}
+
+}  // namespace switchboard::protocol

@@ -1,0 +1,156 @@
+#include "switchboard/router.hpp"
+
+#include <algorithm>
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/object.hpp>
+
+#include "switchboard/config.hpp"
+#include "switchboard/metrics.hpp"
+#include "switchboard/user_id.hpp"
+
+namespace switchboard {
+
+namespace web {
+extern const std::string_view index_html;
+}
+
+namespace {
+
+constexpr std::string_view json_type = "application/json";
+
+// The page talks only to its own origin: scripts, styles and the WebSocket.
+constexpr std::string_view page_csp =
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'";
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decodes a query value; nullopt when an escape is malformed.
+std::optional<std::string> decode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%') {
+      if (i + 2 >= in.size()) return std::nullopt;
+      const int hi = hex_value(in[i + 1]);
+      const int lo = hex_value(in[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else if (in[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+http_answer error_answer(unsigned status, std::string_view code, std::string_view message) {
+  json::object body;
+  body["error"] = code;
+  body["message"] = message;
+  return http_answer{status, std::string(json_type), json::serialize(body), {}};
+}
+
+router::router(const config& cfg, metrics& m) : config_(cfg), metrics_(m) {}
+
+route_result router::route(const route_request& request) {
+  const auto question = request.target.find('?');
+  const auto path = request.target.substr(0, question);
+  const auto query =
+      question == std::string_view::npos ? std::string_view{} : request.target.substr(question + 1);
+
+  if (request.method == "GET") {
+    if (path.starts_with("/ws/")) return route_websocket(request, path.substr(4), query);
+    if (path == "/healthz") {
+      if (draining())
+        return http_answer{503, std::string(json_type), R"({"status":"draining"})", {}};
+      return http_answer{200, std::string(json_type), R"({"status":"ok"})", {}};
+    }
+    if (path == "/metrics")
+      return http_answer{200, "text/plain; version=0.0.4; charset=utf-8", metrics_.render(), {}};
+    if (path == "/") {
+      return http_answer{200,
+                         "text/html; charset=utf-8",
+                         std::string(web::index_html),
+                         {{"Content-Security-Policy", std::string(page_csp)},
+                          {"Cache-Control", "no-cache"},
+                          {"X-Content-Type-Options", "nosniff"},
+                          {"Referrer-Policy", "no-referrer"}}};
+    }
+  }
+  return error_answer(404, "not_found", "no such resource");
+}
+
+route_result router::route_websocket(const route_request& request, std::string_view id,
+                                     std::string_view query) {
+  auto reject = [&](unsigned status, std::string_view code, std::string_view message) {
+    metrics_.count_rejection(status);
+    return error_answer(status, code, message);
+  };
+
+  session_request session;
+  const auto user = parse_user_id(id);
+  if (!user)
+    return reject(400, "bad_user_id",
+                  "the user id must be a decimal integer from 1 to 18446744073709551615");
+  session.user = *user;
+
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const auto pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    const auto eq = pair.find('=');
+    const auto key = pair.substr(0, eq);
+    const auto raw = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
+    if (key == "ack") {
+      const auto value = decode(raw);
+      if (value == "auto")
+        session.ack = ack_mode::automatic;
+      else if (value == "manual")
+        session.ack = ack_mode::manual;
+      else
+        return reject(400, "bad_ack", "ack must be auto or manual");
+    } else if (key == "since") {
+      const auto value = decode(raw);
+      const auto since = value ? parse_seq(*value) : std::nullopt;
+      if (!since) return reject(400, "bad_since", "since must be a seq: a decimal integer");
+      session.since = since;
+    }
+    // Other parameters (token, cache busters...) are not the router's business.
+  }
+
+  if (!request.websocket_upgrade)
+    return reject(426, "upgrade_required", "this endpoint speaks WebSocket only");
+  if (request.origin && !config_.allow_origins.empty() &&
+      std::find(config_.allow_origins.begin(), config_.allow_origins.end(), *request.origin) ==
+          config_.allow_origins.end())
+    return reject(403, "origin_not_allowed", "this origin may not open sessions");
+  if (draining()) return reject(503, "draining", "the server is shutting down");
+  return session;
+}
+
+bool router::acquire_slot() {
+  auto taken = sessions_.load(std::memory_order_relaxed);
+  do {
+    if (taken >= config_.max_connections) {
+      metrics_.count_rejection(503);
+      return false;
+    }
+  } while (!sessions_.compare_exchange_weak(taken, taken + 1, std::memory_order_relaxed));
+  return true;
+}
+
+void router::release_slot() { sessions_.fetch_sub(1, std::memory_order_relaxed); }
+
+}  // namespace switchboard

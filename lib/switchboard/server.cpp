@@ -1,0 +1,146 @@
+#include "switchboard/server.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "switchboard/hub.hpp"
+#include "switchboard/listener.hpp"
+#include "switchboard/log.hpp"
+#include "switchboard/metrics.hpp"
+#include "switchboard/router.hpp"
+#include "switchboard/spawn.hpp"
+#include "switchboard/store/memory_backend.hpp"
+#include "switchboard/store/sqlite_backend.hpp"
+#include "switchboard/store/store.hpp"
+
+namespace switchboard {
+
+namespace {
+
+using namespace asio::experimental::awaitable_operators;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// How often retention and the dedup window are enforced.
+constexpr std::chrono::seconds sweep_interval{1};
+
+std::unique_ptr<store::backend> open_backend(const config& cfg) {
+  const store::backend_limits limits{cfg.retention, cfg.inbox_limit, cfg.dedup_window};
+  if (cfg.store == "memory:") return std::make_unique<store::memory_backend>(limits);
+  if (cfg.store.starts_with("sqlite:")) {
+    try {
+      return std::make_unique<store::sqlite_backend>(cfg.store.substr(7), cfg.sync, limits);
+    } catch (const std::exception& e) {
+      throw startup_error(e.what());
+    }
+  }
+  throw startup_error("store " + cfg.store + " is not supported by this build");
+}
+
+asio::ip::tcp::endpoint listen_endpoint(const config& cfg) {
+  if (cfg.listen_host == "localhost")
+    return {asio::ip::address_v4::loopback(), cfg.listen_port};
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(cfg.listen_host, ec);
+  if (ec) throw startup_error("--listen: bad address " + cfg.listen_host);
+  return {address, cfg.listen_port};
+}
+
+}  // namespace
+
+struct server::parts {
+  parts(config& cfg, asio::io_context& context)
+      : routes(cfg, stats),
+        registry(asio::make_strand(context), cfg.max_sessions_per_user, stats),
+        store(open_backend(cfg), registry, stats, sweep_interval),
+        acceptor(bind(context, cfg)),
+        signals(context, SIGINT, SIGTERM),
+        shared{cfg, stats, registry, store, routes} {}
+
+  static listener bind(asio::io_context& context, const config& cfg) {
+    const auto endpoint = listen_endpoint(cfg);
+    try {
+      return listener(context, endpoint);
+    } catch (const boost::system::system_error& e) {
+      throw startup_error("cannot listen on " + cfg.listen_host + ":" +
+                          std::to_string(cfg.listen_port) + ": " + e.code().message());
+    }
+  }
+
+  metrics stats;
+  router routes;
+  hub registry;
+  store::worker store;
+  listener acceptor;
+  asio::signal_set signals;
+  services shared;
+};
+
+server::server(config cfg) : config_(std::move(cfg)) {
+  parts_ = std::make_unique<parts>(config_, context_);
+}
+
+server::~server() = default;
+
+void server::stop() {
+  asio::post(context_, [this] { parts_->signals.cancel(); });
+}
+
+asio::ip::tcp::endpoint server::endpoint() const { return parts_->acceptor.local_endpoint(); }
+
+int server::run() {
+  auto& p = *parts_;
+  set_log_level(config_.level);
+  if (!config_.jwt_secret_file)
+    SB_LOG(warn) << "no --jwt-secret-file: the server is open, any client may connect as any user";
+
+  p.store.start();
+  asio::co_spawn(p.registry.get_executor(), p.registry.run(), log_exception("hub"));
+  asio::co_spawn(context_, p.acceptor.run(p.shared), log_exception("listener"));
+  asio::co_spawn(
+      context_,
+      [&]() -> asio::awaitable<void> {
+        // stop() cancels the wait: the same drain as for a signal.
+        auto [ec, signal] = co_await p.signals.async_wait(use_tuple);
+        SB_LOG(info) << (ec ? std::string("stop requested") : "signal " + std::to_string(signal))
+                     << ": draining for up to " << config_.drain_timeout.count() << " s";
+        p.routes.start_draining();
+        co_await p.registry.send(hub_event::drain{});
+        asio::steady_timer deadline(context_, config_.drain_timeout);
+        co_await (p.registry.drained() || deadline.async_wait(use_tuple));
+        p.acceptor.close();
+        p.registry.close();
+        context_.stop();
+      },
+      log_exception("shutdown"));
+
+  const auto local = endpoint();
+  const auto address = local.address().is_v6() ? "[" + local.address().to_string() + "]"
+                                               : local.address().to_string();
+  std::printf("listening on %s:%u\n", address.c_str(), static_cast<unsigned>(local.port()));
+  std::fflush(stdout);
+  SB_LOG(info) << "listening on " << address << ":" << local.port() << ", store "
+               << config_.store << ", " << config_.threads << " I/O threads";
+
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < config_.threads; ++i) threads.emplace_back([this] { context_.run(); });
+  context_.run();
+  for (auto& t : threads) t.join();
+
+  // The I/O threads are gone; the store finishes what it was given and closes.
+  p.store.stop();
+  SB_LOG(info) << "stopped";
+  return exit_ok;
+}
+
+}  // namespace switchboard

@@ -1,0 +1,45 @@
+// Wires the parts together and owns them: the I/O threads, the hub, the
+// store worker, the router and the listener; and runs the shutdown sequence
+// of PROTOCOL.md section 8.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "switchboard/config.hpp"
+#include "switchboard/net.hpp"
+
+namespace switchboard {
+
+// A file or a port that cannot be used at start: one line, exit code 1.
+class startup_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class server {
+ public:
+  // Opens the store and binds the port. Throws startup_error.
+  explicit server(config cfg);
+  ~server();
+
+  asio::ip::tcp::endpoint endpoint() const;
+
+  // Prints `listening on ADDR:PORT`, serves until SIGTERM or SIGINT, drains
+  // and returns the exit code.
+  int run();
+
+  // Starts the same drain as SIGTERM, from any thread (tests use it).
+  void stop();
+
+ private:
+  struct parts;
+  config config_;
+  asio::io_context context_;  // first member built, last destroyed
+  std::unique_ptr<parts> parts_;
+};
+
+}  // namespace switchboard

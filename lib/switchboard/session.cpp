@@ -1,0 +1,324 @@
+#include "switchboard/session.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "switchboard/config.hpp"
+#include "switchboard/hub.hpp"
+#include "switchboard/log.hpp"
+#include "switchboard/metrics.hpp"
+#include "switchboard/protocol.hpp"
+#include "switchboard/store/store.hpp"
+
+namespace switchboard {
+
+namespace {
+
+namespace websocket = beast::websocket;
+using namespace asio::experimental::awaitable_operators;
+using clock = std::chrono::steady_clock;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// Unique per session across restarts: a random prefix drawn at start, then a counter.
+std::string next_session_id() {
+  static const std::uint64_t prefix = [] {
+    std::random_device rd;
+    return (std::uint64_t{rd()} << 32) ^ rd();
+  }();
+  static std::atomic<std::uint64_t> counter{0};
+  char text[40];
+  std::snprintf(text, sizeof text, "%016llx-%llx", static_cast<unsigned long long>(prefix),
+                static_cast<unsigned long long>(counter.fetch_add(1) + 1));
+  return text;
+}
+
+websocket::close_reason close_reason_of(close_reason reason) {
+  websocket::close_reason r;
+  r.code = websocket_close_code(reason);
+  const auto text = to_string(reason);
+  r.reason.assign(text.data(), text.size());
+  return r;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// --rate-limit: a token bucket that starts full with a burst of `rate`.
+class token_bucket {
+ public:
+  explicit token_bucket(std::uint64_t rate)
+      : rate_(static_cast<double>(rate)), tokens_(rate_), last_(clock::now()) {}
+  bool take() {
+    if (rate_ == 0) return true;
+    const auto now = clock::now();
+    tokens_ = std::min(rate_, tokens_ + std::chrono::duration<double>(now - last_).count() * rate_);
+    last_ = now;
+    if (tokens_ < 1.0) return false;
+    tokens_ -= 1.0;
+    return true;
+  }
+
+ private:
+  double rate_;
+  double tokens_;
+  clock::time_point last_;
+};
+
+// State the four children share. They all run on the session's strand.
+struct session_state {
+  websocket_stream& ws;
+  session_ptr handle;
+  services& s;
+  clock::time_point last_activity = clock::now();  // any frame or pong from the client
+};
+
+void send_error(session_state& st, protocol::error_code code, std::string_view text,
+                const std::optional<store::message_id>& id) {
+  st.s.stats.count_error(protocol::to_string(code));
+  auto frame = std::make_shared<const std::string>(protocol::error_frame(code, text, id));
+  if (!st.handle->push(std::move(frame))) st.handle->abort(close_reason::slow_consumer);
+}
+
+asio::awaitable<void> reader(session_state& st) {
+  beast::flat_buffer buffer;
+  token_bucket bucket(st.s.cfg.rate_limit);
+  const auto user = st.handle->user;
+  for (;;) {
+    auto [ec, bytes] = co_await st.ws.async_read(buffer, use_tuple);
+    if (ec) {
+      if (ec == websocket::error::message_too_big) {
+        // Beast already sent close code 1009 (too big): no notice, by design.
+        st.s.stats.count_close("too_large");
+        SB_LOG(debug) << "session " << st.handle->id << ": message over --max-message-bytes";
+      }
+      co_return;
+    }
+    st.last_activity = clock::now();
+    if (!st.ws.got_text()) {
+      buffer.consume(bytes);
+      send_error(st, protocol::error_code::binary, "frames must be text holding JSON",
+                 std::nullopt);
+      continue;
+    }
+    const auto data = buffer.cdata();
+    auto frame = protocol::parse_client_frame(
+        std::string_view(static_cast<const char*>(data.data()), data.size()), user);
+    buffer.consume(bytes);
+
+    if (auto* send = std::get_if<protocol::send_frame>(&frame)) {
+      st.s.stats.messages_received_total.fetch_add(1, std::memory_order_relaxed);
+      if (!bucket.take()) {
+        send_error(st, protocol::error_code::rate_limited, "over --rate-limit; try again later",
+                   send->id);
+        continue;
+      }
+      co_await st.s.store.submit(store::request::append{
+          store::append_request{user, send->receiver, std::move(send->content), now_ms(),
+                                std::move(send->id)},
+          st.handle, clock::now()});
+    } else if (auto* ack = std::get_if<protocol::receive_frame>(&frame)) {
+      // Under ack=auto the cursor follows the socket; a RECEIVE is harmless.
+      if (st.handle->ack == ack_mode::manual)
+        co_await st.s.store.submit(store::request::advance{user, ack->seq});
+    } else if (std::holds_alternative<protocol::close_frame>(frame)) {
+      // Keep reading: the close handshake ends this loop.
+      if (!st.handle->post(event::close{close_reason::bye}))
+        st.handle->abort(close_reason::bye);
+    } else {
+      auto& error = std::get<protocol::frame_error>(frame);
+      if (error.is_send) st.s.stats.messages_received_total.fetch_add(1, std::memory_order_relaxed);
+      send_error(st, error.code, error.message, error.id);
+    }
+  }
+}
+
+// The writer's view of the inbox: it replays from `position` up to `target`
+// by pages, then tells the hub, which switches it to live frames once
+// nothing newer was stored meanwhile (docs/architecture.md, "replay").
+class writer_state {
+ public:
+  writer_state(session_state& st, store::seq_t from, store::seq_t target)
+      : position_(from), target_(target), st_(st) {}
+
+  asio::awaitable<void> ask_for_more() {
+    if (position_ < target_)
+      co_await st_.s.store.submit(store::request::fetch{st_.handle, position_});
+    else
+      co_await st_.s.registry.send(hub_event::caught_up{st_.handle, position_});
+  }
+
+  // Called after a message frame was handed to the kernel.
+  void wrote(store::seq_t seq) {
+    st_.s.stats.messages_delivered_total.fetch_add(1, std::memory_order_relaxed);
+    if (st_.handle->ack == ack_mode::automatic) unacked_ = std::max(unacked_, seq);
+  }
+
+  // Moves the cursor once per burst, not once per frame.
+  asio::awaitable<void> flush_cursor() {
+    if (unacked_ == 0) co_return;
+    co_await st_.s.store.submit(store::request::advance{st_.handle->user, unacked_});
+    unacked_ = 0;
+  }
+
+  store::seq_t position_;
+  store::seq_t target_;
+
+ private:
+  session_state& st_;
+  store::seq_t unacked_ = 0;
+};
+
+asio::awaitable<bool> write_text(session_state& st, std::string_view text) {
+  auto [ec, n] = co_await st.ws.async_write(asio::buffer(text.data(), text.size()), use_tuple);
+  co_return !ec;
+}
+
+asio::awaitable<void> writer(session_state& st, store::user_position position,
+                             std::optional<store::seq_t> since) {
+  writer_state w(st, since.value_or(position.cursor), position.highest);
+  auto& channel = st.handle->channel();
+  co_await w.ask_for_more();
+  for (;;) {
+    session_event ev;
+    bool ready = channel.try_receive([&](boost::system::error_code, session_event e) {
+      ev = std::move(e);
+    });
+    if (!ready) {
+      co_await w.flush_cursor();
+      auto [ec, e] = co_await channel.async_receive(use_tuple);
+      if (ec) co_return;
+      ev = std::move(e);
+    }
+
+    if (auto* f = std::get_if<event::frame>(&ev)) {
+      if (!co_await write_text(st, *f->text)) co_return;
+      st.handle->written(f->text->size());
+      if (f->seq != 0) w.wrote(f->seq);
+    } else if (auto* page = std::get_if<event::replay_page>(&ev)) {
+      // An empty page below the target: the rest was evicted meanwhile.
+      if (page->messages.empty()) w.position_ = w.target_;
+      for (const auto& m : page->messages) {
+        if (m.seq <= w.position_) continue;
+        if (!co_await write_text(st, protocol::deliver_frame(m))) co_return;
+        st.s.stats.messages_replayed_total.fetch_add(1, std::memory_order_relaxed);
+        w.wrote(m.seq);
+        w.position_ = m.seq;
+      }
+      co_await w.ask_for_more();
+    } else if (auto* more = std::get_if<event::replay_more>(&ev)) {
+      w.target_ = std::max(w.target_, more->target);
+      co_await w.ask_for_more();
+    } else if (std::holds_alternative<event::ping>(ev)) {
+      auto [ec] = co_await st.ws.async_ping({}, use_tuple);
+      if (ec) co_return;
+    } else if (auto* close = std::get_if<event::close>(&ev)) {
+      co_await w.flush_cursor();
+      st.s.stats.count_close(to_string(close->reason));
+      const auto notice = protocol::close_frame_text(to_string(close->reason), [&] {
+        switch (close->reason) {
+          case close_reason::bye: return "closed at the client's request";
+          case close_reason::replaced: return "too many sessions of this user: this one was the oldest";
+          case close_reason::idle: return "no frame from the client within --idle-timeout";
+          case close_reason::shutdown: return "the server is shutting down";
+          case close_reason::slow_consumer: return "the client reads too slowly";
+        }
+        return "";
+      }());
+      if (co_await write_text(st, notice))
+        co_await st.ws.async_close(close_reason_of(close->reason), use_tuple);
+      co_return;
+    }
+    // The welcome was handled before the writer started.
+  }
+}
+
+asio::awaitable<void> ticker(session_state& st) {
+  const auto ping_interval = std::chrono::duration_cast<clock::duration>(st.s.cfg.ping_interval);
+  const auto idle_timeout = std::chrono::duration_cast<clock::duration>(st.s.cfg.idle_timeout);
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  auto next_ping = clock::now() + ping_interval;
+  for (;;) {
+    timer.expires_at(std::min(next_ping, st.last_activity + idle_timeout));
+    auto [ec] = co_await timer.async_wait(use_tuple);
+    if (ec) co_return;
+    const auto now = clock::now();
+    if (now >= st.last_activity + idle_timeout) {
+      SB_LOG(debug) << "session " << st.handle->id << " idle";
+      if (!st.handle->post(event::close{close_reason::idle})) st.handle->abort(close_reason::idle);
+      // Returning would cancel the writer before it wrote the notice: wait
+      // until the writer ends the session instead.
+      timer.expires_at(clock::time_point::max());
+      co_await timer.async_wait(use_tuple);
+      co_return;
+    }
+    if (now >= next_ping) {
+      st.handle->post(event::ping{});
+      next_ping = now + ping_interval;
+    }
+  }
+}
+
+asio::awaitable<void> watchdog(session_state& st) {
+  auto [ec] = co_await st.handle->aborts().async_receive(use_tuple);
+  if (ec) co_return;  // cancelled: the session ended another way
+  st.s.stats.count_close(to_string(st.handle->abort_reason()));
+  boost::system::error_code ignored;
+  beast::get_lowest_layer(st.ws).shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  beast::get_lowest_layer(st.ws).close(ignored);
+}
+
+}  // namespace
+
+asio::awaitable<void> run_session(websocket_stream ws, session_request request, services& s) {
+  auto strand = co_await asio::this_coro::executor;
+  auto handle = std::make_shared<session_handle>(strand, request.user, next_session_id(),
+                                                 request.ack, s.cfg.send_queue_bytes);
+  s.stats.sessions.fetch_add(1, std::memory_order_relaxed);
+  s.stats.sessions_opened_total.fetch_add(1, std::memory_order_relaxed);
+  SB_LOG(debug) << "session " << handle->id << " of user " << request.user << " opened";
+
+  ws.read_message_max(s.cfg.max_message_bytes);
+  ws.text(true);
+  // Beast's own timer bounds the close handshake; idleness is the ticker's.
+  ws.set_option(websocket::stream_base::timeout{s.cfg.handshake_timeout,
+                                                websocket::stream_base::none(), false});
+  session_state st{ws, handle, s};
+  ws.control_callback(
+      [&st](websocket::frame_type, std::string_view) { st.last_activity = clock::now(); });
+
+  co_await s.store.submit(store::request::open{handle});
+  auto [ec, first] = co_await handle->channel().async_receive(use_tuple);
+  if (auto* welcome = ec ? nullptr : std::get_if<event::welcome>(&first)) {
+    const auto text = protocol::welcome_frame(request.user, welcome->position.highest, handle->id);
+    if (co_await write_text(st, text)) {
+      co_await (reader(st) || writer(st, welcome->position, request.since) || ticker(st) ||
+                watchdog(st));
+    }
+  } else if (auto* close = ec ? nullptr : std::get_if<event::close>(&first)) {
+    s.stats.count_close(to_string(close->reason));
+    co_await ws.async_close(close_reason_of(close->reason), use_tuple);
+  }
+
+  ws.control_callback();
+  // Closed first, so a registration still on its way finds it closed.
+  handle->channel().close();
+  handle->aborts().close();
+  co_await s.registry.send(hub_event::unregistered{handle});
+  s.stats.sessions.fetch_sub(1, std::memory_order_relaxed);
+  SB_LOG(debug) << "session " << handle->id << " of user " << request.user << " ended";
+}
+
+}  // namespace switchboard

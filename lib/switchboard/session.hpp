@@ -1,0 +1,29 @@
+// One WebSocket session (PROTOCOL.md sections 2 to 4).
+//
+// The coroutine owns the stream. After the welcome it runs four children on
+// the session's strand, joined with `||` so that when one ends the others are
+// cancelled and clean-up happens once, after all of them:
+//   reader    reads frames, answers ERRORs, hands SENDs to the store;
+//   writer    awaits the session's channel and is the only one that writes
+//             frames: welcome, replay pages, live messages, receipts, CLOSE;
+//   ticker    pings every --ping-interval and closes an idle session;
+//   watchdog  closes the socket at once when the session is aborted
+//             (slow_consumer), even while the writer is blocked on it.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/websocket/stream.hpp>
+
+#include "switchboard/net.hpp"
+#include "switchboard/router.hpp"
+#include "switchboard/services.hpp"
+
+namespace switchboard {
+
+using websocket_stream = beast::websocket::stream<asio::ip::tcp::socket>;
+
+// Runs an accepted session until it ends. Must be spawned on a strand.
+asio::awaitable<void> run_session(websocket_stream ws, session_request request, services& s);
+
+}  // namespace switchboard

@@ -1,0 +1,67 @@
+#include "switchboard/session_handle.hpp"
+
+#include <algorithm>
+
+namespace switchboard {
+
+namespace {
+// The channel's count bound must never trip before the byte bound: no frame
+// is smaller than this, so this many events always hold more than the limit.
+constexpr std::size_t smallest_frame_bytes = 16;
+constexpr std::size_t min_channel_events = 64;
+}  // namespace
+
+std::string_view to_string(close_reason reason) {
+  switch (reason) {
+    case close_reason::bye: return "bye";
+    case close_reason::replaced: return "replaced";
+    case close_reason::slow_consumer: return "slow_consumer";
+    case close_reason::idle: return "idle";
+    case close_reason::shutdown: return "shutdown";
+  }
+  return "unknown";
+}
+
+unsigned short websocket_close_code(close_reason reason) {
+  switch (reason) {
+    case close_reason::bye: return 1000;
+    case close_reason::replaced: return 4001;
+    case close_reason::slow_consumer: return 1008;
+    case close_reason::idle: return 1001;
+    case close_reason::shutdown: return 1001;
+  }
+  return 1011;
+}
+
+session_handle::session_handle(asio::any_io_executor strand, store::user_id user, std::string id,
+                               ack_mode ack, std::size_t queue_limit)
+    : user(user),
+      id(std::move(id)),
+      ack(ack),
+      queue_limit_(queue_limit),
+      channel_(strand, std::max(min_channel_events, queue_limit / smallest_frame_bytes)),
+      aborts_(strand, 1) {}
+
+bool session_handle::push(std::shared_ptr<const std::string> text, store::seq_t seq) {
+  const std::size_t bytes = text->size();
+  const std::size_t before = queued_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  // A frame larger than the whole bound still goes out when the queue is
+  // empty, so a --send-queue-bytes below --max-message-bytes cannot wedge a session.
+  if ((before != 0 && before + bytes > queue_limit_) ||
+      !channel_.try_send(boost::system::error_code{}, event::frame{std::move(text), seq})) {
+    queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+bool session_handle::post(session_event event) {
+  return channel_.try_send(boost::system::error_code{}, std::move(event));
+}
+
+void session_handle::abort(close_reason reason) {
+  abort_reason_.store(reason, std::memory_order_relaxed);
+  aborts_.try_send(boost::system::error_code{});
+}
+
+}  // namespace switchboard

@@ -1,0 +1,59 @@
+// The `memory:` store: every inbox in process memory. Nothing survives a
+// restart (PROTOCOL.md section 3); used for tests and throwaway servers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "switchboard/store/backend.hpp"
+
+namespace switchboard::store {
+
+class memory_backend final : public backend {
+ public:
+  explicit memory_backend(backend_limits limits);
+
+  append_outcome append(std::span<const append_request> batch) override;
+  user_position position(user_id user) override;
+  std::vector<stored_message> fetch(user_id user, seq_t after, std::size_t max_count) override;
+  void advance_cursor(user_id user, seq_t seq) override;
+  std::uint64_t evict_expired(std::int64_t now_ms) override;
+
+ private:
+  struct inbox {
+    seq_t highest = 0;  // kept for ever, so that a seq is never reused
+    seq_t cursor = 0;
+    std::deque<stored_message> held;  // exactly the messages above the cursor, in seq order
+  };
+
+  struct dedup_key {
+    user_id sender = 0;
+    std::string id;  // message_id::value, so 17 and "17" collide as they must
+    friend bool operator==(const dedup_key&, const dedup_key&) = default;
+  };
+
+  struct dedup_key_hash {
+    std::size_t operator()(const dedup_key& key) const noexcept;
+  };
+
+  // The receipt a resend gets again.
+  struct original {
+    user_id receiver = 0;
+    seq_t seq = 0;
+    std::int64_t ts_ms = 0;  // expiry is counted from the original's time
+  };
+
+  backend_limits limits_;
+  // Entries are never erased: highest must outlive the messages.
+  std::unordered_map<user_id, inbox> inboxes_;
+  // Bounded by the senders' traffic over one --dedup-window: evict_expired()
+  // trims it.
+  std::unordered_map<dedup_key, original, dedup_key_hash> dedup_;
+};
+
+}  // namespace switchboard::store

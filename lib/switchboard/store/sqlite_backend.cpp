@@ -1,0 +1,534 @@
+#include "switchboard/store/sqlite_backend.hpp"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <unordered_map>
+#include <utility>
+
+namespace switchboard::store {
+
+namespace {
+
+// The schema, one step per version: migrations[i] takes a file from
+// user_version i to i + 1. Append new steps; never edit a released one, files
+// in the field were made by it.
+constexpr std::array<std::string_view, 1> migrations = {
+    // 1: the first schema.
+    // users.held counts the user's rows in messages, so that --inbox-limit
+    // costs no COUNT(*) per append. Every message row is above its
+    // receiver's cursor: rows at or below it are deleted when it moves.
+    // messages_by_ts and dedup_by_ts serve the expiry deletes.
+    R"sql(
+      CREATE TABLE users(
+        user_id INTEGER PRIMARY KEY,
+        highest INTEGER NOT NULL,
+        cursor INTEGER NOT NULL,
+        held INTEGER NOT NULL
+      );
+      CREATE TABLE messages(
+        receiver INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        sender INTEGER NOT NULL,
+        content TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        client_id TEXT,
+        client_id_is_number INTEGER NOT NULL,
+        PRIMARY KEY(receiver, seq)
+      ) WITHOUT ROWID;
+      CREATE INDEX messages_by_ts ON messages(ts);
+      CREATE TABLE dedup(
+        sender INTEGER NOT NULL,
+        client_id TEXT NOT NULL,
+        receiver INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        PRIMARY KEY(sender, client_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX dedup_by_ts ON dedup(ts);
+    )sql",
+};
+
+constexpr std::int64_t max_int64 = std::numeric_limits<std::int64_t>::max();
+
+// A failed SQLite call. It never leaves this file: the constructor turns it
+// into open_error and the operations into unavailable.
+class sqlite_error : public std::runtime_error {
+ public:
+  sqlite_error(int code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  int code() const noexcept { return code_; }
+
+ private:
+  int code_;
+};
+
+[[noreturn]] void fail(sqlite3* db, int code) {
+  // sqlite3_errmsg(nullptr) is "out of memory", which is what a null handle means.
+  std::string message = sqlite3_errmsg(db);
+  const int primary = code & 0xff;
+  if ((primary == SQLITE_CANTOPEN || primary == SQLITE_IOERR) && db != nullptr &&
+      sqlite3_system_errno(db) != 0) {
+    // "unable to open database file" alone does not tell the operator why.
+    message += " (";
+    message += std::strerror(sqlite3_system_errno(db));
+    message += ")";
+  }
+  throw sqlite_error(code, message);
+}
+
+// SQLite integers are int64; see the header for why the bit pattern is kept.
+constexpr std::int64_t to_db(std::uint64_t value) {
+  return static_cast<std::int64_t>(value);
+}
+constexpr std::uint64_t from_db(std::int64_t value) {
+  return static_cast<std::uint64_t>(value);
+}
+
+std::int64_t window_start(std::int64_t now_ms, std::chrono::seconds window) {
+  // Saturating, as in memory_backend: a huge window keeps everything.
+  constexpr auto lowest = std::numeric_limits<std::int64_t>::min();
+  const std::int64_t seconds = window.count();
+  if (seconds <= 0) return now_ms;
+  if (seconds > max_int64 / 1000) return lowest;
+  const std::int64_t window_ms = seconds * 1000;
+  if (now_ms < lowest + window_ms) return lowest;
+  return now_ms - window_ms;
+}
+
+// Every operation after the open maps a SQLite failure to unavailable, the
+// one error the store worker knows how to answer (ERROR `unavailable`).
+template <class F>
+auto or_unavailable(F&& f) {
+  try {
+    return f();
+  } catch (const sqlite_error& e) {
+    throw unavailable(std::string("sqlite store: ") + e.what());
+  }
+}
+
+void exec(sqlite3* db, const char* sql) {
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) fail(db, rc);
+}
+
+}  // namespace
+
+// ---- statement ----
+
+class sqlite_backend::statement::use {
+ public:
+  explicit use(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~use() {
+    // The error code was already reported by step().
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  use(const use&) = delete;
+  use& operator=(const use&) = delete;
+
+  use& bind(int index, std::int64_t value) {
+    check(sqlite3_bind_int64(stmt_, index, value));
+    return *this;
+  }
+  // Not copied (SQLITE_STATIC): `text` must outlive this use, which ends
+  // with the bindings cleared.
+  use& bind(int index, std::string_view text) {
+    check(sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8));
+    return *this;
+  }
+  use& bind_null(int index) {
+    check(sqlite3_bind_null(stmt_, index));
+    return *this;
+  }
+
+  // true: a row is ready; false: done.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail(sqlite3_db_handle(stmt_), rc);
+  }
+
+  std::int64_t int64(int column) const { return sqlite3_column_int64(stmt_, column); }
+  bool is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+  std::string text(int column) const {
+    // With its length: content may hold NUL characters (JSON "\u0000").
+    const auto* data = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
+    const auto size = static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column));
+    return data == nullptr ? std::string() : std::string(data, size);
+  }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) fail(sqlite3_db_handle(stmt_), rc);
+  }
+
+  sqlite3_stmt* stmt_;
+};
+
+sqlite_backend::statement::~statement() {
+  sqlite3_finalize(stmt_);
+}
+
+void sqlite_backend::statement::prepare(sqlite3* db, std::string_view sql) {
+  // PERSISTENT: these live as long as the connection.
+  const int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                                    SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr);
+  if (rc != SQLITE_OK) fail(db, rc);
+}
+
+sqlite_backend::statement::use sqlite_backend::statement::start() {
+  return use(stmt_);
+}
+
+void sqlite_backend::db_closer::operator()(sqlite3* db) const noexcept {
+  // _v2: never fails for want of finalized statements; they are all
+  // finalized before this runs anyway.
+  sqlite3_close_v2(db);
+}
+
+// ---- open ----
+
+namespace {
+
+// One-off statements of the open sequence; the operations use the prepared ones.
+std::int64_t query_int(sqlite3* db, const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
+  if (rc != SQLITE_OK) fail(db, rc);
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(stmt, sqlite3_finalize);
+  rc = sqlite3_step(stmt);
+  if (rc != SQLITE_ROW) fail(db, rc);
+  return sqlite3_column_int64(stmt, 0);
+}
+
+std::string query_text(sqlite3* db, const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr);
+  if (rc != SQLITE_OK) fail(db, rc);
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(stmt, sqlite3_finalize);
+  rc = sqlite3_step(stmt);
+  if (rc != SQLITE_ROW) fail(db, rc);
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+  return text == nullptr ? std::string() : std::string(text);
+}
+
+void configure(sqlite3* db, sync_mode sync) {
+  // A second server on the same file must fail now, not wait for the lock.
+  sqlite3_busy_timeout(db, 0);
+  // SQLITE_OPEN_READWRITE silently falls back to read-only on a file that
+  // cannot be written; every SEND would then fail.
+  if (sqlite3_db_readonly(db, "main") == 1) {
+    throw sqlite_error(SQLITE_READONLY, "the file is not writable");
+  }
+  // Before the switch to WAL: in exclusive mode SQLite keeps the WAL index in
+  // process memory (no -shm file) and never lets go of the file lock.
+  exec(db, "PRAGMA locking_mode=EXCLUSIVE");
+  // The first statement that reads the file: a garbage file fails here with
+  // "file is not a database", a file held by another server with "database
+  // is locked".
+  const std::string journal = query_text(db, "PRAGMA journal_mode=WAL");
+  if (journal != "wal") {
+    throw sqlite_error(SQLITE_ERROR, "cannot use WAL mode (journal_mode is " + journal + ")");
+  }
+  exec(db, sync == sync_mode::full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+}
+
+void migrate(sqlite3* db) {
+  // BEGIN IMMEDIATE takes the write lock, which locking_mode=EXCLUSIVE then
+  // keeps until the connection closes: from here on no other process can use
+  // the file.
+  exec(db, "BEGIN IMMEDIATE");
+  try {
+    const std::int64_t known = static_cast<std::int64_t>(migrations.size());
+    const std::int64_t version = query_int(db, "PRAGMA user_version");
+    if (version > known || version < 0) {
+      throw sqlite_error(SQLITE_ERROR, "schema version " + std::to_string(version) +
+                                           " is newer than this server knows (" +
+                                           std::to_string(known) + "); run a newer switchboard");
+    }
+    if (version == 0 && query_int(db, "SELECT count(*) FROM sqlite_master") != 0) {
+      throw sqlite_error(SQLITE_ERROR, "not a switchboard database (tables but no schema version)");
+    }
+    for (std::int64_t step = version; step < known; ++step) {
+      exec(db, std::string(migrations[static_cast<std::size_t>(step)]).c_str());
+    }
+    if (version != known) {
+      exec(db, ("PRAGMA user_version = " + std::to_string(known)).c_str());
+    }
+    exec(db, "COMMIT");
+  } catch (...) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+}  // namespace
+
+sqlite_backend::sqlite_backend(const std::string& path, sync_mode sync, backend_limits limits)
+    : limits_(limits) {
+  try {
+    sqlite3* db = nullptr;
+    const int rc = sqlite3_open_v2(
+        path.c_str(), &db,
+        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+        nullptr);
+    db_.reset(db);  // closed on every way out, failed opens included
+    if (rc != SQLITE_OK) fail(db, rc);
+    configure(db, sync);
+    migrate(db);
+    prepare_statements();
+  } catch (const sqlite_error& e) {
+    std::string reason = e.what();
+    if ((e.code() & 0xff) == SQLITE_BUSY) reason += " (another switchboard is using it?)";
+    throw open_error("cannot use database " + path + ": " + reason);
+  }
+}
+
+sqlite_backend::~sqlite_backend() = default;
+
+int sqlite_backend::schema_version() {
+  return static_cast<int>(migrations.size());
+}
+
+void sqlite_backend::prepare_statements() {
+  sqlite3* db = db_.get();
+  begin_.prepare(db, "BEGIN IMMEDIATE");
+  commit_.prepare(db, "COMMIT");
+  rollback_.prepare(db, "ROLLBACK");
+  select_user_.prepare(db, "SELECT highest, cursor, held FROM users WHERE user_id = ?1");
+  write_user_.prepare(db,
+                      "INSERT INTO users(user_id, highest, cursor, held) VALUES(?1, ?2, ?3, ?4) "
+                      "ON CONFLICT(user_id) DO UPDATE SET highest = excluded.highest, "
+                      "cursor = excluded.cursor, held = excluded.held");
+  insert_message_.prepare(db,
+                          "INSERT INTO messages(receiver, seq, sender, content, ts, client_id, "
+                          "client_id_is_number) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  select_dedup_.prepare(db,
+                        "SELECT receiver, seq, ts FROM dedup WHERE sender = ?1 AND client_id = ?2");
+  // REPLACE: an entry past its window that evict_expired() has not reached yet.
+  write_dedup_.prepare(db,
+                       "INSERT OR REPLACE INTO dedup(sender, client_id, receiver, seq, ts) "
+                       "VALUES(?1, ?2, ?3, ?4, ?5)");
+  delete_oldest_.prepare(db,
+                         "DELETE FROM messages WHERE receiver = ?1 AND seq IN "
+                         "(SELECT seq FROM messages WHERE receiver = ?1 ORDER BY seq LIMIT ?2)");
+  fetch_.prepare(db,
+                 "SELECT seq, sender, content, ts, client_id, client_id_is_number FROM messages "
+                 "WHERE receiver = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
+  delete_up_to_.prepare(db, "DELETE FROM messages WHERE receiver = ?1 AND seq <= ?2");
+  // RETURNING: each receiver's held count must drop by its own rows.
+  delete_expired_messages_.prepare(db, "DELETE FROM messages WHERE ts < ?1 RETURNING receiver");
+  delete_expired_dedup_.prepare(db, "DELETE FROM dedup WHERE ts < ?1");
+}
+
+// ---- helpers ----
+
+void sqlite_backend::run(statement& s) {
+  auto q = s.start();
+  while (q.step()) {
+  }
+}
+
+template <class F>
+auto sqlite_backend::in_transaction(F&& f) {
+  run(begin_);
+  try {
+    auto result = f();
+    run(commit_);
+    return result;
+  } catch (...) {
+    rollback();
+    throw;
+  }
+}
+
+void sqlite_backend::rollback() noexcept {
+  // Some errors (SQLITE_FULL, SQLITE_IOERR...) already rolled the whole
+  // transaction back; ROLLBACK then would only fail.
+  if (sqlite3_get_autocommit(db_.get()) != 0) return;
+  try {
+    run(rollback_);
+  } catch (const sqlite_error&) {
+    // Nothing better to do: the next BEGIN fails, and its caller is told.
+  }
+}
+
+sqlite_backend::user_row sqlite_backend::read_user(user_id user) {
+  auto q = select_user_.start();
+  q.bind(1, to_db(user));
+  if (!q.step()) return {};
+  return user_row{from_db(q.int64(0)), from_db(q.int64(1)), from_db(q.int64(2))};
+}
+
+void sqlite_backend::write_user(user_id user, const user_row& row) {
+  auto q = write_user_.start();
+  q.bind(1, to_db(user)).bind(2, to_db(row.highest)).bind(3, to_db(row.cursor));
+  q.bind(4, to_db(row.held));
+  q.step();
+}
+
+// ---- operations ----
+
+append_outcome sqlite_backend::append(std::span<const append_request> batch) {
+  return or_unavailable([&] {
+    return in_transaction([&] {
+      append_outcome outcome;
+      outcome.results.reserve(batch.size());
+      // Read once and written once per receiver: the batch's working copy,
+      // simply dropped if the transaction fails, so nothing in memory needs
+      // restoring.
+      std::unordered_map<user_id, user_row> rows;
+      for (const append_request& request : batch) {
+        if (request.id) {
+          // Sees the rows written by earlier requests of this batch: same transaction.
+          auto q = select_dedup_.start();
+          q.bind(1, to_db(request.sender)).bind(2, std::string_view(request.id->value));
+          if (q.step() && q.int64(2) >= window_start(request.ts_ms, limits_.dedup_window)) {
+            outcome.results.push_back(
+                append_result{false, from_db(q.int64(0)), from_db(q.int64(1)), q.int64(2)});
+            continue;
+          }
+        }
+        auto [found, fresh] = rows.try_emplace(request.receiver);
+        user_row& row = found->second;
+        if (fresh) row = read_user(request.receiver);
+        if (row.highest >= static_cast<seq_t>(max_int64)) {
+          // Unreachable in practice (2^63 messages), but a wrapped seq would sort first.
+          throw sqlite_error(SQLITE_FULL, "receiver has used every seq");
+        }
+        const seq_t seq = row.highest + 1;
+        {
+          auto q = insert_message_.start();
+          q.bind(1, to_db(request.receiver)).bind(2, to_db(seq)).bind(3, to_db(request.sender));
+          q.bind(4, std::string_view(request.content)).bind(5, request.ts_ms);
+          if (request.id) {
+            q.bind(6, std::string_view(request.id->value));
+            q.bind(7, std::int64_t{request.id->is_number ? 1 : 0});
+          } else {
+            q.bind_null(6).bind(7, std::int64_t{0});
+          }
+          q.step();
+        }
+        if (request.id) {
+          auto q = write_dedup_.start();
+          q.bind(1, to_db(request.sender)).bind(2, std::string_view(request.id->value));
+          q.bind(3, to_db(request.receiver)).bind(4, to_db(seq)).bind(5, request.ts_ms);
+          q.step();
+        }
+        row.highest = seq;
+        ++row.held;
+        outcome.results.push_back(append_result{true, request.receiver, seq, request.ts_ms});
+      }
+      for (auto& [user, row] : rows) {
+        if (row.held > limits_.inbox_limit) {
+          const std::uint64_t excess = row.held - limits_.inbox_limit;
+          auto q = delete_oldest_.start();
+          q.bind(1, to_db(user))
+              .bind(2, static_cast<std::int64_t>(
+                           std::min<std::uint64_t>(excess, static_cast<std::uint64_t>(max_int64))));
+          q.step();
+          const auto deleted = static_cast<std::uint64_t>(sqlite3_changes64(db_.get()));
+          outcome.evicted += deleted;
+          row.held -= std::min(deleted, row.held);
+        }
+        write_user(user, row);
+      }
+      return outcome;
+    });
+  });
+}
+
+user_position sqlite_backend::position(user_id user) {
+  return or_unavailable([&] {
+    const user_row row = read_user(user);
+    return user_position{row.highest, row.cursor};
+  });
+}
+
+std::vector<stored_message> sqlite_backend::fetch(user_id user, seq_t after,
+                                                  std::size_t max_count) {
+  return or_unavailable([&] {
+    std::vector<stored_message> messages;
+    // No seq reaches 2^63 (see the header); a larger `after` (a client's
+    // `since`) would turn negative in SQL and match everything.
+    if (max_count == 0 || after >= static_cast<seq_t>(max_int64)) return messages;
+    auto q = fetch_.start();
+    q.bind(1, to_db(user)).bind(2, to_db(after));
+    q.bind(3, static_cast<std::int64_t>(
+                  std::min<std::uint64_t>(max_count, static_cast<std::uint64_t>(max_int64))));
+    while (q.step()) {
+      stored_message m;
+      m.seq = from_db(q.int64(0));
+      m.sender = from_db(q.int64(1));
+      m.receiver = user;
+      m.content = q.text(2);
+      m.ts_ms = q.int64(3);
+      if (!q.is_null(4)) m.id = message_id{q.text(4), q.int64(5) != 0};
+      messages.push_back(std::move(m));
+    }
+    return messages;
+  });
+}
+
+void sqlite_backend::advance_cursor(user_id user, seq_t seq) {
+  or_unavailable([&] {
+    // Checked before BEGIN: this connection is the file's only writer, so
+    // the row cannot change in between, and most acks of a busy receiver
+    // are then no write at all.
+    user_row row = read_user(user);
+    const seq_t target = std::min(seq, row.highest);
+    if (target <= row.cursor) return 0;
+    return in_transaction([&] {
+      auto q = delete_up_to_.start();
+      q.bind(1, to_db(user)).bind(2, to_db(target));
+      q.step();
+      const auto deleted = static_cast<std::uint64_t>(sqlite3_changes64(db_.get()));
+      row.held -= std::min(deleted, row.held);
+      row.cursor = target;
+      write_user(user, row);
+      return 0;
+    });
+  });
+}
+
+std::uint64_t sqlite_backend::evict_expired(std::int64_t now_ms) {
+  return or_unavailable([&] {
+    return in_transaction([&] {
+      std::unordered_map<user_id, std::uint64_t> dropped;
+      {
+        auto q = delete_expired_messages_.start();
+        q.bind(1, window_start(now_ms, limits_.retention));
+        while (q.step())
+          ++dropped[from_db(q.int64(0))];
+      }
+      std::uint64_t evicted = 0;
+      for (const auto& [user, count] : dropped) {
+        user_row row = read_user(user);
+        row.held -= std::min(count, row.held);
+        write_user(user, row);
+        evicted += count;
+      }
+      {
+        auto q = delete_expired_dedup_.start();
+        q.bind(1, window_start(now_ms, limits_.dedup_window));
+        q.step();
+      }
+      return evicted;
+    });
+  });
+}
+
+void sqlite_backend::set_max_page_count(std::uint64_t pages) {
+  or_unavailable([&] {
+    const auto clamped = std::min<std::uint64_t>(pages, static_cast<std::uint64_t>(max_int64));
+    exec(db_.get(), ("PRAGMA max_page_count = " + std::to_string(clamped)).c_str());
+    return 0;
+  });
+}
+
+}  // namespace switchboard::store

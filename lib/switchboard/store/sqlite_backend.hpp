@@ -1,0 +1,127 @@
+// The `sqlite:PATH` store: inboxes in one SQLite file, in WAL mode, owned by
+// one server process at a time (PROTOCOL.md sections 3 and 8).
+//
+// Durability: a receipted message was committed before its receipt, so it
+// survives kill -9 with sync_mode::normal (synchronous=NORMAL: the WAL is
+// written, not synced, on commit) and a power cut with sync_mode::full
+// (synchronous=FULL: the WAL is synced on every commit). The store worker
+// batches SENDs so one commit (one fsync with full) covers many messages.
+//
+// User ids and seqs are uint64 up to 2^64-1, SQLite integers are int64: they
+// are stored as the int64 with the same bit pattern (static_cast both ways).
+// User ids are only compared for equality, so any value round-trips. Seqs
+// are also ordered in SQL (seq > ?, ORDER BY seq), which is right for every
+// seq below 2^63: a receiver would need 2^63 messages to get past it, and a
+// larger `after` or cursor given by a client is clamped before it reaches SQL.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "switchboard/config.hpp"
+#include "switchboard/store/backend.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace switchboard::store {
+
+// The database cannot be used: not a database, locked by another process,
+// not writable, or made by a newer version of the server. what() is one line
+// naming the path and the reason, ready for the operator (exit code 1).
+class open_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class sqlite_backend final : public backend {
+ public:
+  // Opens or creates the file, migrates its schema and takes an exclusive
+  // lock on it that is held until destruction. Throws open_error.
+  sqlite_backend(const std::string& path, sync_mode sync, backend_limits limits);
+  ~sqlite_backend() override;
+
+  sqlite_backend(const sqlite_backend&) = delete;
+  sqlite_backend& operator=(const sqlite_backend&) = delete;
+
+  // Any SQLite failure in these (disk full, I/O error) rolls the work back
+  // and throws unavailable; the backend stays usable.
+  append_outcome append(std::span<const append_request> batch) override;
+  user_position position(user_id user) override;
+  std::vector<stored_message> fetch(user_id user, seq_t after, std::size_t max_count) override;
+  void advance_cursor(user_id user, seq_t seq) override;
+  std::uint64_t evict_expired(std::int64_t now_ms) override;
+
+  // Test and operations hook: caps the file at `pages` pages (PRAGMA
+  // max_page_count, for this connection only; SQLite never goes below the
+  // current size), so that a full disk can be simulated and then lifted.
+  void set_max_page_count(std::uint64_t pages);
+
+  // The schema version this code creates and understands (PRAGMA user_version).
+  static int schema_version();
+
+ private:
+  // One prepared statement, prepared once and reused. use() hands out the
+  // statement for one execution; it is reset and unbound when that ends,
+  // whatever way it ends.
+  class statement {
+   public:
+    class use;
+
+    statement() = default;
+    ~statement();
+    statement(const statement&) = delete;
+    statement& operator=(const statement&) = delete;
+
+    void prepare(sqlite3* db, std::string_view sql);
+    use start();
+
+   private:
+    sqlite3_stmt* stmt_ = nullptr;
+  };
+
+  struct db_closer {
+    void operator()(sqlite3* db) const noexcept;
+  };
+
+  struct user_row {
+    seq_t highest = 0;
+    seq_t cursor = 0;
+    std::uint64_t held = 0;  // rows in messages for this user, to apply --inbox-limit in O(1)
+  };
+
+  void prepare_statements();
+  user_row read_user(user_id user);
+  void write_user(user_id user, const user_row& row);
+  void run(statement& s);
+  // Runs f() between BEGIN IMMEDIATE and COMMIT; on any exception rolls back
+  // and rethrows.
+  template <class F>
+  auto in_transaction(F&& f);
+  void rollback() noexcept;
+
+  backend_limits limits_;
+  std::unique_ptr<sqlite3, db_closer> db_;
+  // Declared after db_ so they are finalized before it is closed.
+  statement begin_;
+  statement commit_;
+  statement rollback_;
+  statement select_user_;
+  statement write_user_;
+  statement insert_message_;
+  statement select_dedup_;
+  statement write_dedup_;
+  statement delete_oldest_;
+  statement fetch_;
+  statement delete_up_to_;
+  statement delete_expired_messages_;
+  statement delete_expired_dedup_;
+};
+
+}  // namespace switchboard::store

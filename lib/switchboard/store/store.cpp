@@ -1,0 +1,204 @@
+#include "switchboard/store/store.hpp"
+
+#include <algorithm>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "switchboard/hub.hpp"
+#include "switchboard/log.hpp"
+#include "switchboard/metrics.hpp"
+#include "switchboard/protocol.hpp"
+#include "switchboard/spawn.hpp"
+
+namespace switchboard::store {
+
+namespace {
+// Requests waiting for the store thread; senders wait when it is full.
+constexpr std::size_t request_capacity = 16384;
+// Most requests taken off the channel for one round: the group commit size.
+constexpr std::size_t max_round = 1024;
+// Messages per replay page: the writer asks for the next page only after it
+// wrote this one, so a replay never has more than one page queued.
+constexpr std::size_t replay_page_size = 128;
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+worker::worker(std::unique_ptr<backend> b, switchboard::hub& h, metrics& m,
+               std::chrono::seconds sweep_interval)
+    : backend_(std::move(b)),
+      hub_(h),
+      metrics_(m),
+      sweep_interval_(sweep_interval),
+      requests_(context_, request_capacity) {}
+
+worker::~worker() { stop(); }
+
+void worker::start() {
+  asio::co_spawn(context_, run(), log_exception("store worker"));
+  asio::co_spawn(context_, sweep(), log_exception("store sweep"));
+  thread_ = std::thread([this] { context_.run(); });
+}
+
+void worker::stop() {
+  if (!thread_.joinable()) return;
+  // A sentinel, not close(): closing a channel drops what it buffers.
+  requests_.async_send(boost::system::error_code{}, request::stop{}, asio::use_future).get();
+  thread_.join();
+}
+
+asio::awaitable<void> worker::submit(store_request r) {
+  if (requests_.try_send(boost::system::error_code{}, std::move(r))) co_return;
+  co_await requests_.async_send(boost::system::error_code{}, std::move(r),
+                                asio::as_tuple(asio::use_awaitable));
+}
+
+asio::awaitable<void> worker::run() {
+  std::vector<store_request> round;
+  std::vector<request::append> group;
+  std::vector<backend::cursor_move> moves;
+  bool stopping = false;
+  while (!stopping) {
+    auto [ec, first] = co_await requests_.async_receive(asio::as_tuple(asio::use_awaitable));
+    if (ec) break;
+    round.clear();
+    round.push_back(std::move(first));
+    while (round.size() < max_round &&
+           requests_.try_receive([&](boost::system::error_code, store_request r) {
+             round.push_back(std::move(r));
+           })) {
+    }
+
+    for (auto& r : round) {
+      if (auto* a = std::get_if<request::append>(&r)) {
+        group.push_back(std::move(*a));
+        continue;
+      }
+      // An open or a fetch must see every append that came before it.
+      if (!group.empty()) co_await commit(group);
+      if (auto* o = std::get_if<request::open>(&r)) {
+        co_await handle(*o);
+      } else if (auto* f = std::get_if<request::fetch>(&r)) {
+        handle(*f);
+      } else if (auto* m = std::get_if<request::advance>(&r)) {
+        // Cursor moves commute with appends, so they wait for the end of the
+        // round and go in one transaction.
+        moves.push_back({m->user, m->seq});
+      } else {
+        stopping = true;
+      }
+    }
+    if (!group.empty()) co_await commit(group);
+    if (!moves.empty()) {
+      try {
+        backend_->advance_cursors(moves);
+      } catch (const std::exception& e) {
+        // The cursor stays behind: those messages are replayed once more,
+        // which at-least-once delivery allows.
+        SB_LOG(warn) << "store: cursor update failed: " << e.what();
+      }
+      moves.clear();
+    }
+  }
+  context_.stop();
+}
+
+asio::awaitable<void> worker::commit(std::vector<request::append>& group) {
+  std::vector<append_request> batch;
+  batch.reserve(group.size());
+  for (auto& a : group) batch.push_back(std::move(a.message));
+
+  append_outcome outcome;
+  try {
+    outcome = backend_->append(batch);
+  } catch (const std::exception& e) {
+    // Nothing of the group was stored: every sender hears so and may resend.
+    SB_LOG(warn) << "store: append of " << batch.size() << " messages failed: " << e.what();
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      metrics_.count_error("unavailable");
+      auto text = std::make_shared<const std::string>(protocol::error_frame(
+          protocol::error_code::unavailable, "the store cannot take messages now", batch[i].id));
+      if (!group[i].sender->push(std::move(text)))
+        group[i].sender->abort(close_reason::slow_consumer);
+    }
+    group.clear();
+    co_return;
+  }
+
+  metrics_.messages_evicted_total.fetch_add(outcome.evicted, std::memory_order_relaxed);
+  const auto stored_at = std::chrono::steady_clock::now();
+  hub_event::committed committed;
+  committed.messages.reserve(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const auto& result = outcome.results[i];
+    auto& message = batch[i];
+    metrics_.observe_store_append(
+        std::chrono::duration<double>(stored_at - group[i].parsed_at).count());
+    if (message.id) {
+      auto text = std::make_shared<const std::string>(
+          protocol::receipt_frame(*message.id, result.receiver, result.seq, result.ts_ms));
+      if (!group[i].sender->push(std::move(text)))
+        group[i].sender->abort(close_reason::slow_consumer);
+    }
+    if (result.stored) {
+      committed.messages.push_back(stored_message{result.seq, message.sender, message.receiver,
+                                                  std::move(message.content), message.ts_ms,
+                                                  std::move(message.id)});
+    }
+  }
+  group.clear();
+  if (!committed.messages.empty()) co_await hub_.send(std::move(committed));
+}
+
+asio::awaitable<void> worker::handle(request::open& r) {
+  user_position position;
+  try {
+    position = backend_->position(r.session->user);
+  } catch (const std::exception& e) {
+    SB_LOG(warn) << "store: cannot read the inbox of user " << r.session->user << ": "
+                 << e.what();
+    // The session waits for its welcome: a close ends that wait.
+    r.session->post(event::close{close_reason::shutdown});
+    co_return;
+  }
+  // The welcome goes out before the hub hears of the session, so it is the
+  // first frame even if a receipt or a live message follows at once.
+  if (!r.session->post(event::welcome{position})) co_return;
+  co_await hub_.send(hub_event::registered{std::move(r.session), position});
+}
+
+void worker::handle(request::fetch& r) {
+  try {
+    auto messages = backend_->fetch(r.session->user, r.after, replay_page_size);
+    if (!r.session->post(event::replay_page{std::move(messages)}))
+      r.session->abort(close_reason::slow_consumer);
+  } catch (const std::exception& e) {
+    SB_LOG(warn) << "store: replay for user " << r.session->user << " failed: " << e.what();
+    r.session->abort(close_reason::shutdown);
+  }
+}
+
+asio::awaitable<void> worker::sweep() {
+  asio::steady_timer timer(context_);
+  for (;;) {
+    timer.expires_after(sweep_interval_);
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    try {
+      const auto evicted = backend_->evict_expired(now_ms());
+      metrics_.messages_evicted_total.fetch_add(evicted, std::memory_order_relaxed);
+    } catch (const std::exception& e) {
+      SB_LOG(warn) << "store: eviction failed: " << e.what();
+    }
+  }
+}
+
+}  // namespace switchboard::store

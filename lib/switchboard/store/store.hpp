@@ -1,0 +1,90 @@
+// The store worker: runs a backend on a thread of its own, so no disk I/O
+// ever happens on an I/O thread (PROTOCOL.md section 3, issue 3).
+//
+// Requests arrive on one bounded channel and are handled in arrival order.
+// Appends that arrive together are grouped into one backend call (one
+// transaction: group commit); a receipt goes out only after the group was
+// committed, and committed messages go to the hub in commit order, which is
+// seq order for every receiver.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <thread>
+#include <variant>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "switchboard/net.hpp"
+#include "switchboard/session_handle.hpp"
+#include "switchboard/store/backend.hpp"
+
+namespace switchboard {
+class hub;
+class metrics;
+}  // namespace switchboard
+
+namespace switchboard::store {
+
+namespace request {
+struct append {
+  append_request message;
+  session_ptr sender;  // gets the receipt or the ERROR
+  std::chrono::steady_clock::time_point parsed_at;
+};
+// A new session: read its position, send it the welcome, register it.
+struct open {
+  session_ptr session;
+};
+// The next page of a session's replay.
+struct fetch {
+  session_ptr session;
+  seq_t after;
+};
+struct advance {
+  user_id user;
+  seq_t seq;
+};
+
+// Sent by stop(): everything before it is handled, then the thread ends.
+struct stop {};
+}  // namespace request
+
+using store_request =
+    std::variant<request::append, request::open, request::fetch, request::advance, request::stop>;
+
+class worker {
+ public:
+  worker(std::unique_ptr<backend> b, switchboard::hub& h, metrics& m,
+         std::chrono::seconds sweep_interval);
+  ~worker();
+
+  void start();
+  // Finishes what was already queued, then stops the thread.
+  void stop();
+
+  // Waits while the queue is full. Safe from any thread.
+  asio::awaitable<void> submit(store_request r);
+
+ private:
+  asio::awaitable<void> run();
+  asio::awaitable<void> sweep();
+  asio::awaitable<void> commit(std::vector<request::append>& group);
+  asio::awaitable<void> handle(request::open& r);
+  void handle(request::fetch& r);
+
+  using channel_type =
+      asio::experimental::concurrent_channel<void(boost::system::error_code, store_request)>;
+
+  std::unique_ptr<backend> backend_;
+  switchboard::hub& hub_;
+  metrics& metrics_;
+  const std::chrono::seconds sweep_interval_;
+  asio::io_context context_{1};  // the store thread's own loop
+  channel_type requests_;        // every request, in arrival order
+  std::thread thread_;
+};
+
+}  // namespace switchboard::store

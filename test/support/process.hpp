@@ -1,0 +1,41 @@
+// The built binary as a child process, for smoke and crash tests.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace switchboard::test {
+
+class child_process {
+ public:
+  // Starts SWITCHBOARD_BINARY with `args`; stdout and stderr are captured.
+  explicit child_process(const std::vector<std::string>& args);
+  ~child_process();  // kills it if still running
+
+  // Reads stdout until a line starts with `prefix`; returns that line, or
+  // "" at end of output or after `timeout`.
+  std::string wait_for_line(const std::string& prefix, std::chrono::milliseconds timeout);
+  // The port of its `listening on ADDR:PORT` line; throws if it never comes.
+  std::uint16_t wait_listening(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+  void signal(int sig);
+  // The exit code, or 128 + signal; -1 if it did not end within `timeout`.
+  int wait(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+  std::string stdout_text() const { return out_; }
+  std::string stderr_text();  // everything it wrote to stderr so far
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int err_fd_ = -1;
+  std::string out_;
+  std::string err_;
+  int status_ = -1;
+};
+
+}  // namespace switchboard::test

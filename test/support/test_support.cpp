@@ -1,0 +1,209 @@
+#include "support/test_support.hpp"
+
+#include <cstdlib>
+#include <stdexcept>
+
+#include <boost/asio/connect.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include "switchboard/server.hpp"
+
+namespace switchboard::test {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace json = boost::json;
+using tcp = asio::ip::tcp;
+
+unsigned test_threads() {
+  if (const char* env = std::getenv("SWITCHBOARD_TEST_THREADS")) return std::atoi(env);
+  return 2;
+}
+
+config test_config() {
+  config cfg;
+  cfg.listen_host = "127.0.0.1";
+  cfg.listen_port = 0;
+  cfg.threads = test_threads();
+  cfg.store = "memory:";
+  cfg.node_id = "test";
+  cfg.level = log_level::warn;
+  cfg.drain_timeout = std::chrono::seconds(5);
+  return cfg;
+}
+
+struct test_server::impl {
+  explicit impl(config cfg) : srv(std::move(cfg)) {}
+  server srv;
+  std::thread thread;
+};
+
+test_server::test_server(config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {
+  port_ = impl_->srv.endpoint().port();
+  impl_->thread = std::thread([this] { exit_code_ = impl_->srv.run(); });
+}
+
+void test_server::stop() {
+  if (!impl_->thread.joinable()) return;
+  impl_->srv.stop();
+  impl_->thread.join();
+}
+
+test_server::~test_server() { stop(); }
+
+http_result http_get(std::uint16_t port, const std::string& target,
+                     const std::map<std::string, std::string>& headers) {
+  asio::io_context context;
+  tcp::socket socket(context);
+  socket.connect({asio::ip::address_v4::loopback(), port});
+  http::request<http::empty_body> request{http::verb::get, target, 11};
+  request.set(http::field::host, "127.0.0.1");
+  for (const auto& [name, value] : headers) request.set(name, value);
+  http::write(socket, request);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> response;
+  http::read(socket, buffer, response);
+  http_result result;
+  result.status = response.result_int();
+  result.body = response.body();
+  for (const auto& field : response) {
+    std::string name(field.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    result.headers[name] = std::string(field.value());
+  }
+  return result;
+}
+
+json::object parse_object(const std::string& text) {
+  boost::system::error_code ec;
+  auto value = json::parse(text, ec);
+  if (ec || !value.is_object()) throw std::runtime_error("not a JSON object: " + text);
+  return value.as_object();
+}
+
+template <class Op>
+void ws_client::run(Op&& op, milliseconds timeout, const char* what) {
+  bool done = false;
+  boost::system::error_code result;
+  op([&](boost::system::error_code ec, auto&&...) {
+    done = true;
+    result = ec;
+  });
+  context_.restart();
+  context_.run_for(timeout);
+  if (!done) {
+    boost::system::error_code ignored;
+    beast::get_lowest_layer(ws_).close(ignored);
+    context_.restart();
+    context_.run();
+    throw std::runtime_error(std::string(what) + ": timed out");
+  }
+  if (result) throw boost::system::system_error(result, what);
+}
+
+ws_client::ws_client(std::uint16_t port, const std::string& target) : ws_(context_) {
+  beast::get_lowest_layer(ws_).connect({asio::ip::address_v4::loopback(), port});
+  websocket::response_type response;
+  try {
+    run([&](auto handler) { ws_.async_handshake(response, "127.0.0.1", target, handler); }, 5000ms,
+        "handshake");
+  } catch (const boost::system::system_error&) {
+    throw std::runtime_error("upgrade refused: " + std::to_string(response.result_int()));
+  }
+  welcome_ = read();
+  if (welcome_.at("type").as_int64() != 0)
+    throw std::runtime_error("first frame is not a welcome: " + json::serialize(welcome_));
+}
+
+ws_client::~ws_client() {
+  boost::system::error_code ignored;
+  beast::get_lowest_layer(ws_).close(ignored);
+}
+
+void ws_client::send_text(const std::string& text) {
+  ws_.text(true);
+  run([&](auto handler) { ws_.async_write(asio::buffer(text), handler); }, 5000ms, "write");
+}
+
+void ws_client::send(const json::object& frame) { send_text(json::serialize(frame)); }
+
+void ws_client::send_binary(const std::string& bytes) {
+  ws_.binary(true);
+  run([&](auto handler) { ws_.async_write(asio::buffer(bytes), handler); }, 5000ms, "write");
+  ws_.text(true);
+}
+
+json::object ws_client::read(milliseconds timeout) {
+  buffer_.clear();
+  run([&](auto handler) { ws_.async_read(buffer_, handler); }, timeout, "read");
+  return parse_object(beast::buffers_to_string(buffer_.data()));
+}
+
+json::object ws_client::read_until(const std::function<bool(const json::object&)>& pred,
+                                   milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) throw std::runtime_error("read_until: timed out");
+    auto frame = read(left);
+    if (pred(frame)) return frame;
+  }
+}
+
+std::optional<json::object> ws_client::read_maybe(milliseconds timeout) {
+  try {
+    return read(timeout);
+  } catch (const std::runtime_error&) {
+    return std::nullopt;
+  }
+}
+
+unsigned ws_client::read_until_closed(std::vector<json::object>* frames, milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) throw std::runtime_error("read_until_closed: timed out");
+    buffer_.clear();
+    try {
+      run([&](auto handler) { ws_.async_read(buffer_, handler); }, left, "read");
+    } catch (const boost::system::system_error& e) {
+      if (e.code() == websocket::error::closed) return ws_.reason().code;
+      return 0;  // the connection ended without a close frame
+    }
+    if (frames) frames->push_back(parse_object(beast::buffers_to_string(buffer_.data())));
+  }
+}
+
+void ws_client::close() {
+  run([&](auto handler) { ws_.async_close(websocket::close_code::normal, handler); }, 5000ms,
+      "close");
+}
+
+unsigned upgrade_status(std::uint16_t port, const std::string& target,
+                        const std::map<std::string, std::string>& headers) {
+  asio::io_context context;
+  websocket::stream<tcp::socket> ws(context);
+  beast::get_lowest_layer(ws).connect({asio::ip::address_v4::loopback(), port});
+  ws.set_option(websocket::stream_base::decorator([&](websocket::request_type& request) {
+    for (const auto& [name, value] : headers) request.set(name, value);
+  }));
+  websocket::response_type response;
+  boost::system::error_code ec;
+  ws.handshake(response, "127.0.0.1", target, ec);
+  return response.result_int();
+}
+
+json::object send_frame(std::uint64_t receiver, const std::string& content,
+                        std::optional<std::string> id) {
+  json::object frame{{"type", 1}, {"receiver", receiver}, {"content", content}};
+  if (id) frame["id"] = *id;
+  return frame;
+}
+
+}  // namespace switchboard::test

@@ -1,0 +1,114 @@
+// What the integration and smoke tests share: an in-process server on a
+// free loopback port, a WebSocket client whose every wait has a deadline
+// (a hang fails the test instead of blocking CI), and a one-shot HTTP GET.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/websocket/stream.hpp>
+#include <boost/json/object.hpp>
+
+#include "switchboard/config.hpp"
+
+namespace switchboard::test {
+
+using namespace std::chrono_literals;
+using std::chrono::milliseconds;
+
+// --threads for in-process servers: SWITCHBOARD_TEST_THREADS (ctest runs
+// every integration suite with 1 and with 2), else 2.
+unsigned test_threads();
+
+// A config for tests: 127.0.0.1:0, memory store, quiet logs.
+config test_config();
+
+// A server running in this process on its own threads.
+class test_server {
+ public:
+  explicit test_server(config cfg = test_config());
+  ~test_server();  // drains and joins; the exit code must be 0
+  std::uint16_t port() const { return port_; }
+  void stop();     // drain now and wait for the end
+  int exit_code() const { return exit_code_; }
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+  std::uint16_t port_ = 0;
+  int exit_code_ = -1;
+};
+
+struct http_result {
+  unsigned status = 0;
+  std::map<std::string, std::string> headers;  // names lower-case
+  std::string body;
+};
+
+// One GET over a fresh connection. `headers` are added as given.
+http_result http_get(std::uint16_t port, const std::string& target,
+                     const std::map<std::string, std::string>& headers = {});
+
+// The JSON object of a frame; fails the test if it is not one.
+boost::json::object parse_object(const std::string& text);
+
+class ws_client {
+ public:
+  // Connects and upgrades; throws with the HTTP status on a refusal.
+  ws_client(std::uint16_t port, const std::string& target);
+  ~ws_client();
+
+  // The welcome (type 0) that every session starts with.
+  boost::json::object welcome() const { return welcome_; }
+
+  void send_text(const std::string& text);
+  void send(const boost::json::object& frame);
+  void send_binary(const std::string& bytes);
+
+  // The next frame; throws if none arrives within `timeout` or the session ended.
+  boost::json::object read(milliseconds timeout = 5000ms);
+  // Reads frames until `pred` holds; the frames before it are returned through `skipped`.
+  boost::json::object read_until(const std::function<bool(const boost::json::object&)>& pred,
+                                 milliseconds timeout = 5000ms);
+  // The next frame, or nullopt when none comes within `timeout`. After a
+  // timeout the client is unusable: call it last.
+  std::optional<boost::json::object> read_maybe(milliseconds timeout);
+
+  // Reads and collects frames until the server closes; returns the
+  // WebSocket close code (0 when the connection just ended).
+  unsigned read_until_closed(std::vector<boost::json::object>* frames = nullptr,
+                             milliseconds timeout = 10000ms);
+
+  void close();
+
+  // Do not read: used to make a slow consumer.
+  boost::beast::websocket::stream<boost::asio::ip::tcp::socket>& stream() { return ws_; }
+
+ private:
+  template <class Op>
+  void run(Op&& op, milliseconds timeout, const char* what);
+
+  boost::asio::io_context context_;
+  boost::beast::websocket::stream<boost::asio::ip::tcp::socket> ws_;
+  boost::beast::flat_buffer buffer_;
+  boost::json::object welcome_;
+};
+
+// Status of a refused upgrade (or 101).
+unsigned upgrade_status(std::uint16_t port, const std::string& target,
+                        const std::map<std::string, std::string>& headers = {});
+
+// SEND frame helper.
+boost::json::object send_frame(std::uint64_t receiver, const std::string& content,
+                               std::optional<std::string> id = std::nullopt);
+
+}  // namespace switchboard::test
