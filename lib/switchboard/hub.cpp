@@ -1,6 +1,7 @@
 #include "switchboard/hub.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -20,8 +21,7 @@ constexpr std::size_t mailbox_capacity = 8192;
 hub::hub(asio::any_io_executor executor, std::size_t max_sessions_per_user, metrics& m)
     : max_sessions_per_user_(max_sessions_per_user),
       metrics_(m),
-      mailbox_(executor, mailbox_capacity),
-      drained_(executor, 1) {}
+      mailbox_(executor, mailbox_capacity) {}
 
 asio::awaitable<void> hub::run() {
   for (;;) {
@@ -38,13 +38,8 @@ asio::awaitable<void> hub::send(hub_message message) {
                                asio::as_tuple(asio::use_awaitable));
 }
 
-asio::awaitable<void> hub::drained() {
-  co_await drained_.async_receive(asio::as_tuple(asio::use_awaitable));
-}
-
 void hub::close() {
   mailbox_.close();
-  drained_.close();
 }
 
 void hub::on(hub_event::registered& e) {
@@ -123,8 +118,9 @@ void hub::on(hub_event::caught_up& e) {
   }
 }
 
-void hub::on(hub_event::drain&) {
+void hub::on(hub_event::drain& e) {
   draining_ = true;
+  drained_ = std::move(e.drained);
   for (auto& [id, user] : users_)
     for (auto& m : user.sessions)
       if (!m.session->post(event::close{close_reason::shutdown}))
@@ -145,7 +141,7 @@ void hub::remove(store::user_id user_id, const session_handle* session) {
 }
 
 void hub::notify_if_drained() {
-  if (draining_ && registered_ == 0) drained_.try_send(boost::system::error_code{});
+  if (draining_ && registered_ == 0 && drained_) std::exchange(drained_, nullptr)();
 }
 
 }  // namespace switchboard

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 #include <variant>
@@ -46,8 +47,11 @@ struct caught_up {
   session_ptr session;
   store::seq_t seq;
 };
-// Close every session with `shutdown`, now and for any that registers later.
-struct drain {};
+// Close every session with `shutdown`, now and for any that registers later;
+// call `drained` (on the hub's strand) once no session is left.
+struct drain {
+  std::function<void()> drained;
+};
 }  // namespace hub_event
 
 using hub_message = std::variant<hub_event::registered, hub_event::unregistered,
@@ -63,9 +67,6 @@ class hub {
   // Sends an event, waiting while the mailbox is full. Safe from any thread.
   asio::awaitable<void> send(hub_message message);
 
-  // Completes once draining began and no session is registered.
-  asio::awaitable<void> drained();
-
   void close();
 
   // The hub's strand: run() must be spawned on it.
@@ -74,8 +75,8 @@ class hub {
  private:
   struct member {
     session_ptr session;
-    bool live = false;     // false while its writer replays from the store
-    store::seq_t from = 0; // live frames above this seq go to it
+    bool live = false;      // false while its writer replays from the store
+    store::seq_t from = 0;  // live frames above this seq go to it
   };
   struct user_state {
     store::seq_t highest = 0;
@@ -92,12 +93,11 @@ class hub {
 
   using mailbox_type =
       asio::experimental::concurrent_channel<void(boost::system::error_code, hub_message)>;
-  using signal_type = asio::experimental::concurrent_channel<void(boost::system::error_code)>;
 
   const std::size_t max_sessions_per_user_;
   metrics& metrics_;
   mailbox_type mailbox_;                                  // every input of the hub
-  signal_type drained_;                                   // capacity 1: fired when empty while draining
+  std::function<void()> drained_;                         // set by drain, called once
   std::unordered_map<store::user_id, user_state> users_;  // the registry
   std::size_t registered_ = 0;
   bool draining_ = false;

@@ -37,7 +37,8 @@ asio::awaitable<void> write_answer(beast::tcp_stream& stream, unsigned version,
   http::response<http::string_body> response{static_cast<http::status>(answer.status), version};
   response.set(http::field::server, "switchboard");
   response.set(http::field::content_type, answer.content_type);
-  for (const auto& [name, value] : answer.headers) response.set(name, value);
+  for (const auto& [name, value] : answer.headers)
+    response.set(name, value);
   // One request per connection before the upgrade: nothing can be smuggled
   // behind a first request, and no idle keep-alive connection is held.
   response.keep_alive(false);

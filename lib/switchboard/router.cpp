@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include <boost/json/serialize.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 
 #include "switchboard/config.hpp"
 #include "switchboard/metrics.hpp"
@@ -151,6 +151,8 @@ bool router::acquire_slot() {
   return true;
 }
 
-void router::release_slot() { sessions_.fetch_sub(1, std::memory_order_relaxed); }
+void router::release_slot() {
+  sessions_.fetch_sub(1, std::memory_order_relaxed);
+}
 
 }  // namespace switchboard

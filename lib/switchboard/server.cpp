@@ -8,7 +8,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -28,7 +27,6 @@ namespace switchboard {
 
 namespace {
 
-using namespace asio::experimental::awaitable_operators;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // How often retention and the dedup window are enforced.
@@ -48,8 +46,7 @@ std::unique_ptr<store::backend> open_backend(const config& cfg) {
 }
 
 asio::ip::tcp::endpoint listen_endpoint(const config& cfg) {
-  if (cfg.listen_host == "localhost")
-    return {asio::ip::address_v4::loopback(), cfg.listen_port};
+  if (cfg.listen_host == "localhost") return {asio::ip::address_v4::loopback(), cfg.listen_port};
   boost::system::error_code ec;
   auto address = asio::ip::make_address(cfg.listen_host, ec);
   if (ec) throw startup_error("--listen: bad address " + cfg.listen_host);
@@ -96,7 +93,9 @@ void server::stop() {
   asio::post(context_, [this] { parts_->signals.cancel(); });
 }
 
-asio::ip::tcp::endpoint server::endpoint() const { return parts_->acceptor.local_endpoint(); }
+asio::ip::tcp::endpoint server::endpoint() const {
+  return parts_->acceptor.local_endpoint();
+}
 
 int server::run() {
   auto& p = *parts_;
@@ -115,9 +114,12 @@ int server::run() {
         SB_LOG(info) << (ec ? std::string("stop requested") : "signal " + std::to_string(signal))
                      << ": draining for up to " << config_.drain_timeout.count() << " s";
         p.routes.start_draining();
-        co_await p.registry.send(hub_event::drain{});
+        // The deadline ends early once the hub reports every session gone.
         asio::steady_timer deadline(context_, config_.drain_timeout);
-        co_await (p.registry.drained() || deadline.async_wait(use_tuple));
+        hub_message drain =
+            hub_event::drain{[&] { asio::post(context_, [&] { deadline.cancel(); }); }};
+        co_await p.registry.send(std::move(drain));
+        co_await deadline.async_wait(use_tuple);
         p.acceptor.close();
         p.registry.close();
         context_.stop();
@@ -129,13 +131,15 @@ int server::run() {
                                                : local.address().to_string();
   std::printf("listening on %s:%u\n", address.c_str(), static_cast<unsigned>(local.port()));
   std::fflush(stdout);
-  SB_LOG(info) << "listening on " << address << ":" << local.port() << ", store "
-               << config_.store << ", " << config_.threads << " I/O threads";
+  SB_LOG(info) << "listening on " << address << ":" << local.port() << ", store " << config_.store
+               << ", " << config_.threads << " I/O threads";
 
   std::vector<std::thread> threads;
-  for (unsigned i = 1; i < config_.threads; ++i) threads.emplace_back([this] { context_.run(); });
+  for (unsigned i = 1; i < config_.threads; ++i)
+    threads.emplace_back([this] { context_.run(); });
   context_.run();
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
 
   // The I/O threads are gone; the store finishes what it was given and closes.
   p.store.stop();

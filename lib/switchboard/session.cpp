@@ -8,6 +8,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -28,6 +29,8 @@ namespace websocket = beast::websocket;
 using namespace asio::experimental::awaitable_operators;
 using clock = std::chrono::steady_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+// Bytes read at a time while discarding the rest of an oversized message.
+constexpr std::size_t discard_chunk = 4096;
 
 // Unique per session across restarts: a random prefix drawn at start, then a counter.
 std::string next_session_id() {
@@ -83,6 +86,8 @@ struct session_state {
   session_ptr handle;
   services& s;
   clock::time_point last_activity = clock::now();  // any frame or pong from the client
+  // Fed by session_handle::abort() on this strand; the watchdog awaits it.
+  asio::experimental::channel<void(boost::system::error_code, close_reason)> aborted;
 };
 
 void send_error(session_state& st, protocol::error_code code, std::string_view text,
@@ -96,17 +101,33 @@ asio::awaitable<void> reader(session_state& st) {
   beast::flat_buffer buffer;
   token_bucket bucket(st.s.cfg.rate_limit);
   const auto user = st.handle->user;
+  const std::size_t max_bytes = st.s.cfg.max_message_bytes;
   for (;;) {
-    auto [ec, bytes] = co_await st.ws.async_read(buffer, use_tuple);
-    if (ec) {
-      if (ec == websocket::error::message_too_big) {
-        // Beast already sent close code 1009 (too big): no notice, by design.
-        st.s.stats.count_close("too_large");
-        SB_LOG(debug) << "session " << st.handle->id << ": message over --max-message-bytes";
-      }
-      co_return;
-    }
+    // The limit is enforced here rather than by Beast's read_message_max:
+    // Beast then tears the connection down at once, and the client, whose
+    // unread payload makes the close a reset, often never sees the 1009.
+    // Reading at most one byte over the limit keeps memory bounded too.
+    buffer.clear();
+    bool too_large = false;
+    do {
+      auto [ec, n] =
+          co_await st.ws.async_read_some(buffer, max_bytes + 1 - buffer.size(), use_tuple);
+      if (ec) co_return;
+      too_large = buffer.size() > max_bytes;
+    } while (!too_large && !st.ws.is_message_done());
     st.last_activity = clock::now();
+    if (too_large) {
+      SB_LOG(debug) << "session " << st.handle->id << ": message over --max-message-bytes";
+      if (!st.handle->post(event::close{close_reason::too_large}))
+        st.handle->abort(close_reason::too_large);
+      // Discard everything until the close handshake ends the session.
+      for (;;) {
+        buffer.clear();
+        auto [ec, n] = co_await st.ws.async_read_some(buffer, discard_chunk, use_tuple);
+        if (ec) co_return;
+      }
+    }
+    const std::size_t bytes = buffer.size();
     if (!st.ws.got_text()) {
       buffer.consume(bytes);
       send_error(st, protocol::error_code::binary, "frames must be text holding JSON",
@@ -125,18 +146,22 @@ asio::awaitable<void> reader(session_state& st) {
                    send->id);
         continue;
       }
-      co_await st.s.store.submit(store::request::append{
+      // Named first: GCC 12 destroys a braced temporary inside a co_await
+      // expression twice (docs/debugging.md, "GCC 12 and coroutines").
+      store::store_request append = store::request::append{
           store::append_request{user, send->receiver, std::move(send->content), now_ms(),
                                 std::move(send->id)},
-          st.handle, clock::now()});
+          st.handle, clock::now()};
+      co_await st.s.store.submit(std::move(append));
     } else if (auto* ack = std::get_if<protocol::receive_frame>(&frame)) {
       // Under ack=auto the cursor follows the socket; a RECEIVE is harmless.
-      if (st.handle->ack == ack_mode::manual)
-        co_await st.s.store.submit(store::request::advance{user, ack->seq});
+      if (st.handle->ack == ack_mode::manual) {
+        store::store_request advance = store::request::advance{user, ack->seq};
+        co_await st.s.store.submit(std::move(advance));
+      }
     } else if (std::holds_alternative<protocol::close_frame>(frame)) {
       // Keep reading: the close handshake ends this loop.
-      if (!st.handle->post(event::close{close_reason::bye}))
-        st.handle->abort(close_reason::bye);
+      if (!st.handle->post(event::close{close_reason::bye})) st.handle->abort(close_reason::bye);
     } else {
       auto& error = std::get<protocol::frame_error>(frame);
       if (error.is_send) st.s.stats.messages_received_total.fetch_add(1, std::memory_order_relaxed);
@@ -154,10 +179,13 @@ class writer_state {
       : position_(from), target_(target), st_(st) {}
 
   asio::awaitable<void> ask_for_more() {
-    if (position_ < target_)
-      co_await st_.s.store.submit(store::request::fetch{st_.handle, position_});
-    else
-      co_await st_.s.registry.send(hub_event::caught_up{st_.handle, position_});
+    if (position_ < target_) {
+      store::store_request fetch = store::request::fetch{st_.handle, position_};
+      co_await st_.s.store.submit(std::move(fetch));
+    } else {
+      hub_message caught_up = hub_event::caught_up{st_.handle, position_};
+      co_await st_.s.registry.send(std::move(caught_up));
+    }
   }
 
   // Called after a message frame was handed to the kernel.
@@ -169,7 +197,8 @@ class writer_state {
   // Moves the cursor once per burst, not once per frame.
   asio::awaitable<void> flush_cursor() {
     if (unacked_ == 0) co_return;
-    co_await st_.s.store.submit(store::request::advance{st_.handle->user, unacked_});
+    store::store_request advance = store::request::advance{st_.handle->user, unacked_};
+    co_await st_.s.store.submit(std::move(advance));
     unacked_ = 0;
   }
 
@@ -193,9 +222,8 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
   co_await w.ask_for_more();
   for (;;) {
     session_event ev;
-    bool ready = channel.try_receive([&](boost::system::error_code, session_event e) {
-      ev = std::move(e);
-    });
+    bool ready =
+        channel.try_receive([&](boost::system::error_code, session_event e) { ev = std::move(e); });
     if (!ready) {
       co_await w.flush_cursor();
       auto [ec, e] = co_await channel.async_receive(use_tuple);
@@ -204,7 +232,10 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
     }
 
     if (auto* f = std::get_if<event::frame>(&ev)) {
-      if (!co_await write_text(st, *f->text)) co_return;
+      // GCC 12 mishandles co_await inside a condition: every result is
+      // taken into a variable first.
+      const bool written = co_await write_text(st, *f->text);
+      if (!written) co_return;
       st.handle->written(f->text->size());
       if (f->seq != 0) w.wrote(f->seq);
     } else if (auto* page = std::get_if<event::replay_page>(&ev)) {
@@ -212,7 +243,8 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
       if (page->messages.empty()) w.position_ = w.target_;
       for (const auto& m : page->messages) {
         if (m.seq <= w.position_) continue;
-        if (!co_await write_text(st, protocol::deliver_frame(m))) co_return;
+        const bool written = co_await write_text(st, protocol::deliver_frame(m));
+        if (!written) co_return;
         st.s.stats.messages_replayed_total.fetch_add(1, std::memory_order_relaxed);
         w.wrote(m.seq);
         w.position_ = m.seq;
@@ -222,23 +254,18 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
       w.target_ = std::max(w.target_, more->target);
       co_await w.ask_for_more();
     } else if (std::holds_alternative<event::ping>(ev)) {
-      auto [ec] = co_await st.ws.async_ping({}, use_tuple);
+      const beast::websocket::ping_data payload;
+      auto [ec] = co_await st.ws.async_ping(payload, use_tuple);
       if (ec) co_return;
     } else if (auto* close = std::get_if<event::close>(&ev)) {
       co_await w.flush_cursor();
       st.s.stats.count_close(to_string(close->reason));
-      const auto notice = protocol::close_frame_text(to_string(close->reason), [&] {
-        switch (close->reason) {
-          case close_reason::bye: return "closed at the client's request";
-          case close_reason::replaced: return "too many sessions of this user: this one was the oldest";
-          case close_reason::idle: return "no frame from the client within --idle-timeout";
-          case close_reason::shutdown: return "the server is shutting down";
-          case close_reason::slow_consumer: return "the client reads too slowly";
-        }
-        return "";
-      }());
-      if (co_await write_text(st, notice))
-        co_await st.ws.async_close(close_reason_of(close->reason), use_tuple);
+      const auto notice =
+          protocol::close_frame_text(to_string(close->reason), describe(close->reason));
+      // An oversized message gets the close code alone (PROTOCOL.md section 2).
+      bool written = true;
+      if (close->reason != close_reason::too_large) written = co_await write_text(st, notice);
+      if (written) co_await st.ws.async_close(close_reason_of(close->reason), use_tuple);
       co_return;
     }
     // The welcome was handled before the writer started.
@@ -272,9 +299,11 @@ asio::awaitable<void> ticker(session_state& st) {
 }
 
 asio::awaitable<void> watchdog(session_state& st) {
-  auto [ec] = co_await st.handle->aborts().async_receive(use_tuple);
+  auto [ec, reason] = co_await st.aborted.async_receive(use_tuple);
   if (ec) co_return;  // cancelled: the session ended another way
-  st.s.stats.count_close(to_string(st.handle->abort_reason()));
+  SB_LOG(info) << "session " << st.handle->id << " of user " << st.handle->user
+               << " closed: " << to_string(reason);
+  st.s.stats.count_close(to_string(reason));
   boost::system::error_code ignored;
   beast::get_lowest_layer(st.ws).shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   beast::get_lowest_layer(st.ws).close(ignored);
@@ -290,20 +319,24 @@ asio::awaitable<void> run_session(websocket_stream ws, session_request request, 
   s.stats.sessions_opened_total.fetch_add(1, std::memory_order_relaxed);
   SB_LOG(debug) << "session " << handle->id << " of user " << request.user << " opened";
 
-  ws.read_message_max(s.cfg.max_message_bytes);
+  ws.read_message_max(0);  // the reader enforces --max-message-bytes itself
   ws.text(true);
   // Beast's own timer bounds the close handshake; idleness is the ticker's.
   ws.set_option(websocket::stream_base::timeout{s.cfg.handshake_timeout,
                                                 websocket::stream_base::none(), false});
-  session_state st{ws, handle, s};
+  session_state st{ws, handle, s, clock::now(), {strand, 1}};
+  handle->on_abort(
+      [&st](close_reason reason) { st.aborted.try_send(boost::system::error_code{}, reason); });
   ws.control_callback(
       [&st](websocket::frame_type, std::string_view) { st.last_activity = clock::now(); });
 
-  co_await s.store.submit(store::request::open{handle});
+  store::store_request open = store::request::open{handle};
+  co_await s.store.submit(std::move(open));
   auto [ec, first] = co_await handle->channel().async_receive(use_tuple);
   if (auto* welcome = ec ? nullptr : std::get_if<event::welcome>(&first)) {
     const auto text = protocol::welcome_frame(request.user, welcome->position.highest, handle->id);
-    if (co_await write_text(st, text)) {
+    const bool written = co_await write_text(st, text);
+    if (written) {
       co_await (reader(st) || writer(st, welcome->position, request.since) || ticker(st) ||
                 watchdog(st));
     }
@@ -315,8 +348,9 @@ asio::awaitable<void> run_session(websocket_stream ws, session_request request, 
   ws.control_callback();
   // Closed first, so a registration still on its way finds it closed.
   handle->channel().close();
-  handle->aborts().close();
-  co_await s.registry.send(hub_event::unregistered{handle});
+  handle->on_abort(nullptr);
+  hub_message unregistered = hub_event::unregistered{handle};
+  co_await s.registry.send(std::move(unregistered));
   s.stats.sessions.fetch_sub(1, std::memory_order_relaxed);
   SB_LOG(debug) << "session " << handle->id << " of user " << request.user << " ended";
 }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <boost/asio/post.hpp>
+
 namespace switchboard {
 
 namespace {
@@ -13,22 +15,53 @@ constexpr std::size_t min_channel_events = 64;
 
 std::string_view to_string(close_reason reason) {
   switch (reason) {
-    case close_reason::bye: return "bye";
-    case close_reason::replaced: return "replaced";
-    case close_reason::slow_consumer: return "slow_consumer";
-    case close_reason::idle: return "idle";
-    case close_reason::shutdown: return "shutdown";
+    case close_reason::bye:
+      return "bye";
+    case close_reason::replaced:
+      return "replaced";
+    case close_reason::slow_consumer:
+      return "slow_consumer";
+    case close_reason::idle:
+      return "idle";
+    case close_reason::shutdown:
+      return "shutdown";
+    case close_reason::too_large:
+      return "too_large";
   }
   return "unknown";
 }
 
+std::string_view describe(close_reason reason) {
+  switch (reason) {
+    case close_reason::bye:
+      return "closed at the client's request";
+    case close_reason::replaced:
+      return "too many sessions of this user: this one was the oldest";
+    case close_reason::slow_consumer:
+      return "the client reads too slowly";
+    case close_reason::idle:
+      return "no frame from the client within the idle timeout";
+    case close_reason::shutdown:
+      return "the server is shutting down";
+    case close_reason::too_large:
+      return "message over the size limit";
+  }
+  return "";
+}
+
 unsigned short websocket_close_code(close_reason reason) {
   switch (reason) {
-    case close_reason::bye: return 1000;
-    case close_reason::replaced: return 4001;
-    case close_reason::slow_consumer: return 1008;
-    case close_reason::idle: return 1001;
-    case close_reason::shutdown: return 1001;
+    case close_reason::bye:
+      return 1000;
+    case close_reason::replaced:
+      return 4001;
+    case close_reason::slow_consumer:
+      return 1008;
+    case close_reason::idle:
+    case close_reason::shutdown:
+      return 1001;
+    case close_reason::too_large:
+      return 1009;
   }
   return 1011;
 }
@@ -39,8 +72,8 @@ session_handle::session_handle(asio::any_io_executor strand, store::user_id user
       id(std::move(id)),
       ack(ack),
       queue_limit_(queue_limit),
-      channel_(strand, std::max(min_channel_events, queue_limit / smallest_frame_bytes)),
-      aborts_(strand, 1) {}
+      strand_(strand),
+      channel_(strand, std::max(min_channel_events, queue_limit / smallest_frame_bytes)) {}
 
 bool session_handle::push(std::shared_ptr<const std::string> text, store::seq_t seq) {
   const std::size_t bytes = text->size();
@@ -60,8 +93,9 @@ bool session_handle::post(session_event event) {
 }
 
 void session_handle::abort(close_reason reason) {
-  abort_reason_.store(reason, std::memory_order_relaxed);
-  aborts_.try_send(boost::system::error_code{});
+  asio::post(strand_, [self = shared_from_this(), reason] {
+    if (self->on_abort_) self->on_abort_(reason);
+  });
 }
 
 }  // namespace switchboard

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,8 +24,10 @@ namespace switchboard {
 enum class ack_mode { automatic, manual };
 
 // The CLOSE codes of PROTOCOL.md section 2 that the server decides.
-enum class close_reason { bye, replaced, slow_consumer, idle, shutdown };
+enum class close_reason { bye, replaced, slow_consumer, idle, shutdown, too_large };
 std::string_view to_string(close_reason reason);
+// The CLOSE notice's `content`: what happened, in words for a person.
+std::string_view describe(close_reason reason);
 unsigned short websocket_close_code(close_reason reason);
 
 namespace event {
@@ -57,9 +60,7 @@ using session_event = std::variant<event::welcome, event::frame, event::replay_p
                                    event::replay_more, event::ping, event::close>;
 using session_channel =
     asio::experimental::concurrent_channel<void(boost::system::error_code, session_event)>;
-using abort_channel = asio::experimental::concurrent_channel<void(boost::system::error_code)>;
-
-class session_handle {
+class session_handle : public std::enable_shared_from_this<session_handle> {
  public:
   session_handle(asio::any_io_executor strand, store::user_id user, std::string id, ack_mode ack,
                  std::size_t queue_limit);
@@ -80,20 +81,22 @@ class session_handle {
   // The writer took a frame of `bytes` off the queue and wrote it.
   void written(std::size_t bytes) { queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed); }
 
-  // Ends the session now, without a notice (slow_consumer): the session's
-  // watchdog closes the socket even while the writer is blocked on it.
+  // Ends the session now, without a notice (slow_consumer): the session
+  // closes its socket even while the writer is blocked on it. Safe from any
+  // thread; runs the session's abort handler on its strand.
   void abort(close_reason reason);
-  close_reason abort_reason() const { return abort_reason_.load(std::memory_order_relaxed); }
+
+  // Set and cleared by the session, on its strand.
+  void on_abort(std::function<void(close_reason)> handler) { on_abort_ = std::move(handler); }
 
   session_channel& channel() { return channel_; }
-  abort_channel& aborts() { return aborts_; }
 
  private:
   const std::size_t queue_limit_;
-  std::atomic<std::size_t> queued_bytes_{0};          // bytes of frames pushed, not yet written
-  std::atomic<close_reason> abort_reason_{close_reason::slow_consumer};
-  session_channel channel_;                            // everything the writer writes
-  abort_channel aborts_;                               // capacity 1: close the socket now
+  std::atomic<std::size_t> queued_bytes_{0};    // bytes of frames pushed, not yet written
+  asio::any_io_executor strand_;                // the session's strand
+  std::function<void(close_reason)> on_abort_;  // only touched on strand_
+  session_channel channel_;                     // everything the writer writes
 };
 
 using session_ptr = std::shared_ptr<session_handle>;

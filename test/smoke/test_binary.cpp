@@ -16,13 +16,16 @@ using namespace switchboard::test;
 namespace json = boost::json;
 
 namespace {
-std::string str(const json::value& v) { return std::string(v.as_string()); }
+std::string str(const json::value& v) {
+  return std::string(v.as_string());
+}
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(exchange_then_sigterm_drains_and_exits_0) {
   child_process server({"--listen", "127.0.0.1:0", "--store", "memory:", "--threads", "2"});
   const auto port = server.wait_listening();
-  BOOST_TEST(server.stdout_text().find("listening on 127.0.0.1:" + std::to_string(port) + "\n") == 0u);
+  BOOST_TEST(server.stdout_text().find("listening on 127.0.0.1:" + std::to_string(port) + "\n") ==
+             0u);
 
   ws_client alice(port, "/ws/1");
   ws_client bob(port, "/ws/2");
@@ -40,7 +43,8 @@ BOOST_AUTO_TEST_CASE(exchange_then_sigterm_drains_and_exits_0) {
   BOOST_TEST(str(fb.back().at("code")) == "shutdown");
   BOOST_TEST(server.wait() == 0);
   // Exactly one line on stdout.
-  BOOST_TEST(std::count(server.stdout_text().begin(), server.stdout_text().end(), '\n') == 1);
+  const auto out = server.stdout_text();
+  BOOST_TEST(std::count(out.begin(), out.end(), '\n') == 1);
 }
 
 BOOST_AUTO_TEST_CASE(sigint_also_exits_0) {
@@ -80,14 +84,14 @@ BOOST_AUTO_TEST_CASE(help_and_version_exit_0) {
 
 BOOST_AUTO_TEST_CASE(port_in_use_exits_1_with_one_line) {
   boost::asio::io_context context;
-  boost::asio::ip::tcp::acceptor taken(
-      context, {boost::asio::ip::address_v4::loopback(), 0});
+  boost::asio::ip::tcp::acceptor taken(context, {boost::asio::ip::address_v4::loopback(), 0});
   const auto port = taken.local_endpoint().port();
   child_process p({"--listen", "127.0.0.1:" + std::to_string(port), "--store", "memory:"});
   BOOST_TEST(p.wait() == 1);
   const auto err = p.stderr_text();
   BOOST_TEST(err.find(std::to_string(port)) != std::string::npos);
-  BOOST_TEST(err.substr(err.rfind('\n', err.size() - 2) + 1).find("switchboard:") != std::string::npos);
+  BOOST_TEST(err.substr(err.rfind('\n', err.size() - 2) + 1).find("switchboard:") !=
+             std::string::npos);
   BOOST_TEST(p.stdout_text().empty());
 }
 

@@ -36,7 +36,8 @@ child_process::child_process(const std::vector<std::string>& args) {
   std::vector<std::string> all{SWITCHBOARD_BINARY};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
+  for (auto& a : all)
+    argv.push_back(a.data());
   argv.push_back(nullptr);
   const int rc = posix_spawn(&pid_, SWITCHBOARD_BINARY, &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
@@ -86,7 +87,9 @@ std::uint16_t child_process::wait_listening(std::chrono::milliseconds timeout) {
   return static_cast<std::uint16_t>(std::stoul(line.substr(line.rfind(':') + 1)));
 }
 
-void child_process::signal(int sig) { ::kill(pid_, sig); }
+void child_process::signal(int sig) {
+  ::kill(pid_, sig);
+}
 
 int child_process::wait(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

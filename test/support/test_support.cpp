@@ -55,7 +55,9 @@ void test_server::stop() {
   impl_->thread.join();
 }
 
-test_server::~test_server() { stop(); }
+test_server::~test_server() {
+  stop();
+}
 
 http_result http_get(std::uint16_t port, const std::string& target,
                      const std::map<std::string, std::string>& headers) {
@@ -64,7 +66,8 @@ http_result http_get(std::uint16_t port, const std::string& target,
   socket.connect({asio::ip::address_v4::loopback(), port});
   http::request<http::empty_body> request{http::verb::get, target, 11};
   request.set(http::field::host, "127.0.0.1");
-  for (const auto& [name, value] : headers) request.set(name, value);
+  for (const auto& [name, value] : headers)
+    request.set(name, value);
   http::write(socket, request);
   beast::flat_buffer buffer;
   http::response<http::string_body> response;
@@ -74,7 +77,8 @@ http_result http_get(std::uint16_t port, const std::string& target,
   result.body = response.body();
   for (const auto& field : response) {
     std::string name(field.name_string());
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (auto& c : name)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     result.headers[name] = std::string(field.value());
   }
   return result;
@@ -131,7 +135,9 @@ void ws_client::send_text(const std::string& text) {
   run([&](auto handler) { ws_.async_write(asio::buffer(text), handler); }, 5000ms, "write");
 }
 
-void ws_client::send(const json::object& frame) { send_text(json::serialize(frame)); }
+void ws_client::send(const json::object& frame) {
+  send_text(json::serialize(frame));
+}
 
 void ws_client::send_binary(const std::string& bytes) {
   ws_.binary(true);
@@ -149,7 +155,8 @@ json::object ws_client::read_until(const std::function<bool(const json::object&)
                                    milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) throw std::runtime_error("read_until: timed out");
     auto frame = read(left);
     if (pred(frame)) return frame;
@@ -167,14 +174,16 @@ std::optional<json::object> ws_client::read_maybe(milliseconds timeout) {
 unsigned ws_client::read_until_closed(std::vector<json::object>* frames, milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) throw std::runtime_error("read_until_closed: timed out");
     buffer_.clear();
     try {
       run([&](auto handler) { ws_.async_read(buffer_, handler); }, left, "read");
     } catch (const boost::system::system_error& e) {
       if (e.code() == websocket::error::closed) return ws_.reason().code;
-      return 0;  // the connection ended without a close frame
+      BOOST_TEST_MESSAGE("connection ended without a close frame: " << e.code().message());
+      return 0;
     }
     if (frames) frames->push_back(parse_object(beast::buffers_to_string(buffer_.data())));
   }
@@ -191,7 +200,8 @@ unsigned upgrade_status(std::uint16_t port, const std::string& target,
   websocket::stream<tcp::socket> ws(context);
   beast::get_lowest_layer(ws).connect({asio::ip::address_v4::loopback(), port});
   ws.set_option(websocket::stream_base::decorator([&](websocket::request_type& request) {
-    for (const auto& [name, value] : headers) request.set(name, value);
+    for (const auto& [name, value] : headers)
+      request.set(name, value);
   }));
   websocket::response_type response;
   boost::system::error_code ec;

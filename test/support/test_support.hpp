@@ -38,7 +38,7 @@ class test_server {
   explicit test_server(config cfg = test_config());
   ~test_server();  // drains and joins; the exit code must be 0
   std::uint16_t port() const { return port_; }
-  void stop();     // drain now and wait for the end
+  void stop();  // drain now and wait for the end
   int exit_code() const { return exit_code_; }
 
  private:

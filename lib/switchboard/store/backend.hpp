@@ -108,7 +108,8 @@ class backend {
     seq_t seq;
   };
   virtual void advance_cursors(std::span<const cursor_move> moves) {
-    for (const auto& m : moves) advance_cursor(m.user, m.seq);
+    for (const auto& m : moves)
+      advance_cursor(m.user, m.seq);
   }
 
   // Drops messages older than --retention and dedup entries older than

@@ -40,7 +40,9 @@ worker::worker(std::unique_ptr<backend> b, switchboard::hub& h, metrics& m,
       sweep_interval_(sweep_interval),
       requests_(context_, request_capacity) {}
 
-worker::~worker() { stop(); }
+worker::~worker() {
+  stop();
+}
 
 void worker::start() {
   asio::co_spawn(context_, run(), log_exception("store worker"));
@@ -114,7 +116,8 @@ asio::awaitable<void> worker::run() {
 asio::awaitable<void> worker::commit(std::vector<request::append>& group) {
   std::vector<append_request> batch;
   batch.reserve(group.size());
-  for (auto& a : group) batch.push_back(std::move(a.message));
+  for (auto& a : group)
+    batch.push_back(std::move(a.message));
 
   append_outcome outcome;
   try {
@@ -155,7 +158,9 @@ asio::awaitable<void> worker::commit(std::vector<request::append>& group) {
     }
   }
   group.clear();
-  if (!committed.messages.empty()) co_await hub_.send(std::move(committed));
+  if (committed.messages.empty()) co_return;
+  hub_message message = std::move(committed);
+  co_await hub_.send(std::move(message));
 }
 
 asio::awaitable<void> worker::handle(request::open& r) {
@@ -163,16 +168,20 @@ asio::awaitable<void> worker::handle(request::open& r) {
   try {
     position = backend_->position(r.session->user);
   } catch (const std::exception& e) {
-    SB_LOG(warn) << "store: cannot read the inbox of user " << r.session->user << ": "
-                 << e.what();
+    SB_LOG(warn) << "store: cannot read the inbox of user " << r.session->user << ": " << e.what();
     // The session waits for its welcome: a close ends that wait.
     r.session->post(event::close{close_reason::shutdown});
     co_return;
   }
-  // The welcome goes out before the hub hears of the session, so it is the
-  // first frame even if a receipt or a live message follows at once.
-  if (!r.session->post(event::welcome{position})) co_return;
-  co_await hub_.send(hub_event::registered{std::move(r.session), position});
+  // The hub hears of the session before the session hears its welcome:
+  // the writer's first caught_up must find it registered. Nothing else can
+  // come first: the hub sends a session nothing but answers to caught_up
+  // until it went live, and a close, which the session accepts in place of
+  // a welcome. No receipt can either: this session has sent nothing yet.
+  auto session = r.session;
+  hub_message registered = hub_event::registered{std::move(r.session), position};
+  co_await hub_.send(std::move(registered));
+  session->post(event::welcome{position});
 }
 
 void worker::handle(request::fetch& r) {
