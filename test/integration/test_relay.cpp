@@ -457,3 +457,19 @@ BOOST_AUTO_TEST_CASE(shutdown_tells_every_session) {
   BOOST_TEST(str(fa.back().at("code")) == "shutdown");
   BOOST_TEST(server.exit_code() == 0);
 }
+
+BOOST_AUTO_TEST_CASE(upgrades_beyond_max_connections_get_503) {
+  auto cfg = test_config();
+  cfg.max_connections = 1;
+  test_server server(cfg);
+  {
+    ws_client first(server.port(), "/ws/1");
+    BOOST_TEST(upgrade_status(server.port(), "/ws/2") == 503u);
+    BOOST_TEST(http_get(server.port(), "/healthz").status == 200u);  // plain HTTP still answered
+  }
+  // The slot comes back once the session ended.
+  for (int i = 0; i < 100 && upgrade_status(server.port(), "/ws/2") != 101u; ++i)
+    std::this_thread::sleep_for(20ms);
+  ws_client again(server.port(), "/ws/2");
+  BOOST_TEST(u64(again.welcome().at("receiver")) == 2u);
+}
