@@ -984,8 +984,8 @@ cpu_snapshot snapshot(const options& o) {
 // Output
 
 struct report_row {
-  std::string key;    // for --format kv
-  std::string label;  // for the table
+  std::string key;    // for --format kv; empty: table only
+  std::string label;  // for the table; empty: kv only
   std::string value;
 };
 
@@ -1114,36 +1114,46 @@ int main(int argc, char** argv) {
     rows.push_back({std::move(key), std::move(label), std::move(value)});
   };
   row("msgs_per_s", "delivered messages/s", fmt(msgs_per_s, 0));
-  row("delivery_us", "delivery latency p50/p90/p99/p99.9 (us)", latency_cell(total.delivery));
+  row("", "delivery latency p50/p90/p99/p99.9 (us)", latency_cell(total.delivery));
   row("delivery_p50_us", "", fmt(total.delivery.quantile(0.5) / 1e3, 1));
+  row("delivery_p90_us", "", fmt(total.delivery.quantile(0.9) / 1e3, 1));
   row("delivery_p99_us", "", fmt(total.delivery.quantile(0.99) / 1e3, 1));
+  row("delivery_p999_us", "", fmt(total.delivery.quantile(0.999) / 1e3, 1));
   if (opt.receipts) {
-    row("receipt_us", "receipt latency p50/p90/p99/p99.9 (us)", latency_cell(total.receipt));
+    row("", "receipt latency p50/p90/p99/p99.9 (us)", latency_cell(total.receipt));
     row("receipt_p50_us", "", fmt(total.receipt.quantile(0.5) / 1e3, 1));
+    row("receipt_p90_us", "", fmt(total.receipt.quantile(0.9) / 1e3, 1));
     row("receipt_p99_us", "", fmt(total.receipt.quantile(0.99) / 1e3, 1));
+    row("receipt_p999_us", "", fmt(total.receipt.quantile(0.999) / 1e3, 1));
   }
-  row("sent", "messages sent / delivered", "");
+  row("sent", "", std::to_string(total.sent));
+  row("delivered", "", std::to_string(total.delivered));
+  row("", "messages sent / delivered", "");
   rows.back().value = std::to_string(total.sent) + " / " + std::to_string(total.delivered);
-  row("lost_dup_reord", "lost / duplicated / reordered", "");
+  row("", "lost / duplicated / reordered", "");
   rows.back().value = std::to_string(lost) + " / " + std::to_string(total.duplicated) + " / " +
                       std::to_string(total.reordered);
   row("lost", "", std::to_string(lost));
   row("duplicated", "", std::to_string(total.duplicated));
   row("reordered", "", std::to_string(total.reordered));
-  row("misrouted_corrupted", "misrouted / corrupted / seq gaps", "");
+  row("", "misrouted / corrupted / seq gaps", "");
   rows.back().value = std::to_string(total.misrouted) + " / " + std::to_string(total.corrupted) +
                       " / " + std::to_string(total.seq_gaps);
   row("misrouted", "", std::to_string(total.misrouted));
   row("corrupted", "", std::to_string(total.corrupted));
   row("seq_gaps", "", std::to_string(total.seq_gaps));
   if (opt.receipts) {
-    row("receipts", "receipts / duplicate / unmatched / seq gaps", "");
+    row("receipts", "", std::to_string(total.receipts));
+    row("receipt_duplicates", "", std::to_string(total.receipt_duplicates));
+    row("receipt_seq_gaps", "", std::to_string(total.receipt_seq_gaps));
+    row("", "receipts / duplicate / unmatched / seq gaps", "");
     rows.back().value =
         std::to_string(total.receipts) + " / " + std::to_string(total.receipt_duplicates) + " / " +
         std::to_string(total.receipt_unmatched) + " / " + std::to_string(total.receipt_seq_gaps);
   }
   row("errors", "ERROR frames", join_map(total.errors));
   row("server_closes", "sessions ended by the server", join_map(total.server_closes));
+  row("stale", "messages from other runs (ignored)", std::to_string(total.stale));
   row("timed_out_pairs", "pairs not drained in time", std::to_string(total.timed_out_pairs));
   row("max_window_wait_ms", "longest wait for a window slot (ms)",
       fmt(static_cast<double>(total.max_window_wait_ns) / 1e6, 1));
@@ -1168,6 +1178,7 @@ int main(int argc, char** argv) {
 
   if (opt.kv) {
     for (auto& r : rows) {
+      if (r.key.empty()) continue;
       std::string v = r.value;
       for (auto& c : v)
         if (c == ' ') c = '_';
