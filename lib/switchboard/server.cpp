@@ -84,6 +84,12 @@ struct server::parts {
 };
 
 server::server(config cfg) : config_(std::move(cfg)) {
+  // Refuse rather than run open or in clear text when the operator asked for
+  // protection this build does not have yet.
+  if (config_.jwt_secret_file)
+    throw startup_error("--jwt-secret-file: JWT authentication is not supported by this build yet");
+  if (config_.tls_cert || config_.tls_key)
+    throw startup_error("--tls-cert/--tls-key: TLS is not supported by this build yet");
   parts_ = std::make_unique<parts>(config_, context_);
 }
 
