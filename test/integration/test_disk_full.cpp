@@ -22,6 +22,7 @@
 #include <exception>
 #include <filesystem>
 #include <iostream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -245,11 +246,23 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_sends_with_unavailable_and_recovers) {
   const auto receipted_before_refusal = receipted.size();
   BOOST_TEST_MESSAGE(receipted_before_refusal - 3 << " SENDs stored after the fill, then "
                                                   << refused.front() << " refused");
-  // While the disk stays full, every SEND is refused, one after the other.
-  for (int i = 0; i < 2; ++i) {
-    const auto id = id_of(next++);
-    check_unavailable(send_one(id), id);
-    refused.push_back(id);
+  // While the disk stays full, every SEND is refused, a burst that the store
+  // takes as one group as well: each gets its own ERROR with its id.
+  {
+    std::set<std::string> burst;
+    for (int i = 0; i < 4; ++i) {
+      const auto id = id_of(next++);
+      sender.send(send_frame(2, content_of(id), id));
+      burst.insert(id);
+      refused.push_back(id);
+    }
+    for (int i = 0; i < 4; ++i) {
+      const auto e = sender.read();
+      BOOST_REQUIRE(e.contains("id") && e.at("id").is_string());
+      const auto id = str(e.at("id"));
+      check_unavailable(e, id);
+      BOOST_REQUIRE_MESSAGE(burst.erase(id) == 1, "a second answer for " << id);
+    }
   }
 
   // The server runs on and serves: health, new sessions with their welcome.
@@ -306,4 +319,15 @@ BOOST_AUTO_TEST_CASE(a_full_disk_refuses_sends_with_unavailable_and_recovers) {
   BOOST_TEST(sender.read_until_closed() == 1001u);
   BOOST_TEST(again.read_until_closed() == 1001u);
   BOOST_TEST(server.process().wait(20s) == 0);
+
+  // What is in the file agrees: restarted on it, the server has the
+  // receipted messages, each once, in order, and nothing else.
+  server_process restarted(db);
+  ws_client last(restarted.port(), "/ws/2?ack=manual");
+  BOOST_TEST(u64(last.welcome().at("seq")) == receipted.size());
+  for (std::size_t k = 0; k < receipted.size(); ++k)
+    check_message(last.read(), k + 1, receipted[k]);
+  restarted.process().signal(SIGTERM);
+  BOOST_TEST(last.read_until_closed() == 1001u);
+  BOOST_TEST(restarted.process().wait(20s) == 0);
 }
