@@ -40,22 +40,6 @@ namespace {
 // Room for the schema, a WAL that has taken a few messages, and the filler.
 constexpr const char* tmpfs_options = "size=2m";
 
-std::uint64_t u64(const json::value& v) {
-  return v.to_number<std::uint64_t>();
-}
-std::string str(const json::value& v) {
-  return std::string(v.as_string());
-}
-int type_of(const json::object& f) {
-  return static_cast<int>(f.at("type").to_number<int>());
-}
-
-bool current_test_failed() {
-  namespace utf = boost::unit_test;
-  const auto id = utf::framework::current_test_case().p_id;
-  return utf::results_collector.results(id).p_assertions_failed > 0;
-}
-
 // A fresh directory under /tmp with a small tmpfs mounted on it. Unmounted
 // (lazily: a process that still holds a file there cannot stop it) and
 // removed on every way out.

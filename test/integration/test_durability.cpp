@@ -34,22 +34,6 @@ namespace json = boost::json;
 
 namespace {
 
-std::uint64_t u64(const json::value& v) {
-  return v.to_number<std::uint64_t>();
-}
-std::string str(const json::value& v) {
-  return std::string(v.as_string());
-}
-int type_of(const json::object& f) {
-  return static_cast<int>(f.at("type").to_number<int>());
-}
-
-bool current_test_failed() {
-  namespace utf = boost::unit_test;
-  const auto id = utf::framework::current_test_case().p_id;
-  return utf::results_collector.results(id).p_assertions_failed > 0;
-}
-
 // A fresh directory under /tmp, removed with everything in it at the end.
 class temp_dir {
  public:

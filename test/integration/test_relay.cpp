@@ -15,20 +15,6 @@ using namespace switchboard;
 using namespace switchboard::test;
 namespace json = boost::json;
 
-namespace {
-
-std::uint64_t u64(const json::value& v) {
-  return v.to_number<std::uint64_t>();
-}
-std::string str(const json::value& v) {
-  return std::string(v.as_string());
-}
-int type_of(const json::object& f) {
-  return static_cast<int>(f.at("type").to_number<int>());
-}
-
-}  // namespace
-
 BOOST_AUTO_TEST_CASE(original_example_exchange) {
   test_server server;
   ws_client alice(server.port(), "/ws/1");

@@ -15,12 +15,6 @@
 using namespace switchboard::test;
 namespace json = boost::json;
 
-namespace {
-std::string str(const json::value& v) {
-  return std::string(v.as_string());
-}
-}  // namespace
-
 BOOST_AUTO_TEST_CASE(exchange_then_sigterm_drains_and_exits_0) {
   child_process server({"--listen", "127.0.0.1:0", "--store", "memory:", "--threads", "2"});
   const auto port = server.wait_listening();

@@ -8,6 +8,7 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/test/results_collector.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include "switchboard/server.hpp"
@@ -207,6 +208,12 @@ unsigned upgrade_status(std::uint16_t port, const std::string& target,
   boost::system::error_code ec;
   ws.handshake(response, "127.0.0.1", target, ec);
   return response.result_int();
+}
+
+bool current_test_failed() {
+  namespace utf = boost::unit_test;
+  const auto id = utf::framework::current_test_case().p_id;
+  return utf::results_collector.results(id).p_assertions_failed > 0;
 }
 
 json::object send_frame(std::uint64_t receiver, const std::string& content,

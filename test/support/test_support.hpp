@@ -17,6 +17,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket/stream.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 
 #include "switchboard/config.hpp"
 
@@ -106,6 +107,20 @@ class ws_client {
 // Status of a refused upgrade (or 101).
 unsigned upgrade_status(std::uint16_t port, const std::string& target,
                         const std::map<std::string, std::string>& headers = {});
+
+// Field accessors that fail the test (by throwing) on a wrong JSON kind.
+inline std::uint64_t u64(const boost::json::value& v) {
+  return v.to_number<std::uint64_t>();
+}
+inline std::string str(const boost::json::value& v) {
+  return std::string(v.as_string());
+}
+inline int type_of(const boost::json::object& f) {
+  return static_cast<int>(f.at("type").to_number<int>());
+}
+
+// Whether the running test case has failed so far (to print server logs).
+bool current_test_failed();
 
 // SEND frame helper.
 boost::json::object send_frame(std::uint64_t receiver, const std::string& content,
