@@ -73,6 +73,8 @@ asio::awaitable<void> http_session(asio::ip::tcp::socket socket, services& s) {
   route.websocket_upgrade = websocket::is_upgrade(request);
   if (auto origin = request.find(http::field::origin); origin != request.end())
     route.origin = origin->value();
+  if (auto auth = request.find(http::field::authorization); auth != request.end())
+    route.authorization = auth->value();
 
   auto result = s.routes.route(route);
   if (auto* answer = std::get_if<http_answer>(&result)) {

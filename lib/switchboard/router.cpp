@@ -1,11 +1,13 @@
 #include "switchboard/router.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "switchboard/config.hpp"
+#include "switchboard/jwt.hpp"
 #include "switchboard/metrics.hpp"
 #include "switchboard/user_id.hpp"
 
@@ -62,7 +64,8 @@ http_answer error_answer(unsigned status, std::string_view code, std::string_vie
   return http_answer{status, std::string(json_type), json::serialize(body), {}};
 }
 
-router::router(const config& cfg, metrics& m) : config_(cfg), metrics_(m) {}
+router::router(const config& cfg, metrics& m, std::string jwt_secret)
+    : config_(cfg), metrics_(m), jwt_secret_(std::move(jwt_secret)) {}
 
 route_result router::route(const route_request& request) {
   const auto question = request.target.find('?');
@@ -100,6 +103,7 @@ route_result router::route_websocket(const route_request& request, std::string_v
   };
 
   session_request session;
+  std::optional<std::string> token;
   const auto user = parse_user_id(id);
   if (!user)
     return reject(400, "bad_user_id",
@@ -126,12 +130,35 @@ route_result router::route_websocket(const route_request& request, std::string_v
       const auto since = value ? parse_seq(*value) : std::nullopt;
       if (!since) return reject(400, "bad_since", "since must be a seq: a decimal integer");
       session.since = since;
+    } else if (key == "token") {
+      token = decode(raw);
+      if (!token) return reject(401, "unauthorized", "the token is not a valid query value");
     }
     // Other parameters (token, cache busters...) are not the router's business.
   }
 
   if (!request.websocket_upgrade)
     return reject(426, "upgrade_required", "this endpoint speaks WebSocket only");
+  if (!jwt_secret_.empty()) {
+    // From ?token= or Authorization: Bearer; both present and different is
+    // refused rather than guessed. Tokens are never logged.
+    std::optional<std::string_view> bearer;
+    if (request.authorization) {
+      constexpr std::string_view scheme = "Bearer ";
+      if (!request.authorization->starts_with(scheme))
+        return reject(401, "unauthorized", "the Authorization header must be Bearer");
+      bearer = request.authorization->substr(scheme.size());
+    }
+    if (token && bearer && *token != *bearer)
+      return reject(401, "unauthorized", "two different tokens were given");
+    const std::string_view credential = token ? std::string_view(*token) : bearer.value_or("");
+    if (credential.empty()) return reject(401, "unauthorized", "a token is required");
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    if (const auto why = jwt::verify(credential, jwt_secret_, session.user, now))
+      return reject(401, "unauthorized", "token refused: " + std::string(jwt::to_string(*why)));
+  }
   if (request.origin && !config_.allow_origins.empty() &&
       std::find(config_.allow_origins.begin(), config_.allow_origins.end(), *request.origin) ==
           config_.allow_origins.end())

@@ -24,6 +24,7 @@ struct route_request {
   std::string_view target;
   bool websocket_upgrade = false;
   std::optional<std::string_view> origin;
+  std::optional<std::string_view> authorization;  // the Authorization header, as sent
 };
 
 struct http_answer {
@@ -46,7 +47,8 @@ http_answer error_answer(unsigned status, std::string_view code, std::string_vie
 
 class router {
  public:
-  router(const config& cfg, metrics& m);
+  // `jwt_secret`: the secret of --jwt-secret-file; empty when auth is off.
+  router(const config& cfg, metrics& m, std::string jwt_secret = {});
 
   route_result route(const route_request& request);
 
@@ -64,6 +66,7 @@ class router {
 
   const config& config_;
   metrics& metrics_;
+  const std::string jwt_secret_;          // empty: the server is open
   std::atomic<std::size_t> sessions_{0};  // slots taken under --max-connections
   std::atomic<bool> draining_{false};     // set once by the signal handler
 };

@@ -14,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "switchboard/hub.hpp"
+#include "switchboard/jwt.hpp"
 #include "switchboard/listener.hpp"
 #include "switchboard/log.hpp"
 #include "switchboard/metrics.hpp"
@@ -53,11 +54,20 @@ asio::ip::tcp::endpoint listen_endpoint(const config& cfg) {
   return {address, cfg.listen_port};
 }
 
+std::string load_jwt_secret(const config& cfg) {
+  if (!cfg.jwt_secret_file) return {};
+  try {
+    return jwt::read_secret_file(*cfg.jwt_secret_file);
+  } catch (const std::exception& e) {
+    throw startup_error(std::string("--jwt-secret-file: ") + e.what());
+  }
+}
+
 }  // namespace
 
 struct server::parts {
   parts(config& cfg, asio::io_context& context)
-      : routes(cfg, stats),
+      : routes(cfg, stats, load_jwt_secret(cfg)),
         registry(asio::make_strand(context), cfg.max_sessions_per_user, stats),
         store(open_backend(cfg), registry, stats, sweep_interval),
         acceptor(bind(context, cfg)),
@@ -84,10 +94,8 @@ struct server::parts {
 };
 
 server::server(config cfg) : config_(std::move(cfg)) {
-  // Refuse rather than run open or in clear text when the operator asked for
-  // protection this build does not have yet.
-  if (config_.jwt_secret_file)
-    throw startup_error("--jwt-secret-file: JWT authentication is not supported by this build yet");
+  // Refuse rather than run in clear text when the operator asked for TLS,
+  // which this build does not have yet.
   if (config_.tls_cert || config_.tls_key)
     throw startup_error("--tls-cert/--tls-key: TLS is not supported by this build yet");
   parts_ = std::make_unique<parts>(config_, context_);
@@ -108,6 +116,8 @@ int server::run() {
   set_log_level(config_.level);
   if (!config_.jwt_secret_file)
     SB_LOG(warn) << "no --jwt-secret-file: the server is open, any client may connect as any user";
+  else
+    SB_LOG(info) << "JWT authentication on (HS256, " << jwt::leeway_seconds << " s leeway)";
 
   p.store.start();
   asio::co_spawn(p.registry.get_executor(), p.registry.run(), log_exception("hub"));
