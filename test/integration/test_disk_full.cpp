@@ -100,36 +100,6 @@ std::uint64_t fill(const std::string& path) {
   return written;
 }
 
-// The binary on a SQLite file, listening. Its stderr is printed when the
-// test case failed or is being left by an exception.
-class server_process {
- public:
-  explicit server_process(const std::string& db)
-      : process_({"--listen", "127.0.0.1:0", "--store", "sqlite:" + db, "--threads",
-                  std::to_string(test_threads())}) {
-    try {
-      port_ = process_.wait_listening();
-    } catch (...) {
-      std::cerr << "server on " << db << " did not start; stderr:\n"
-                << process_.stderr_text() << std::endl;
-      throw;
-    }
-  }
-  ~server_process() {
-    if (std::uncaught_exceptions() > 0 || current_test_failed())
-      std::cerr << "--- server stderr (" << boost::unit_test::framework::current_test_case().p_name
-                << ") ---\n"
-                << process_.stderr_text() << "--- end ---" << std::endl;
-  }
-
-  std::uint16_t port() const { return port_; }
-  child_process& process() { return process_; }
-
- private:
-  child_process process_;
-  std::uint16_t port_ = 0;
-};
-
 std::string id_of(std::uint64_t i) {
   return "d" + std::to_string(i);
 }

@@ -56,45 +56,6 @@ class temp_dir {
   std::string path_;
 };
 
-std::vector<std::string> server_args(const std::string& db) {
-  return {"--listen",     "127.0.0.1:0", "--store",
-          "sqlite:" + db, "--threads",   std::to_string(test_threads())};
-}
-
-// The binary on a SQLite file, listening. Its stderr is printed when the
-// test case failed or is being left by an exception.
-class server_process {
- public:
-  explicit server_process(const std::string& db) : process_(server_args(db)) {
-    try {
-      port_ = process_.wait_listening();
-    } catch (...) {
-      std::cerr << "server on " << db << " did not start; stderr:\n"
-                << process_.stderr_text() << std::endl;
-      throw;
-    }
-  }
-  ~server_process() {
-    if (std::uncaught_exceptions() > 0 || current_test_failed())
-      std::cerr << "--- server stderr (" << boost::unit_test::framework::current_test_case().p_name
-                << ") ---\n"
-                << process_.stderr_text() << "--- end ---" << std::endl;
-  }
-
-  std::uint16_t port() const { return port_; }
-  child_process& process() { return process_; }
-
-  // kill -9: nothing gets a chance to run.
-  void crash() {
-    process_.signal(SIGKILL);
-    BOOST_REQUIRE_EQUAL(process_.wait(10s), 128 + SIGKILL);
-  }
-
- private:
-  child_process process_;
-  std::uint16_t port_ = 0;
-};
-
 std::string content_of(std::uint64_t i) {
   return "message " + std::to_string(i);
 }

@@ -7,8 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <iostream>
 #include <stdexcept>
+
+#include <boost/test/unit_test.hpp>
+
 #include <thread>
+#include "support/test_support.hpp"
 
 extern char** environ;
 
@@ -105,6 +110,33 @@ int child_process::wait(std::chrono::milliseconds timeout) {
   }
   drain(out_fd_, out_);
   return status_;
+}
+
+std::vector<std::string> server_args(const std::string& db) {
+  return {"--listen",     "127.0.0.1:0", "--store",
+          "sqlite:" + db, "--threads",   std::to_string(test_threads())};
+}
+
+server_process::server_process(const std::string& db) : process_(server_args(db)) {
+  try {
+    port_ = process_.wait_listening();
+  } catch (...) {
+    std::cerr << "server on " << db << " did not start; stderr:\n"
+              << process_.stderr_text() << std::endl;
+    throw;
+  }
+}
+
+server_process::~server_process() {
+  if (std::uncaught_exceptions() > 0 || current_test_failed())
+    std::cerr << "--- server stderr (" << boost::unit_test::framework::current_test_case().p_name
+              << ") ---\n"
+              << process_.stderr_text() << "--- end ---" << std::endl;
+}
+
+void server_process::crash() {
+  process_.signal(SIGKILL);
+  BOOST_REQUIRE_EQUAL(process_.wait(std::chrono::seconds(10)), 128 + SIGKILL);
 }
 
 std::string child_process::stderr_text() {

@@ -38,4 +38,26 @@ class child_process {
   int status_ = -1;
 };
 
+// Options that run the binary on a SQLite file, on a free loopback port,
+// with the suite's --threads.
+std::vector<std::string> server_args(const std::string& db);
+
+// The binary on a SQLite file, listening. Its stderr is printed when the
+// test case failed or is being left by an exception.
+class server_process {
+ public:
+  explicit server_process(const std::string& db);
+  ~server_process();
+
+  std::uint16_t port() const { return port_; }
+  child_process& process() { return process_; }
+
+  // kill -9: nothing gets a chance to run.
+  void crash();
+
+ private:
+  child_process process_;
+  std::uint16_t port_ = 0;
+};
+
 }  // namespace switchboard::test
