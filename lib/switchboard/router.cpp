@@ -1,11 +1,11 @@
 #include "switchboard/router.hpp"
 
 #include <algorithm>
-#include <chrono>
 
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "switchboard/clock.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/jwt.hpp"
 #include "switchboard/metrics.hpp"
@@ -153,10 +153,7 @@ route_result router::route_websocket(const route_request& request, std::string_v
       return reject(401, "unauthorized", "two different tokens were given");
     const std::string_view credential = token ? std::string_view(*token) : bearer.value_or("");
     if (credential.empty()) return reject(401, "unauthorized", "a token is required");
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
-    if (const auto why = jwt::verify(credential, jwt_secret_, session.user, now))
+    if (const auto why = jwt::verify(credential, jwt_secret_, session.user, unix_seconds()))
       return reject(401, "unauthorized", "token refused: " + std::string(jwt::to_string(*why)));
   }
   if (request.origin && !config_.allow_origins.empty() &&

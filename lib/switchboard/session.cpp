@@ -14,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include "switchboard/clock.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/hub.hpp"
 #include "switchboard/log.hpp"
@@ -51,12 +52,6 @@ websocket::close_reason close_reason_of(close_reason reason) {
   const auto text = to_string(reason);
   r.reason.assign(text.data(), text.size());
   return r;
-}
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 // --rate-limit: a token bucket that starts full with a burst of `rate`.
@@ -149,7 +144,7 @@ asio::awaitable<void> reader(session_state& st) {
       // Named first: GCC 12 destroys a braced temporary inside a co_await
       // expression twice (docs/debugging.md, "GCC 12 and coroutines").
       store::store_request append = store::request::append{
-          store::append_request{user, send->receiver, std::move(send->content), now_ms(),
+          store::append_request{user, send->receiver, std::move(send->content), unix_ms(),
                                 std::move(send->id)},
           st.handle, clock::now()};
       co_await st.s.store.submit(std::move(append));

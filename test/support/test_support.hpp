@@ -77,7 +77,7 @@ class ws_client {
 
   // The next frame; throws if none arrives within `timeout` or the session ended.
   boost::json::object read(milliseconds timeout = 5000ms);
-  // Reads frames until `pred` holds; the frames before it are returned through `skipped`.
+  // Reads frames until `pred` holds and returns that one; the frames before it are dropped.
   boost::json::object read_until(const std::function<bool(const boost::json::object&)>& pred,
                                  milliseconds timeout = 5000ms);
   // The next frame, or nullopt when none comes within `timeout`. After a

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -82,6 +83,19 @@ class unavailable : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// now_ms - window, saturating: an absurdly large --retention or
+// --dedup-window must keep everything rather than wrap around and drop it.
+// Both backends cut their retention and dedup windows here.
+inline std::int64_t window_start(std::int64_t now_ms, std::chrono::seconds window) {
+  constexpr auto lowest = std::numeric_limits<std::int64_t>::min();
+  const std::int64_t seconds = window.count();
+  if (seconds <= 0) return now_ms;
+  if (seconds > std::numeric_limits<std::int64_t>::max() / 1000) return lowest;
+  const std::int64_t window_ms = seconds * 1000;
+  if (now_ms < lowest + window_ms) return lowest;
+  return now_ms - window_ms;
+}
 
 class backend {
  public:

@@ -6,22 +6,6 @@
 
 namespace switchboard::store {
 
-namespace {
-
-// now_ms - window, saturating: an absurdly large --retention or
-// --dedup-window must keep everything rather than wrap around and drop it.
-std::int64_t window_start(std::int64_t now_ms, std::chrono::seconds window) {
-  constexpr auto lowest = std::numeric_limits<std::int64_t>::min();
-  const std::int64_t seconds = window.count();
-  if (seconds <= 0) return now_ms;
-  if (seconds > std::numeric_limits<std::int64_t>::max() / 1000) return lowest;
-  const std::int64_t window_ms = seconds * 1000;
-  if (now_ms < lowest + window_ms) return lowest;
-  return now_ms - window_ms;
-}
-
-}  // namespace
-
 std::size_t memory_backend::dedup_key_hash::operator()(const dedup_key& key) const noexcept {
   const std::size_t h = std::hash<std::string>{}(key.id);
   return h ^ (std::hash<user_id>{}(key.sender) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));

@@ -88,17 +88,6 @@ constexpr std::uint64_t from_db(std::int64_t value) {
   return static_cast<std::uint64_t>(value);
 }
 
-std::int64_t window_start(std::int64_t now_ms, std::chrono::seconds window) {
-  // Saturating, as in memory_backend: a huge window keeps everything.
-  constexpr auto lowest = std::numeric_limits<std::int64_t>::min();
-  const std::int64_t seconds = window.count();
-  if (seconds <= 0) return now_ms;
-  if (seconds > max_int64 / 1000) return lowest;
-  const std::int64_t window_ms = seconds * 1000;
-  if (now_ms < lowest + window_ms) return lowest;
-  return now_ms - window_ms;
-}
-
 // Every operation after the open maps a SQLite failure to unavailable, the
 // one error the store worker knows how to answer (ERROR `unavailable`).
 template <class F>

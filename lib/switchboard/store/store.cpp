@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include "switchboard/clock.hpp"
 #include "switchboard/hub.hpp"
 #include "switchboard/log.hpp"
 #include "switchboard/metrics.hpp"
@@ -25,11 +26,6 @@ constexpr std::size_t max_round = 1024;
 // wrote this one, so a replay never has more than one page queued.
 constexpr std::size_t replay_page_size = 128;
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 }  // namespace
 
 worker::worker(std::unique_ptr<backend> b, switchboard::hub& h, metrics& m,
@@ -202,7 +198,7 @@ asio::awaitable<void> worker::sweep() {
     auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec) co_return;
     try {
-      const auto evicted = backend_->evict_expired(now_ms());
+      const auto evicted = backend_->evict_expired(unix_ms());
       metrics_.messages_evicted_total.fetch_add(evicted, std::memory_order_relaxed);
     } catch (const std::exception& e) {
       SB_LOG(warn) << "store: eviction failed: " << e.what();
