@@ -8,7 +8,6 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
@@ -18,6 +17,7 @@
 #include "switchboard/router.hpp"
 #include "switchboard/session.hpp"
 #include "switchboard/spawn.hpp"
+#include "switchboard/transport.hpp"
 
 namespace switchboard {
 
@@ -32,8 +32,7 @@ constexpr std::uint32_t header_limit = 8 * 1024;
 // Requests before the upgrade carry no body worth reading.
 constexpr std::uint64_t body_limit = 8 * 1024;
 
-asio::awaitable<void> write_answer(beast::tcp_stream& stream, unsigned version,
-                                   const http_answer& answer) {
+asio::awaitable<void> write_answer(transport& stream, unsigned version, const http_answer& answer) {
   http::response<http::string_body> response{static_cast<http::status>(answer.status), version};
   response.set(http::field::server, "switchboard");
   response.set(http::field::content_type, answer.content_type);
@@ -45,17 +44,32 @@ asio::awaitable<void> write_answer(beast::tcp_stream& stream, unsigned version,
   response.body() = answer.body;
   response.prepare_payload();
   co_await http::async_write(stream, response, use_tuple);
+  co_await stream.async_flush(use_tuple);
   boost::system::error_code ignored;
   stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
 }
 
 asio::awaitable<void> http_session(asio::ip::tcp::socket socket, services& s) {
-  beast::tcp_stream stream(std::move(socket));
+  transport stream = s.tls ? transport(std::move(socket), *s.tls) : transport(std::move(socket));
+  // --handshake-timeout bounds the TLS handshake and the request; Beast's
+  // own timeout then bounds the upgrade. A client that stalls anywhere in
+  // between loses its socket, whatever it sent.
+  asio::steady_timer deadline(stream.get_executor(), s.cfg.handshake_timeout);
+  deadline.async_wait([&stream](boost::system::error_code ec) {
+    if (!ec) stream.close();
+  });
+  if (stream.is_tls()) {
+    auto [ec] = co_await stream.async_handshake(use_tuple);
+    if (ec) {
+      // A plain-text client on the TLS port, a bad hello, or a timeout.
+      SB_LOG(debug) << "TLS handshake failed: " << ec.message();
+      co_return;
+    }
+  }
   beast::flat_buffer buffer;
   http::request_parser<http::string_body> parser;
   parser.header_limit(header_limit);
   parser.body_limit(body_limit);
-  stream.expires_after(s.cfg.handshake_timeout);
 
   auto [ec, bytes] = co_await http::async_read(stream, buffer, parser, use_tuple);
   if (ec == http::error::header_limit) {
@@ -88,7 +102,8 @@ asio::awaitable<void> http_session(asio::ip::tcp::socket socket, services& s) {
     co_return;
   }
 
-  websocket_stream ws(stream.release_socket());
+  deadline.cancel();  // its handler holds a reference to `stream`, moved next
+  websocket_stream ws(std::move(stream));
   ws.set_option(websocket::stream_base::timeout{s.cfg.handshake_timeout,
                                                 websocket::stream_base::none(), false});
   ws.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {

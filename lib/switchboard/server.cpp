@@ -9,6 +9,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -54,6 +55,25 @@ asio::ip::tcp::endpoint listen_endpoint(const config& cfg) {
   return {address, cfg.listen_port};
 }
 
+// --tls-cert/--tls-key: TLS 1.2 and newer, the certificate chain and key
+// read once at start (a file that cannot be used is exit code 1).
+std::unique_ptr<asio::ssl::context> load_tls(const config& cfg) {
+  if (!cfg.tls_cert || !cfg.tls_key) return nullptr;
+  auto tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                   asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(tls->native_handle(), TLS1_2_VERSION);
+  boost::system::error_code ec;
+  tls->use_certificate_chain_file(*cfg.tls_cert, ec);
+  if (ec) throw startup_error("--tls-cert " + *cfg.tls_cert + ": " + ec.message());
+  tls->use_private_key_file(*cfg.tls_key, asio::ssl::context::pem, ec);
+  if (ec) throw startup_error("--tls-key " + *cfg.tls_key + ": " + ec.message());
+  if (SSL_CTX_check_private_key(tls->native_handle()) != 1)
+    throw startup_error("--tls-key " + *cfg.tls_key + ": does not match the certificate");
+  return tls;
+}
+
 std::string load_jwt_secret(const config& cfg) {
   if (!cfg.jwt_secret_file) return {};
   try {
@@ -67,12 +87,15 @@ std::string load_jwt_secret(const config& cfg) {
 
 struct server::parts {
   parts(config& cfg, asio::io_context& context)
-      : routes(cfg, stats, load_jwt_secret(cfg)),
+      : tls(load_tls(cfg)),
+        routes(cfg, stats, load_jwt_secret(cfg)),
         registry(asio::make_strand(context), cfg.max_sessions_per_user, stats),
-        store(open_backend(cfg), registry, stats, sweep_interval),
+        store(open_backend(cfg), registry, stats, sweep_interval,
+              // The memory store never blocks: it runs on the I/O threads.
+              cfg.store == "memory:" ? asio::make_strand(context) : asio::any_io_executor{}),
         acceptor(bind(context, cfg)),
         signals(context, SIGINT, SIGTERM),
-        shared{cfg, stats, registry, store, routes} {}
+        shared{cfg, stats, registry, store, routes, tls.get()} {}
 
   static listener bind(asio::io_context& context, const config& cfg) {
     const auto endpoint = listen_endpoint(cfg);
@@ -84,6 +107,7 @@ struct server::parts {
     }
   }
 
+  std::unique_ptr<asio::ssl::context> tls;
   metrics stats;
   router routes;
   hub registry;
@@ -94,10 +118,6 @@ struct server::parts {
 };
 
 server::server(config cfg) : config_(std::move(cfg)) {
-  // Refuse rather than run in clear text when the operator asked for TLS,
-  // which this build does not have yet.
-  if (config_.tls_cert || config_.tls_key)
-    throw startup_error("--tls-cert/--tls-key: TLS is not supported by this build yet");
   parts_ = std::make_unique<parts>(config_, context_);
 }
 

@@ -2,6 +2,10 @@
 // borrowed by each session for its whole life.
 #pragma once
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace switchboard {
 
 struct config;
@@ -18,6 +22,7 @@ struct services {
   hub& registry;
   store::worker& store;
   router& routes;
+  boost::asio::ssl::context* tls = nullptr;  // with --tls-cert/--tls-key
 };
 
 }  // namespace switchboard

@@ -9,6 +9,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -32,6 +33,10 @@ using clock = std::chrono::steady_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // Bytes read at a time while discarding the rest of an oversized message.
 constexpr std::size_t discard_chunk = 4096;
+// The writer stops taking frames for a batch once this much is buffered.
+constexpr std::size_t max_batch_bytes = 256 * 1024;
+// ...or after yielding this many times to other handlers for more frames.
+constexpr int max_yields = 4;
 
 // Unique per session across restarts: a random prefix drawn at start, then a counter.
 std::string next_session_id() {
@@ -183,9 +188,10 @@ class writer_state {
     }
   }
 
-  // Called after a message frame was handed to the kernel.
-  void wrote(store::seq_t seq) {
-    st_.s.stats.messages_delivered_total.fetch_add(1, std::memory_order_relaxed);
+  // Called once `count` message frames, the highest `seq`, were handed to
+  // the kernel.
+  void wrote(std::size_t count, store::seq_t seq) {
+    st_.s.stats.messages_delivered_total.fetch_add(count, std::memory_order_relaxed);
     if (st_.handle->ack == ack_mode::automatic) unacked_ = std::max(unacked_, seq);
   }
 
@@ -205,54 +211,102 @@ class writer_state {
   store::seq_t unacked_ = 0;
 };
 
+// Writes one text frame now, after whatever is buffered.
 asio::awaitable<bool> write_text(session_state& st, std::string_view text) {
-  auto [ec, n] = co_await st.ws.async_write(asio::buffer(text.data(), text.size()), use_tuple);
+  auto& out = st.ws.next_layer();
+  out.append_text_frame(text);
+  auto [ec] = co_await out.async_flush(use_tuple);
   co_return !ec;
 }
+
+// What one batch of the writer wrote, accounted once the kernel took it.
+struct batch {
+  std::size_t queued_bytes = 0;  // frames taken off the session's queue
+  std::size_t messages = 0;      // message frames (type 1) among them
+  store::seq_t top = 0;          // the highest seq among them
+  std::size_t replayed = 0;
+  bool ask_for_more = false;  // a replay step ended: ask for the next
+};
 
 asio::awaitable<void> writer(session_state& st, store::user_position position,
                              std::optional<store::seq_t> since) {
   writer_state w(st, since.value_or(position.cursor), position.highest);
   auto& channel = st.handle->channel();
+  auto& out = st.ws.next_layer();
+  const auto executor = co_await asio::this_coro::executor;
+  const auto take = [&](session_event& ev) {
+    return channel.try_receive(
+        [&](boost::system::error_code, session_event e) { ev = std::move(e); });
+  };
   co_await w.ask_for_more();
   for (;;) {
     session_event ev;
-    bool ready =
-        channel.try_receive([&](boost::system::error_code, session_event e) { ev = std::move(e); });
-    if (!ready) {
+    if (!take(ev)) {
       co_await w.flush_cursor();
       auto [ec, e] = co_await channel.async_receive(use_tuple);
       if (ec) co_return;
       ev = std::move(e);
     }
 
-    if (auto* f = std::get_if<event::frame>(&ev)) {
-      // GCC 12 mishandles co_await inside a condition: every result is
-      // taken into a variable first.
-      const bool written = co_await write_text(st, *f->text);
-      if (!written) co_return;
-      st.handle->written(f->text->size());
-      if (f->seq != 0) w.wrote(f->seq);
-    } else if (auto* page = std::get_if<event::replay_page>(&ev)) {
-      // An empty page below the target: the rest was evicted meanwhile.
-      if (page->messages.empty()) w.position_ = w.target_;
-      for (const auto& m : page->messages) {
-        if (m.seq <= w.position_) continue;
-        const bool written = co_await write_text(st, protocol::deliver_frame(m));
-        if (!written) co_return;
-        st.s.stats.messages_replayed_total.fetch_add(1, std::memory_order_relaxed);
-        w.wrote(m.seq);
-        w.position_ = m.seq;
+    // Everything queued goes out in one socket write (docs/performance.md).
+    batch b;
+    std::optional<event::close> close;
+    int yields = 0;
+    for (;;) {
+      // A close frame was sent (Beast answered the client's): nothing may follow it.
+      if (!st.ws.is_open()) co_return;
+      if (auto* f = std::get_if<event::frame>(&ev)) {
+        out.append_text_frame(*f->text);
+        b.queued_bytes += f->text->size();
+        if (f->seq != 0) {
+          ++b.messages;
+          b.top = std::max(b.top, f->seq);
+        }
+      } else if (auto* page = std::get_if<event::replay_page>(&ev)) {
+        // An empty page below the target: the rest was evicted meanwhile.
+        if (page->messages.empty()) w.position_ = w.target_;
+        for (const auto& m : page->messages) {
+          if (m.seq <= w.position_) continue;
+          out.append_text_frame(protocol::deliver_frame(m));
+          ++b.messages;
+          ++b.replayed;
+          b.top = std::max(b.top, m.seq);
+          w.position_ = m.seq;
+        }
+        b.ask_for_more = true;
+      } else if (auto* more = std::get_if<event::replay_more>(&ev)) {
+        w.target_ = std::max(w.target_, more->target);
+        b.ask_for_more = true;
+      } else if (std::holds_alternative<event::ping>(ev)) {
+        // Beast writes it through the same buffer, after what is there.
+        const beast::websocket::ping_data payload;
+        auto [ec] = co_await st.ws.async_ping(payload, use_tuple);
+        if (ec) co_return;
+      } else if (auto* c = std::get_if<event::close>(&ev)) {
+        close = *c;  // after everything queued before it
+        break;
       }
-      co_await w.ask_for_more();
-    } else if (auto* more = std::get_if<event::replay_more>(&ev)) {
-      w.target_ = std::max(w.target_, more->target);
-      co_await w.ask_for_more();
-    } else if (std::holds_alternative<event::ping>(ev)) {
-      const beast::websocket::ping_data payload;
-      auto [ec] = co_await st.ws.async_ping(payload, use_tuple);
-      if (ec) co_return;
-    } else if (auto* close = std::get_if<event::close>(&ev)) {
+      // The welcome was handled before the writer started.
+      if (out.unwritten() >= max_batch_bytes) break;
+      if (take(ev)) continue;
+      // Let what is ready to run go first (readers, the store, the hub):
+      // under load it brings more frames for this socket, which then share
+      // its one write; when idle this costs one pass through the queue.
+      if (yields == max_yields) break;
+      ++yields;
+      co_await asio::post(executor, asio::use_awaitable);
+      if (!take(ev)) break;
+    }
+
+    auto [ec] = co_await out.async_flush(use_tuple);
+    if (ec) co_return;
+    st.handle->written(b.queued_bytes);
+    if (b.messages != 0) w.wrote(b.messages, b.top);
+    if (b.replayed != 0)
+      st.s.stats.messages_replayed_total.fetch_add(b.replayed, std::memory_order_relaxed);
+    if (b.ask_for_more) co_await w.ask_for_more();
+
+    if (close) {
       co_await w.flush_cursor();
       st.s.stats.count_close(to_string(close->reason));
       const auto notice =
@@ -263,7 +317,6 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
       if (written) co_await st.ws.async_close(close_reason_of(close->reason), use_tuple);
       co_return;
     }
-    // The welcome was handled before the writer started.
   }
 }
 
@@ -299,9 +352,7 @@ asio::awaitable<void> watchdog(session_state& st) {
   SB_LOG(info) << "session " << st.handle->id << " of user " << st.handle->user
                << " closed: " << to_string(reason);
   st.s.stats.count_close(to_string(reason));
-  boost::system::error_code ignored;
-  beast::get_lowest_layer(st.ws).shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  beast::get_lowest_layer(st.ws).close(ignored);
+  st.ws.next_layer().close();
 }
 
 }  // namespace

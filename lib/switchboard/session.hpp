@@ -12,16 +12,16 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
 #include "switchboard/net.hpp"
 #include "switchboard/router.hpp"
 #include "switchboard/services.hpp"
+#include "switchboard/transport.hpp"
 
 namespace switchboard {
 
-using websocket_stream = beast::websocket::stream<asio::ip::tcp::socket>;
+using websocket_stream = beast::websocket::stream<transport>;
 
 // Runs an accepted session until it ends. Must be spawned on a strand.
 asio::awaitable<void> run_session(websocket_stream ws, session_request request, services& s);

@@ -169,7 +169,10 @@ BOOST_AUTO_TEST_CASE(slow_receiver_is_closed_and_its_sender_is_never_blocked) {
   cfg.send_queue_bytes = 32 * 1024;
   test_server server(cfg);
   const int count = 3000;
-  const std::string content(1000, 'x');
+  // 12 MB in all: more than the kernel's socket buffers can absorb on
+  // loopback (tcp_wmem max 4 MB here), so the server has to see the
+  // receiver as slow.
+  const std::string content(4000, 'x');
   {
     ws_client slow(server.port(), "/ws/2?ack=manual");  // never reads
     ws_client sender(server.port(), "/ws/1");
@@ -206,7 +209,10 @@ BOOST_AUTO_TEST_CASE(slow_receiver_with_auto_ack_gets_the_unwritten_rest) {
   cfg.send_queue_bytes = 32 * 1024;
   test_server server(cfg);
   const int count = 3000;
-  const std::string content(1000, 'y');
+  // 12 MB in all: more than the kernel's socket buffers can absorb on
+  // loopback (tcp_wmem max 4 MB here), so the server has to see the
+  // receiver as slow.
+  const std::string content(4000, 'y');
   std::uint64_t last_read = 0;
   {
     ws_client slow(server.port(), "/ws/2");

@@ -4,6 +4,10 @@
 #include <boost/test/unit_test.hpp>
 
 #include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -93,4 +97,21 @@ BOOST_AUTO_TEST_CASE(unreadable_config_file_exits_1) {
   child_process p({"--config", "/nonexistent/switchboard.conf"});
   BOOST_TEST(p.wait() == 1);
   BOOST_TEST(!p.stderr_text().empty());
+}
+
+BOOST_AUTO_TEST_CASE(unusable_tls_files_exit_1_naming_the_option) {
+  // A certificate that is not there, then a "certificate" that is not PEM.
+  child_process missing({"--listen", "127.0.0.1:0", "--store", "memory:", "--tls-cert",
+                         "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"});
+  BOOST_TEST(missing.wait() == 1);
+  BOOST_TEST(missing.stderr_text().find("--tls-cert") != std::string::npos);
+  BOOST_TEST(missing.stdout_text().empty());
+
+  const std::string junk = "/tmp/switchboard-junk-" + std::to_string(::getpid()) + ".pem";
+  { std::ofstream(junk) << "not a certificate\n"; }
+  child_process garbage(
+      {"--listen", "127.0.0.1:0", "--store", "memory:", "--tls-cert", junk, "--tls-key", junk});
+  BOOST_TEST(garbage.wait() == 1);
+  BOOST_TEST(garbage.stderr_text().find("--tls-cert") != std::string::npos);
+  std::remove(junk.c_str());
 }

@@ -1,6 +1,8 @@
 #include "support/test_support.hpp"
 
+#include <array>
 #include <cstdlib>
+#include <functional>
 #include <stdexcept>
 
 #include <boost/asio/connect.hpp>
@@ -83,6 +85,29 @@ http_result http_get(std::uint16_t port, const std::string& target,
     result.headers[name] = std::string(field.value());
   }
   return result;
+}
+
+bool closed_by_server(asio::io_context& context, tcp::socket& socket, milliseconds timeout) {
+  bool ended = false;
+  std::array<char, 512> scratch;
+  std::function<void(boost::system::error_code, std::size_t)> on_read =
+      [&](boost::system::error_code ec, std::size_t) {
+        if (ec) {
+          ended = true;
+          return;
+        }
+        socket.async_read_some(asio::buffer(scratch), on_read);
+      };
+  socket.async_read_some(asio::buffer(scratch), on_read);
+  context.restart();
+  context.run_for(timeout);
+  if (!ended) {
+    boost::system::error_code ignored;
+    socket.close(ignored);
+    context.restart();
+    context.run();
+  }
+  return ended;
 }
 
 json::object parse_object(const std::string& text) {

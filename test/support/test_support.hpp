@@ -108,6 +108,11 @@ class ws_client {
 unsigned upgrade_status(std::uint16_t port, const std::string& target,
                         const std::map<std::string, std::string>& headers = {});
 
+// Whether the server ends the connection (EOF or reset) within `timeout`,
+// reading and dropping whatever it sends first. Runs `context`.
+bool closed_by_server(boost::asio::io_context& context, boost::asio::ip::tcp::socket& socket,
+                      milliseconds timeout);
+
 // Field accessors that fail the test (by throwing) on a wrong JSON kind.
 inline std::uint64_t u64(const boost::json::value& v) {
   return v.to_number<std::uint64_t>();

@@ -29,21 +29,23 @@ constexpr std::size_t replay_page_size = 128;
 }  // namespace
 
 worker::worker(std::unique_ptr<backend> b, switchboard::hub& h, metrics& m,
-               std::chrono::seconds sweep_interval)
+               std::chrono::seconds sweep_interval, asio::any_io_executor executor)
     : backend_(std::move(b)),
       hub_(h),
       metrics_(m),
       sweep_interval_(sweep_interval),
-      requests_(context_, request_capacity) {}
+      own_thread_(!executor),
+      executor_(executor ? executor : context_.get_executor()),
+      requests_(executor_, request_capacity) {}
 
 worker::~worker() {
   stop();
 }
 
 void worker::start() {
-  asio::co_spawn(context_, run(), log_exception("store worker"));
-  asio::co_spawn(context_, sweep(), log_exception("store sweep"));
-  thread_ = std::thread([this] { context_.run(); });
+  asio::co_spawn(executor_, run(), log_exception("store worker"));
+  asio::co_spawn(executor_, sweep(), log_exception("store sweep"));
+  if (own_thread_) thread_ = std::thread([this] { context_.run(); });
 }
 
 void worker::stop() {
@@ -106,7 +108,7 @@ asio::awaitable<void> worker::run() {
       moves.clear();
     }
   }
-  context_.stop();
+  if (own_thread_) context_.stop();
 }
 
 asio::awaitable<void> worker::commit(std::vector<request::append>& group) {
@@ -192,7 +194,7 @@ void worker::handle(request::fetch& r) {
 }
 
 asio::awaitable<void> worker::sweep() {
-  asio::steady_timer timer(context_);
+  asio::steady_timer timer(executor_);
   for (;;) {
     timer.expires_after(sweep_interval_);
     auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));

@@ -1,5 +1,8 @@
 // The store worker: runs a backend on a thread of its own, so no disk I/O
-// ever happens on an I/O thread (PROTOCOL.md section 3, issue 3).
+// ever happens on an I/O thread (PROTOCOL.md section 3, issue 3). A backend
+// that never blocks (memory:) runs on a strand of the I/O threads instead:
+// a message then never changes threads on its way, which is most of the cost
+// of relaying it (docs/performance.md).
 //
 // Requests arrive on one bounded channel and are handled in arrival order.
 // Appends that arrive together are grouped into one backend call (one
@@ -57,12 +60,14 @@ using store_request =
 
 class worker {
  public:
+  // Without `executor`, the worker runs on a thread of its own.
   worker(std::unique_ptr<backend> b, switchboard::hub& h, metrics& m,
-         std::chrono::seconds sweep_interval);
+         std::chrono::seconds sweep_interval, asio::any_io_executor executor = {});
   ~worker();
 
   void start();
-  // Finishes what was already queued, then stops the thread.
+  // With a thread of its own: finishes what was already queued, then stops
+  // the thread. On the I/O threads: nothing to do, the server's loop ended.
   void stop();
 
   // Waits while the queue is full. Safe from any thread.
@@ -82,8 +87,10 @@ class worker {
   switchboard::hub& hub_;
   metrics& metrics_;
   const std::chrono::seconds sweep_interval_;
-  asio::io_context context_{1};  // the store thread's own loop
-  channel_type requests_;        // every request, in arrival order
+  const bool own_thread_;
+  asio::io_context context_{1};     // the store thread's own loop, if it has one
+  asio::any_io_executor executor_;  // where run() and sweep() run
+  channel_type requests_;           // every request, in arrival order
   std::thread thread_;
 };
 

@@ -1,0 +1,102 @@
+#include "switchboard/transport.hpp"
+
+#include <boost/asio/write.hpp>
+
+namespace switchboard {
+
+namespace {
+// Output buffers above this are given back once written: a burst to one
+// session must not hold its memory while the session idles.
+constexpr std::size_t kept_capacity = 16 * 1024;
+}  // namespace
+
+transport::transport(socket_type socket)
+    : socket_(std::move(socket)), out_(std::make_shared<output>()) {
+  out_->owner = this;
+}
+
+transport::transport(socket_type socket, asio::ssl::context& tls)
+    : socket_(socket.get_executor()),
+      tls_(std::make_unique<tls_stream>(std::move(socket), tls)),
+      out_(std::make_shared<output>()) {
+  out_->owner = this;
+}
+
+transport::transport(transport&& other) noexcept
+    : socket_(std::move(other.socket_)), tls_(std::move(other.tls_)), out_(std::move(other.out_)) {
+  if (out_) out_->owner = this;
+}
+
+transport::~transport() {
+  if (out_) out_->owner = nullptr;
+}
+
+void transport::close() {
+  boost::system::error_code ignored;
+  socket().shutdown(socket_type::shutdown_both, ignored);
+  socket().close(ignored);
+}
+
+void transport::append_text_frame(std::string_view payload) {
+  auto& out = *out_;
+  if (out.error) return;  // the connection is gone: nothing will be written
+  const std::size_t n = payload.size();
+  char header[10];
+  std::size_t header_size = 2;
+  header[0] = static_cast<char>(0x81);  // FIN, opcode 1 (text)
+  if (n < 126) {
+    header[1] = static_cast<char>(n);
+  } else if (n <= 0xffff) {
+    header[1] = 126;
+    header[2] = static_cast<char>(n >> 8);
+    header[3] = static_cast<char>(n);
+    header_size = 4;
+  } else {
+    header[1] = 127;
+    for (int i = 0; i < 8; ++i)
+      header[2 + i] = static_cast<char>(static_cast<std::uint64_t>(n) >> (56 - 8 * i));
+    header_size = 10;
+  }
+  out.pending.append(header, header_size);
+  out.pending.append(payload);
+}
+
+void transport::start_write() {
+  auto& out = *out_;
+  if (out.in_flight || out.error || out.pending.empty()) return;
+  out.writing.swap(out.pending);
+  out.in_flight = true;
+  auto done = [out = out_](boost::system::error_code ec, std::size_t) { wrote(out, ec); };
+  if (tls_)
+    asio::async_write(*tls_, asio::buffer(out.writing), std::move(done));
+  else
+    asio::async_write(socket_, asio::buffer(out.writing), std::move(done));
+}
+
+void transport::wrote(const std::shared_ptr<output>& out, boost::system::error_code ec) {
+  out->in_flight = false;
+  out->writing.clear();
+  if (out->writing.capacity() > kept_capacity) std::string().swap(out->writing);
+  if (!out->owner) return;  // the transport is gone, and its socket with it
+  if (ec) {
+    out->error = ec;
+    out->pending.clear();
+  } else if (!out->pending.empty()) {
+    out->owner->start_write();
+    return;
+  }
+  // Everything was written, or nothing more can be: the flushes complete.
+  auto waiters = std::move(out->waiters);
+  out->waiters.clear();
+  for (auto& waiter : waiters)
+    std::move(waiter)(out->error);
+}
+
+void teardown(beast::role_type role, transport& t, boost::system::error_code& ec) {
+  // Synchronous close: nothing buffered can be waited for.
+  (void)role;
+  t.close();
+  ec = {};
+}
+
+}  // namespace switchboard

@@ -1,0 +1,168 @@
+// The byte stream under a session: TCP, or TLS over TCP, with every write
+// going through one per-connection output buffer.
+//
+// Why a stream of our own under Beast (docs/performance.md):
+//   - One socket write per batch. The writer appends every frame it has
+//     (append_text_frame) and then flushes once; a send() costs about 2 µs on
+//     loopback, so one per frame cannot relay fast.
+//   - Nothing interleaves on the wire. Beast writes pongs and close frames
+//     from inside its read operation; here those writes (async_write_some)
+//     land in the same buffer, whole, so frames never mix, and at most one
+//     socket write is in flight at a time.
+//   - The same session code serves ws and wss: the transport hides whether
+//     TLS is under it.
+//
+// Everything here runs on the connection's strand. Beast finds teardown(),
+// async_teardown() and beast_close_socket() below by argument-dependent
+// lookup.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/core/role.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <boost/beast/websocket/teardown.hpp>
+
+#include "switchboard/net.hpp"
+
+namespace switchboard {
+
+class transport {
+ public:
+  using socket_type = asio::ip::tcp::socket;
+  using tls_stream = asio::ssl::stream<socket_type>;
+  using executor_type = socket_type::executor_type;
+
+  // Clear text.
+  explicit transport(socket_type socket);
+  // TLS: the handshake is still to be done (async_handshake).
+  transport(socket_type socket, asio::ssl::context& tls);
+
+  transport(transport&& other) noexcept;
+  transport& operator=(transport&&) = delete;
+  ~transport();
+
+  executor_type get_executor() { return socket().get_executor(); }
+  bool is_tls() const { return tls_ != nullptr; }
+  socket_type& socket() { return tls_ ? tls_->next_layer() : socket_; }
+
+  // Closes the socket at once: pending operations end with operation_aborted.
+  void close();
+
+  // The server side of the TLS handshake. Only for a TLS transport.
+  template <class Token>
+  auto async_handshake(Token&& token) {
+    return tls_->async_handshake(asio::ssl::stream_base::server, std::forward<Token>(token));
+  }
+
+  template <class MutableBufferSequence, class Token>
+  auto async_read_some(const MutableBufferSequence& buffers, Token&& token) {
+    return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, const MutableBufferSequence& b) {
+          if (tls_)
+            tls_->async_read_some(b, std::move(handler));
+          else
+            socket_.async_read_some(b, std::move(handler));
+        },
+        token, buffers);
+  }
+
+  // Takes every byte at once into the output buffer and starts a socket
+  // write unless one is in flight. Completes (posted) with all bytes taken,
+  // or with the error that ended an earlier write.
+  template <class ConstBufferSequence, class Token>
+  auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
+    return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, const ConstBufferSequence& b) {
+          auto ec = out_->error;
+          std::size_t taken = 0;
+          if (!ec) {
+            for (auto it = asio::buffer_sequence_begin(b); it != asio::buffer_sequence_end(b);
+                 ++it) {
+              const asio::const_buffer piece(*it);
+              out_->pending.append(static_cast<const char*>(piece.data()), piece.size());
+              taken += piece.size();
+            }
+            start_write();
+          }
+          auto executor = get_executor();
+          asio::post(executor, beast::bind_front_handler(std::move(handler), ec, taken));
+        },
+        token, buffers);
+  }
+
+  // Appends one unfragmented, unmasked WebSocket text frame (a server's
+  // frame, RFC 6455 section 5.2) without writing it: the next flush does.
+  // The caller must not be inside a fragmented Beast write, and must stop
+  // once a close frame was sent (websocket::stream::is_open() is false).
+  void append_text_frame(std::string_view payload);
+
+  // Bytes appended and not yet handed to the kernel, in the buffer or in
+  // the socket write in flight.
+  std::size_t unwritten() const { return out_->pending.size() + out_->writing.size(); }
+
+  // Writes everything appended so far; completes once the kernel took it
+  // all, or with the error that ended the writing.
+  template <class Token>
+  auto async_flush(Token&& token) {
+    return asio::async_initiate<Token, void(boost::system::error_code)>(
+        [this](auto handler) {
+          start_write();
+          if (!out_->in_flight) {
+            auto executor = get_executor();
+            asio::post(executor, beast::bind_front_handler(std::move(handler), out_->error));
+            return;
+          }
+          out_->waiters.emplace_back(std::move(handler));
+        },
+        token);
+  }
+
+  // What Beast's close path calls (found by argument-dependent lookup).
+  friend void teardown(beast::role_type role, transport& t, boost::system::error_code& ec);
+  template <class Handler>
+  friend void async_teardown(beast::role_type role, transport& t, Handler&& handler) {
+    // Close frames are in the buffer: they go out before the TCP or TLS
+    // shutdown.
+    t.async_flush(
+        [&t, role, h = std::forward<Handler>(handler)](boost::system::error_code) mutable {
+          if (t.tls_)
+            beast::async_teardown(role, *t.tls_, std::move(h));
+          else
+            beast::websocket::async_teardown(role, t.socket_, std::move(h));
+        });
+  }
+  friend void beast_close_socket(transport& t) { t.close(); }
+
+ private:
+  // The writing state, shared with the handler of the socket write in
+  // flight, which can outlive the transport (it then finds owner null).
+  struct output {
+    transport* owner = nullptr;
+    std::string pending;  // appended, not yet in a socket write
+    std::string writing;  // the bytes of the socket write in flight
+    bool in_flight = false;
+    boost::system::error_code error;  // the first write error; sticky
+    std::vector<asio::any_completion_handler<void(boost::system::error_code)>> waiters;
+  };
+
+  void start_write();
+  static void wrote(const std::shared_ptr<output>& out, boost::system::error_code ec);
+
+  socket_type socket_;               // clear text; empty with TLS
+  std::unique_ptr<tls_stream> tls_;  // owns the socket with TLS
+  std::shared_ptr<output> out_;
+};
+
+}  // namespace switchboard
