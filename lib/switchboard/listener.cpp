@@ -1,6 +1,7 @@
 #include "switchboard/listener.hpp"
 
 #include <chrono>
+#include <optional>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -49,7 +50,18 @@ asio::awaitable<void> write_answer(transport& stream, unsigned version, const ht
   stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
 }
 
-asio::awaitable<void> http_session(asio::ip::tcp::socket socket, services& s) {
+// A connection whose upgrade was accepted; it holds one --max-connections slot.
+struct upgraded {
+  websocket_stream ws;
+  session_request session;
+};
+
+// The HTTP part of a connection, up to the upgrade. It is a coroutine of its
+// own so that all it holds (the request, its buffer, the parser, the deadline)
+// is freed before the session starts: an idle session keeps only what it
+// needs (docs/performance.md, memory per idle session).
+asio::awaitable<std::optional<upgraded>> upgrade(asio::ip::tcp::socket socket, services& s) {
+  std::optional<upgraded> result;
   transport stream = s.tls ? transport(std::move(socket), *s.tls) : transport(std::move(socket));
   // --handshake-timeout bounds the TLS handshake and the request; Beast's
   // own timeout then bounds the upgrade. A client that stalls anywhere in
@@ -63,7 +75,7 @@ asio::awaitable<void> http_session(asio::ip::tcp::socket socket, services& s) {
     if (ec) {
       // A plain-text client on the TLS port, a bad hello, or a timeout.
       SB_LOG(debug) << "TLS handshake failed: " << ec.message();
-      co_return;
+      co_return result;
     }
   }
   beast::flat_buffer buffer;
@@ -76,9 +88,9 @@ asio::awaitable<void> http_session(asio::ip::tcp::socket socket, services& s) {
     s.stats.count_rejection(431);
     co_await write_answer(stream, 11,
                           error_answer(431, "header_too_large", "request headers over 8 KiB"));
-    co_return;
+    co_return result;
   }
-  if (ec) co_return;  // timed out, closed, or not HTTP: nobody to answer
+  if (ec) co_return result;  // timed out, closed, or not HTTP: nobody to answer
   auto request = parser.release();
 
   route_request route;
@@ -90,16 +102,16 @@ asio::awaitable<void> http_session(asio::ip::tcp::socket socket, services& s) {
   if (auto auth = request.find(http::field::authorization); auth != request.end())
     route.authorization = auth->value();
 
-  auto result = s.routes.route(route);
-  if (auto* answer = std::get_if<http_answer>(&result)) {
+  auto routed = s.routes.route(route);
+  if (auto* answer = std::get_if<http_answer>(&routed)) {
     co_await write_answer(stream, request.version(), *answer);
-    co_return;
+    co_return result;
   }
-  auto session = std::get<session_request>(result);
+  auto session = std::get<session_request>(routed);
   if (!s.routes.acquire_slot()) {
     co_await write_answer(stream, request.version(),
                           error_answer(503, "too_many_connections", "--max-connections reached"));
-    co_return;
+    co_return result;
   }
 
   deadline.cancel();  // its handler holds a reference to `stream`, moved next
@@ -110,7 +122,18 @@ asio::awaitable<void> http_session(asio::ip::tcp::socket socket, services& s) {
     response.set(http::field::server, "switchboard");
   }));
   auto [accept_ec] = co_await ws.async_accept(request, use_tuple);
-  if (!accept_ec) co_await run_session(std::move(ws), session, s);
+  if (accept_ec) {
+    s.routes.release_slot();
+    co_return result;
+  }
+  result.emplace(upgraded{std::move(ws), std::move(session)});
+  co_return result;
+}
+
+asio::awaitable<void> http_session(asio::ip::tcp::socket socket, services& s) {
+  auto accepted = co_await upgrade(std::move(socket), s);
+  if (!accepted) co_return;
+  co_await run_session(std::move(accepted->ws), std::move(accepted->session), s);
   s.routes.release_slot();
 }
 

@@ -33,6 +33,8 @@ using clock = std::chrono::steady_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // Bytes read at a time while discarding the rest of an oversized message.
 constexpr std::size_t discard_chunk = 4096;
+// Read buffers above this are given back after the message.
+constexpr std::size_t kept_read_capacity = 16 * 1024;
 // The writer stops taking frames for a batch once this much is buffered.
 constexpr std::size_t max_batch_bytes = 256 * 1024;
 // ...or after yielding this many times to other handlers for more frames.
@@ -86,8 +88,6 @@ struct session_state {
   session_ptr handle;
   services& s;
   clock::time_point last_activity = clock::now();  // any frame or pong from the client
-  // Fed by session_handle::abort() on this strand; the watchdog awaits it.
-  asio::experimental::channel<void(boost::system::error_code, close_reason)> aborted;
 };
 
 void send_error(session_state& st, protocol::error_code code, std::string_view text,
@@ -138,6 +138,8 @@ asio::awaitable<void> reader(session_state& st) {
     auto frame = protocol::parse_client_frame(
         std::string_view(static_cast<const char*>(data.data()), data.size()), user);
     buffer.consume(bytes);
+    // A large message must not keep its memory while the session idles.
+    if (buffer.capacity() > kept_read_capacity) buffer.shrink_to_fit();
 
     if (auto* send = std::get_if<protocol::send_frame>(&frame)) {
       st.s.stats.messages_received_total.fetch_add(1, std::memory_order_relaxed);
@@ -346,9 +348,10 @@ asio::awaitable<void> ticker(session_state& st) {
   }
 }
 
-asio::awaitable<void> watchdog(session_state& st) {
-  auto [ec, reason] = co_await st.aborted.async_receive(use_tuple);
-  if (ec) co_return;  // cancelled: the session ended another way
+// session_handle::abort(), on this strand: closes the socket at once, even
+// while the writer is blocked on it; the reader and the writer then fail and
+// the session ends.
+void abort_session(session_state& st, close_reason reason) {
   SB_LOG(info) << "session " << st.handle->id << " of user " << st.handle->user
                << " closed: " << to_string(reason);
   st.s.stats.count_close(to_string(reason));
@@ -370,9 +373,8 @@ asio::awaitable<void> run_session(websocket_stream ws, session_request request, 
   // Beast's own timer bounds the close handshake; idleness is the ticker's.
   ws.set_option(websocket::stream_base::timeout{s.cfg.handshake_timeout,
                                                 websocket::stream_base::none(), false});
-  session_state st{ws, handle, s, clock::now(), {strand, 1}};
-  handle->on_abort(
-      [&st](close_reason reason) { st.aborted.try_send(boost::system::error_code{}, reason); });
+  session_state st{ws, handle, s, clock::now()};
+  handle->on_abort([&st](close_reason reason) { abort_session(st, reason); });
   ws.control_callback(
       [&st](websocket::frame_type, std::string_view) { st.last_activity = clock::now(); });
 
@@ -383,8 +385,7 @@ asio::awaitable<void> run_session(websocket_stream ws, session_request request, 
     const auto text = protocol::welcome_frame(request.user, welcome->position.highest, handle->id);
     const bool written = co_await write_text(st, text);
     if (written) {
-      co_await (reader(st) || writer(st, welcome->position, request.since) || ticker(st) ||
-                watchdog(st));
+      co_await (reader(st) || writer(st, welcome->position, request.since) || ticker(st));
     }
   } else if (auto* close = ec ? nullptr : std::get_if<event::close>(&first)) {
     s.stats.count_close(to_string(close->reason));

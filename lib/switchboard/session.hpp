@@ -1,14 +1,15 @@
 // One WebSocket session (PROTOCOL.md sections 2 to 4).
 //
-// The coroutine owns the stream. After the welcome it runs four children on
+// The coroutine owns the stream. After the welcome it runs three children on
 // the session's strand, joined with `||` so that when one ends the others are
 // cancelled and clean-up happens once, after all of them:
 //   reader    reads frames, answers ERRORs, hands SENDs to the store;
 //   writer    awaits the session's channel and is the only one that writes
 //             frames: welcome, replay pages, live messages, receipts, CLOSE;
-//   ticker    pings every --ping-interval and closes an idle session;
-//   watchdog  closes the socket at once when the session is aborted
-//             (slow_consumer), even while the writer is blocked on it.
+//   ticker    pings every --ping-interval and closes an idle session.
+// An abort (slow_consumer) closes the socket at once from the handle's
+// callback, even while the writer is blocked on it: the reader and the
+// writer then fail.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
