@@ -120,3 +120,23 @@ BOOST_FIXTURE_TEST_CASE(every_bad_token_is_401, auth_server) {
                  .body.find("switchboard_handshake_rejections_total{status=\"401\"}") !=
              std::string::npos);
 }
+
+BOOST_AUTO_TEST_CASE(only_listed_origins_may_open_sessions) {
+  auto cfg = test_config();
+  cfg.allow_origins = {"https://chat.example.com", "http://127.0.0.1:8080"};
+  test_server server(cfg);
+  const auto port = server.port();
+  BOOST_TEST(upgrade_status(port, "/ws/7", {{"Origin", "https://chat.example.com"}}) == 101u);
+  BOOST_TEST(upgrade_status(port, "/ws/7", {{"Origin", "http://127.0.0.1:8080"}}) == 101u);
+  // No Origin: not a browser, allowed.
+  BOOST_TEST(upgrade_status(port, "/ws/7") == 101u);
+  for (const std::string origin : {"https://evil.example.com", "https://chat.example.com.evil.com",
+                                   "http://chat.example.com", "null"}) {
+    BOOST_TEST_CONTEXT(origin) {
+      BOOST_TEST(upgrade_status(port, "/ws/7", {{"Origin", origin}}) == 403u);
+    }
+  }
+  BOOST_TEST(http_get(port, "/metrics")
+                 .body.find("switchboard_handshake_rejections_total{status=\"403\"} 4") !=
+             std::string::npos);
+}
