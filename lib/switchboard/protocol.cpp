@@ -1,5 +1,6 @@
 #include "switchboard/protocol.hpp"
 
+#include <array>
 #include <charconv>
 
 #include <boost/json.hpp>
@@ -126,11 +127,19 @@ class frame_text {
   // need escaping (RFC 8259 section 7).
   frame_text& string(std::string_view text) {
     static constexpr char hex[] = "0123456789abcdef";
+    static constexpr auto needs_escape = [] {
+      std::array<bool, 256> table{};
+      for (int c = 0; c < 0x20; ++c)
+        table[static_cast<std::size_t>(c)] = true;
+      table['"'] = true;
+      table['\\'] = true;
+      return table;
+    }();
     out_.push_back('"');
     std::size_t plain = 0;  // start of the run not yet copied
     for (std::size_t i = 0; i < text.size(); ++i) {
       const auto c = static_cast<unsigned char>(text[i]);
-      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      if (!needs_escape[c]) continue;
       out_.append(text.data() + plain, i - plain);
       plain = i + 1;
       switch (c) {

@@ -154,7 +154,7 @@ asio::awaitable<void> reader(session_state& st) {
           store::append_request{user, send->receiver, std::move(send->content), unix_ms(),
                                 std::move(send->id)},
           st.handle, clock::now()};
-      co_await st.s.store.submit(std::move(append));
+      if (!st.s.store.try_submit(append)) co_await st.s.store.submit(std::move(append));
     } else if (auto* ack = std::get_if<protocol::receive_frame>(&frame)) {
       // Under ack=auto the cursor follows the socket; a RECEIVE is harmless.
       if (st.handle->ack == ack_mode::manual) {

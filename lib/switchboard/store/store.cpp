@@ -55,8 +55,13 @@ void worker::stop() {
   thread_.join();
 }
 
+bool worker::try_submit(store_request& r) {
+  // try_send leaves the value alone when it fails.
+  return requests_.try_send(boost::system::error_code{}, std::move(r));
+}
+
 asio::awaitable<void> worker::submit(store_request r) {
-  if (requests_.try_send(boost::system::error_code{}, std::move(r))) co_return;
+  if (try_submit(r)) co_return;
   co_await requests_.async_send(boost::system::error_code{}, std::move(r),
                                 asio::as_tuple(asio::use_awaitable));
 }

@@ -72,6 +72,9 @@ class worker {
 
   // Waits while the queue is full. Safe from any thread.
   asio::awaitable<void> submit(store_request r);
+  // Queues `r` unless the queue is full; `r` is left as it was then. The hot
+  // path's way in: no coroutine frame per message (docs/performance.md).
+  bool try_submit(store_request& r);
 
  private:
   asio::awaitable<void> run();
