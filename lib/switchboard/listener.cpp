@@ -133,8 +133,14 @@ asio::awaitable<std::optional<upgraded>> upgrade(asio::ip::tcp::socket socket, s
 asio::awaitable<void> http_session(asio::ip::tcp::socket socket, services& s) {
   auto accepted = co_await upgrade(std::move(socket), s);
   if (!accepted) co_return;
-  co_await run_session(std::move(accepted->ws), std::move(accepted->session), s);
-  s.routes.release_slot();
+  // The session is a coroutine of its own, so that this frame is freed now
+  // rather than held for the session's whole life.
+  auto executor = accepted->ws.get_executor();
+  asio::co_spawn(executor, run_session(std::move(accepted->ws), std::move(accepted->session), s),
+                 [&s](std::exception_ptr e) {
+                   s.routes.release_slot();
+                   log_exception("session")(e);
+                 });
 }
 
 }  // namespace

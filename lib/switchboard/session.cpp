@@ -7,8 +7,10 @@
 #include <random>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -21,6 +23,7 @@
 #include "switchboard/log.hpp"
 #include "switchboard/metrics.hpp"
 #include "switchboard/protocol.hpp"
+#include "switchboard/spawn.hpp"
 #include "switchboard/store/store.hpp"
 
 namespace switchboard {
@@ -28,11 +31,22 @@ namespace switchboard {
 namespace {
 
 namespace websocket = beast::websocket;
-using namespace asio::experimental::awaitable_operators;
 using clock = std::chrono::steady_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // Bytes read at a time while discarding the rest of an oversized message.
 constexpr std::size_t discard_chunk = 4096;
+// The first read of a message asks for at most this much: Beast sizes the
+// buffer by the request before any byte arrives, and an idle session waits in
+// that read (docs/performance.md, memory per idle session). Most chat frames
+// fit; a longer message continues with larger reads.
+constexpr std::size_t first_read_bytes = 512;
+
+// How much the reader asks for next: at most one byte over the limit.
+std::size_t read_limit(std::size_t have, std::size_t max_bytes) {
+  const std::size_t rest = max_bytes + 1 - have;
+  return have == 0 ? std::min(rest, first_read_bytes) : rest;
+}
+
 // Read buffers above this are given back after the message.
 constexpr std::size_t kept_read_capacity = 16 * 1024;
 // The writer stops taking frames for a batch once this much is buffered.
@@ -111,7 +125,7 @@ asio::awaitable<void> reader(session_state& st) {
     bool too_large = false;
     do {
       auto [ec, n] =
-          co_await st.ws.async_read_some(buffer, max_bytes + 1 - buffer.size(), use_tuple);
+          co_await st.ws.async_read_some(buffer, read_limit(buffer.size(), max_bytes), use_tuple);
       if (ec) co_return;
       too_large = buffer.size() > max_bytes;
     } while (!too_large && !st.ws.is_message_done());
@@ -385,7 +399,18 @@ asio::awaitable<void> run_session(websocket_stream ws, session_request request, 
     const auto text = protocol::welcome_frame(request.user, welcome->position.highest, handle->id);
     const bool written = co_await write_text(st, text);
     if (written) {
-      co_await (reader(st) || writer(st, welcome->position, request.since) || ticker(st));
+      // One parallel group rather than `reader || writer || ticker`: each
+      // `||` is a coroutine of its own, spawning one more, and all of their
+      // frames lived as long as the session (docs/performance.md).
+      auto executor = co_await asio::this_coro::executor;
+      auto children = asio::experimental::make_parallel_group(
+          asio::co_spawn(executor, reader(st), asio::deferred),
+          asio::co_spawn(executor, writer(st, welcome->position, request.since), asio::deferred),
+          asio::co_spawn(executor, ticker(st), asio::deferred));
+      auto [order, read_error, write_error, tick_error] =
+          co_await children.async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
+      for (const auto& e : {read_error, write_error, tick_error})
+        if (e) log_exception("session child")(e);
     }
   } else if (auto* close = ec ? nullptr : std::get_if<event::close>(&first)) {
     s.stats.count_close(to_string(close->reason));
