@@ -36,6 +36,7 @@
     retryTimer: null,     // the pending reconnect
     countdown: null,      // the status line's once-a-second update while waiting
     closeNotice: null,    // the CLOSE frame of the current socket, if one came
+    reopen: false,        // the page closed the socket to open a new one at once
     lastSeq: 0n,          // highest seq shown: `since` of the next session
     epoch: 0,             // bumped when the server's seqs start again (store reset)
     shown: new Map(),     // `${epoch}:${seq}` -> its <li>: de-duplication by seq
@@ -216,9 +217,14 @@
     if (high < state.lastSeq) {
       // The server has fewer messages for this user than the page has shown:
       // its store was reset (a memory store restarted). Its seqs start again.
+      // This session asked for seqs above the old lastSeq, and the server
+      // would hold back the new seqs up to it: start over with since = high.
       notice(`The server no longer knows messages up to seq ${state.lastSeq} (its store was reset); counting again from seq ${high}.`, true);
       state.epoch += 1;
       state.lastSeq = high;
+      state.reopen = true;
+      state.ws.close();
+      return;
     }
     setStatus('connected', `Connected as user ${state.me}.`);
     notice(resumed > 0n
@@ -314,6 +320,12 @@
         setOutState(out, 'waiting');
     }
     const code = notified ? notified.code : null;
+    if (state.reopen && state.wanted) {
+      state.reopen = false;
+      open();
+      return;
+    }
+    state.reopen = false;
     if (!state.wanted || code === 'bye') {
       stop('offline', 'Disconnected.');
       return;
