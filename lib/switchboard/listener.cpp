@@ -36,7 +36,7 @@ constexpr std::uint64_t body_limit = 8 * 1024;
 asio::awaitable<void> write_answer(transport& stream, unsigned version, const http_answer& answer) {
   http::response<http::string_body> response{static_cast<http::status>(answer.status), version};
   response.set(http::field::server, "switchboard");
-  response.set(http::field::content_type, answer.content_type);
+  if (!answer.content_type.empty()) response.set(http::field::content_type, answer.content_type);
   for (const auto& [name, value] : answer.headers)
     response.set(name, value);
   // One request per connection before the upgrade: nothing can be smuggled
@@ -101,6 +101,10 @@ asio::awaitable<std::optional<upgraded>> upgrade(asio::ip::tcp::socket socket, s
     route.origin = origin->value();
   if (auto auth = request.find(http::field::authorization); auth != request.end())
     route.authorization = auth->value();
+  if (auto host = request.find(http::field::host); host != request.end())
+    route.host = host->value();
+  if (auto tag = request.find(http::field::if_none_match); tag != request.end())
+    route.if_none_match = tag->value();
 
   auto routed = s.routes.route(route);
   if (auto* answer = std::get_if<http_answer>(&routed)) {

@@ -10,22 +10,70 @@
 #include "switchboard/jwt.hpp"
 #include "switchboard/metrics.hpp"
 #include "switchboard/user_id.hpp"
+#include "switchboard/web_assets.hpp"
 
 namespace switchboard {
-
-namespace web {
-extern const std::string_view index_html;
-}
 
 namespace {
 
 constexpr std::string_view json_type = "application/json";
 
-// The page talks only to its own origin: scripts, styles and the WebSocket.
-constexpr std::string_view page_csp =
-    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "connect-src 'self' ws: wss:; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
-    "frame-ancestors 'none'";
+// The page loads only its own files and opens only its own WebSocket: no
+// inline script or style, nothing from elsewhere. connect-src names ws: and
+// wss: on the request's own host because 'self' does not cover WebSocket
+// schemes in every browser.
+std::string page_csp(std::optional<std::string_view> host) {
+  std::string csp =
+      "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+      "connect-src 'self'";
+  // Only a plain host[:port] (a name, IPv4, or [IPv6]) goes into the header:
+  // anything else could add directives of its own.
+  const bool plain = host && !host->empty() && host->size() <= 255 &&
+                     std::all_of(host->begin(), host->end(), [](char c) {
+                       return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                              (c >= '0' && c <= '9') || c == '.' || c == '-' || c == ':' ||
+                              c == '[' || c == ']';
+                     });
+  if (plain) {
+    csp += " ws://";
+    csp += *host;
+    csp += " wss://";
+    csp += *host;
+  }
+  csp += "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+  return csp;
+}
+
+// RFC 9110 If-None-Match: "*", or a list of entity tags compared weakly.
+bool etag_matches(std::string_view if_none_match, std::string_view etag) {
+  while (!if_none_match.empty()) {
+    const auto comma = if_none_match.find(',');
+    auto tag = if_none_match.substr(0, comma);
+    if_none_match =
+        comma == std::string_view::npos ? std::string_view{} : if_none_match.substr(comma + 1);
+    while (!tag.empty() && (tag.front() == ' ' || tag.front() == '\t'))
+      tag.remove_prefix(1);
+    while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t'))
+      tag.remove_suffix(1);
+    if (tag.starts_with("W/")) tag.remove_prefix(2);
+    if (tag == "*" || tag == etag) return true;
+  }
+  return false;
+}
+
+// A file of the browser client. no-cache: the browser may keep it but asks
+// again each time, and an unchanged file costs a 304 without a body.
+http_answer page_file(const web::asset& file, const route_request& request) {
+  std::vector<std::pair<std::string, std::string>> headers{{"ETag", std::string(file.etag)},
+                                                           {"Cache-Control", "no-cache"}};
+  if (request.if_none_match && etag_matches(*request.if_none_match, file.etag))
+    return http_answer{304, {}, {}, std::move(headers)};
+  headers.emplace_back("Content-Security-Policy", page_csp(request.host));
+  headers.emplace_back("X-Content-Type-Options", "nosniff");
+  headers.emplace_back("Referrer-Policy", "no-referrer");
+  return http_answer{200, std::string(file.content_type), std::string(file.body),
+                     std::move(headers)};
+}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -82,15 +130,8 @@ route_result router::route(const route_request& request) {
     }
     if (path == "/metrics")
       return http_answer{200, "text/plain; version=0.0.4; charset=utf-8", metrics_.render(), {}};
-    if (path == "/") {
-      return http_answer{200,
-                         "text/html; charset=utf-8",
-                         std::string(web::index_html),
-                         {{"Content-Security-Policy", std::string(page_csp)},
-                          {"Cache-Control", "no-cache"},
-                          {"X-Content-Type-Options", "nosniff"},
-                          {"Referrer-Policy", "no-referrer"}}};
-    }
+    for (const auto& file : web::assets)
+      if (path == file.path) return page_file(file, request);
   }
   return error_answer(404, "not_found", "no such resource");
 }

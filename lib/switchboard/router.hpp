@@ -25,11 +25,13 @@ struct route_request {
   bool websocket_upgrade = false;
   std::optional<std::string_view> origin;
   std::optional<std::string_view> authorization;  // the Authorization header, as sent
+  std::optional<std::string_view> host;           // the Host header: the page's own WebSocket
+  std::optional<std::string_view> if_none_match;  // revalidation of the page's files
 };
 
 struct http_answer {
   unsigned status = 200;
-  std::string content_type;
+  std::string content_type;  // empty: no Content-Type (a 304 has no body)
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // beyond Content-Type
 };

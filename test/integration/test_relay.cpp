@@ -423,6 +423,29 @@ BOOST_AUTO_TEST_CASE(http_answers) {
   const auto page = http_get(server.port(), "/");
   BOOST_TEST(page.status == 200u);
   BOOST_TEST(page.headers.at("content-type") == "text/html; charset=utf-8");
+  // The page's own files only, no inline code; its WebSocket on its own host.
+  const auto& csp = page.headers.at("content-security-policy");
+  BOOST_TEST(csp.find("script-src 'self';") != std::string::npos);
+  BOOST_TEST(csp.find("unsafe-inline") == std::string::npos);
+  BOOST_TEST(csp.find("connect-src 'self' ws://127.0.0.1 wss://127.0.0.1;") != std::string::npos);
+  BOOST_TEST(http_get(server.port(), "/", {{"Host", "evil;script-src *"}})
+                 .headers.at("content-security-policy")
+                 .find("connect-src 'self';") != std::string::npos);
+  // Revalidation: the build-time ETag answers 304 without a body.
+  const auto& etag = page.headers.at("etag");
+  BOOST_TEST(page.headers.at("cache-control") == "no-cache");
+  const auto same = http_get(server.port(), "/", {{"If-None-Match", "W/\"x\", " + etag}});
+  BOOST_TEST(same.status == 304u);
+  BOOST_TEST(same.body.empty());
+  BOOST_TEST(same.headers.at("etag") == etag);
+  BOOST_TEST(same.headers.count("content-type") == 0u);
+  BOOST_TEST(http_get(server.port(), "/", {{"If-None-Match", "\"other\""}}).status == 200u);
+  BOOST_TEST(http_get(server.port(), "/app.js").headers.at("content-type") ==
+             "text/javascript; charset=utf-8");
+  BOOST_TEST(http_get(server.port(), "/style.css").headers.at("content-type") ==
+             "text/css; charset=utf-8");
+  BOOST_TEST(http_get(server.port(), "/favicon.svg").headers.at("content-type") == "image/svg+xml");
+  BOOST_TEST(http_get(server.port(), "/index.html").status == 404u);
 
   const auto big = http_get(server.port(), "/healthz", {{"X-Big", std::string(9000, 'a')}});
   BOOST_TEST(big.status == 431u);

@@ -1,0 +1,352 @@
+// End-to-end test of the browser chat client served at GET /, in a real
+// headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core).
+//
+//   node chat.test.mjs SERVER_BINARY ARTIFACT_DIR
+//
+// Two users talk through the page; the server is stopped and started again on
+// the same port and SQLite file; the first page must reconnect by itself, and
+// the second, kept away meanwhile behind a TCP proxy that refuses
+// connections, must come back by itself and show what was sent while it was
+// away exactly once. Screenshots land in ARTIFACT_DIR. The last line says
+// `browser: N passed, N failed`; the exit code is 0 only when all passed.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const [serverBinary, artifactDir] = process.argv.slice(2);
+if (!serverBinary || !artifactDir) {
+  console.error('usage: node chat.test.mjs SERVER_BINARY ARTIFACT_DIR');
+  process.exit(2);
+}
+const chromiumPath = process.env.SWITCHBOARD_CHROMIUM || '/usr/bin/chromium';
+const stepTimeoutMs = 20_000;  // any single wait
+const wholeTestMs = 150_000;   // the whole scenario, whatever hangs
+
+if (!existsSync(chromiumPath)) {
+  console.error(`browser: no Chromium at ${chromiumPath}; scripts/deps --test installs Debian's chromium`);
+  console.log('browser: 0 passed, 1 failed');
+  process.exit(1);
+}
+let chromium;
+try {
+  ({ chromium } = await import('playwright-core'));
+} catch (e) {
+  console.error(`browser: cannot load playwright-core (${e.message}); run scripts/deps --test, or npm ci in test/browser`);
+  console.log('browser: 0 passed, 1 failed');
+  process.exit(1);
+}
+
+// ---- the server under test -------------------------------------------------
+
+class Server {
+  constructor(binary, storePath) {
+    this.binary = binary;
+    this.storePath = storePath;
+    this.child = null;
+    this.port = 0;
+    this.log = '';
+  }
+
+  // Starts it on this.port (0 the first time: a free port) and waits for its
+  // `listening on ADDR:PORT` line.
+  async start() {
+    const args = ['--listen', `127.0.0.1:${this.port}`, '--store', `sqlite:${this.storePath}`,
+                  '--threads', '2', '--drain-timeout', '3', '--log-level', 'warn'];
+    const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    child.stderr.on('data', (d) => { this.log += d; });
+    this.exited = new Promise((resolve) => {
+      child.on('exit', (code, signal) => resolve({ code, signal }));
+      child.on('error', () => resolve({ code: null, signal: null }));
+    });
+    const port = await new Promise((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`server did not print its listening line in 10 s; stderr:\n${this.log}`)), 10_000);
+      child.stdout.on('data', (d) => {
+        out += d;
+        const m = out.match(/^listening on 127\.0\.0\.1:(\d+)\n/);
+        if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+      });
+      child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code} before listening; stderr:\n${this.log}`)); });
+      child.on('error', (e) => { clearTimeout(timer); reject(new Error(`cannot start ${this.binary}: ${e.message}`)); });
+    });
+    this.port = port;
+  }
+
+  // SIGTERM, as an operator would; PROTOCOL.md promises exit code 0.
+  async stop() {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return null;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    const result = await this.exited;
+    clearTimeout(timer);
+    this.child = null;
+    return result;
+  }
+
+  kill() {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+// ---- a TCP proxy that can refuse connections ------------------------------
+// The second page is loaded through it, so its WebSocket is too: pausing it
+// keeps that page away from the server (every reconnect attempt is refused)
+// while the other page goes on.
+
+class Proxy {
+  constructor(targetPort) {
+    this.targetPort = targetPort;
+    this.port = 0;
+    this.sockets = new Set();
+    this.server = null;
+  }
+
+  async listen() {
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(this.targetPort, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => { client.destroy(); upstream.destroy(); });
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+    });
+    await new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.port, '127.0.0.1', resolve);
+    });
+    this.port = this.server.address().port;
+  }
+
+  async pause() {
+    const closed = new Promise((resolve) => this.server.close(resolve));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
+
+  async close() {
+    if (this.server && this.server.listening) await this.pause();
+  }
+}
+
+// ---- helpers ---------------------------------------------------------------
+
+const passed = [];
+function step(text) {
+  passed.push(text);
+  console.log(`ok ${passed.length} - ${text}`);
+}
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Opens the page at `origin` in its own browser context (its own tab, its
+// own storage) and collects what would show a broken page: uncaught errors
+// and console errors other than the expected failed WebSocket attempts
+// while the server is down (a CSP violation is a console error).
+async function openPage(browser, origin, name, problems, viewport = { width: 960, height: 720 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.setDefaultTimeout(stepTimeoutMs);
+  page.on('pageerror', (e) => problems.push(`${name}: uncaught ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    if (/WebSocket connection to .* failed/.test(m.text())) return;
+    problems.push(`${name}: console error: ${m.text()}`);
+  });
+  const response = await page.goto(origin + '/');
+  check(response.status() === 200, `${name}: GET / answered ${response.status()}`);
+  return page;
+}
+
+// Keyboard only: type the user id, Enter connects.
+async function signIn(page, user) {
+  await page.focus('#user');
+  await page.keyboard.type(String(user));
+  await page.keyboard.press('Enter');
+  await waitConnected(page);
+}
+
+async function waitConnected(page) {
+  await page.locator('#status[data-state="connected"]').waitFor();
+}
+
+// Keyboard only: receiver, Tab to the message box, type, Enter sends.
+async function say(page, receiver, text) {
+  await page.fill('#receiver', String(receiver));
+  await page.focus('#receiver');
+  await page.keyboard.press('Tab');
+  check(await page.evaluate(() => document.activeElement.id) === 'message',
+        'Tab from the receiver field does not lead to the message box');
+  await page.keyboard.type(text);
+  await page.keyboard.press('Enter');
+  check(await page.inputValue('#message') === '', 'the message box was not cleared after Enter');
+}
+
+const received = (page, seq) => page.locator(`#conversation li.in[data-seq="${seq}"]`);
+
+// Waits for the received message `seq` with `text`, then checks it is on the
+// page exactly once (after a moment in which a duplicate could still come).
+async function expectReceivedOnce(page, seq, text, sender) {
+  const item = received(page, seq);
+  await item.first().waitFor();
+  await sleep(500);
+  const count = await item.count();
+  check(count === 1, `seq ${seq} is shown ${count} times, not once`);
+  const content = await item.locator('.content').textContent();
+  check(content === text, `seq ${seq} shows "${content}", not "${text}"`);
+  check(await item.getAttribute('data-sender') === String(sender), `seq ${seq} does not show sender ${sender}`);
+  check((await item.locator('.meta').textContent()).includes(`seq ${seq}`), `seq ${seq} is not written on the message`);
+  await page.locator(`#conversation li.in[data-seq="${seq}"][data-state="acknowledged"]`).waitFor();
+}
+
+// The sender's own copy reaches `stored` with the receiver's seq: the receipt.
+async function expectStored(page, text, seq) {
+  const mine = page.locator('#conversation li.out', { has: page.locator('.content', { hasText: text }) });
+  await page.locator(`#conversation li.out[data-state="stored"][data-seq="${seq}"]`).waitFor();
+  check(await mine.getAttribute('data-seq') === String(seq), `"${text}" was receipted with another seq`);
+}
+
+// ---- the scenario ----------------------------------------------------------
+
+async function scenario(ctx) {
+  const { server, problems } = ctx;
+  await server.start();
+  const origin = `http://127.0.0.1:${server.port}`;
+  step(`server listening on 127.0.0.1:${server.port}`);
+
+  // The page's HTTP answers: type, CSP, caching.
+  const page1 = await fetch(origin + '/');
+  check(page1.headers.get('content-type') === 'text/html; charset=utf-8', 'GET / Content-Type');
+  const csp = page1.headers.get('content-security-policy') || '';
+  check(csp.includes("script-src 'self'") && !csp.includes('unsafe-inline'), `CSP allows more than the page's own script: ${csp}`);
+  check(csp.includes(`connect-src 'self' ws://127.0.0.1:${server.port} wss://127.0.0.1:${server.port}`), `CSP connect-src: ${csp}`);
+  const etag = page1.headers.get('etag');
+  check(etag && page1.headers.get('cache-control') === 'no-cache', 'GET / has no ETag or no Cache-Control: no-cache');
+  const again = await fetch(origin + '/', { headers: { 'If-None-Match': etag } });
+  check(again.status === 304, `GET / with If-None-Match answered ${again.status}, not 304`);
+  const script = await fetch(origin + '/app.js');
+  check(script.headers.get('content-type') === 'text/javascript; charset=utf-8', 'GET /app.js Content-Type');
+  step('GET / and its files: Content-Type, CSP without inline code, ETag and 304');
+
+  const proxy = new Proxy(server.port);
+  ctx.proxy = proxy;
+  await proxy.listen();
+
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    timeout: 30_000,
+  });
+  ctx.browser = browser;
+  const one = await openPage(browser, origin, 'user 1', problems);
+  const two = await openPage(browser, `http://127.0.0.1:${proxy.port}`, 'user 2', problems);
+  await signIn(one, 1);
+  await signIn(two, 2);
+  step('two pages connected as users 1 and 2, by keyboard');
+
+  await say(one, 2, 'Hello 2, this is 1.');
+  await expectReceivedOnce(two, 1, 'Hello 2, this is 1.', 1);
+  await expectStored(one, 'Hello 2, this is 1.', 1);
+  await say(two, 1, 'Hi 1! Loud and clear.');
+  await expectReceivedOnce(one, 1, 'Hi 1! Loud and clear.', 2);
+  await expectStored(two, 'Hi 1! Loud and clear.', 1);
+  step('each page sees the other\'s message with its seq, and its own receipted');
+
+  const stopped = await server.stop();
+  check(stopped && stopped.code === 0, `SIGTERM: the server exited with ${JSON.stringify(stopped)}, not 0`);
+  for (const page of [one, two]) {
+    await page.locator('#conversation li.notice', { hasText: 'The server is shutting down or restarting.' }).waitFor();
+    await page.locator('#status[data-state="waiting"]').waitFor();
+  }
+  step('server stopped: both pages say so in plain words and wait to reconnect');
+
+  await proxy.pause();  // user 2 stays away until resume
+  await server.start();
+  await waitConnected(one);
+  await one.locator('#conversation li.notice', { hasText: 'Reconnected as user 1: asked for everything after seq 1.' }).waitFor();
+  step('server restarted on the same port and store: page 1 reconnected by itself with since=1');
+
+  await say(one, 2, 'Sent while you were away.');
+  await expectStored(one, 'Sent while you were away.', 2);
+  check(await two.locator('#status').getAttribute('data-state') !== 'connected', 'page 2 was not away');
+  check(await received(two, 2).count() === 0, 'page 2 got seq 2 while away');
+  step('a message to user 2 stored (seq 2) while page 2 is disconnected');
+
+  await proxy.listen();
+  await waitConnected(two);
+  await two.locator('#conversation li.notice', { hasText: 'Reconnected as user 2: asked for everything after seq 1.' }).waitFor();
+  await expectReceivedOnce(two, 2, 'Sent while you were away.', 1);
+  step('page 2 reconnected by itself and shows the missed message exactly once');
+
+  await say(one, 2, 'And one more, live.');
+  await expectReceivedOnce(two, 3, 'And one more, live.', 1);
+  await say(two, 1, 'Got all three.');
+  await expectReceivedOnce(one, 2, 'Got all three.', 2);
+  check(await two.locator('#conversation li.in').count() === 3, 'page 2 does not show exactly seqs 1, 2, 3');
+  check(await one.locator('#conversation li.in').count() === 2, 'page 1 does not show exactly seqs 1, 2');
+  step('after the reconnects, live messages flow both ways with no duplicate');
+
+  // ack=manual: everything page 2 showed was acknowledged, so a new tab of
+  // user 2, which asks for no `since`, is replayed nothing.
+  await sleep(300);
+  const three = await openPage(browser, origin, 'user 2, second tab', problems);
+  await signIn(three, 2);
+  await three.locator('#conversation li.notice', { hasText: 'Highest seq for you on the server: 3.' }).waitFor();
+  await sleep(500);
+  check(await three.locator('#conversation li.in').count() === 0, 'a new tab of user 2 was replayed messages page 2 had acknowledged');
+  await three.context().close();
+  step('page 2 acknowledged what it showed: a new tab of user 2 gets no replay');
+
+  mkdirSync(artifactDir, { recursive: true });
+  const shot = path.join(artifactDir, 'browser-conversation.png');
+  await two.screenshot({ path: shot });
+  await one.screenshot({ path: path.join(artifactDir, 'browser-conversation-user1.png') });
+  await two.setViewportSize({ width: 390, height: 780 });
+  await two.screenshot({ path: path.join(artifactDir, 'browser-conversation-phone.png') });
+  step(`screenshots saved: ${shot} (and -user1, -phone)`);
+
+  check(problems.length === 0, `the pages reported problems:\n  ${problems.join('\n  ')}`);
+  step('no uncaught error and no console error (no CSP violation) in any page');
+}
+
+// ---- run it, always cleaning up --------------------------------------------
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'switchboard-browser-'));
+const ctx = { server: new Server(serverBinary, path.join(dir, 'switchboard.db')), problems: [] };
+process.on('exit', () => ctx.server.kill());  // the last resort: never leave it running
+let failure = null;
+const deadline = setTimeout(() => {
+  console.error(`browser: the scenario took over ${wholeTestMs / 1000} s`);
+  ctx.server.kill();
+  console.log(`browser: 0 passed, 1 failed`);
+  process.exit(1);
+}, wholeTestMs);
+try {
+  await scenario(ctx);
+} catch (e) {
+  failure = e;
+} finally {
+  clearTimeout(deadline);
+  await ctx.browser?.close().catch(() => {});
+  await ctx.proxy?.close().catch(() => {});
+  await ctx.server.stop().catch(() => {});
+  ctx.server.kill();
+  rmSync(dir, { recursive: true, force: true });
+}
+if (failure) {
+  console.error(`FAILED after step ${passed.length}: ${failure.stack || failure}`);
+  if (ctx.server.log) console.error(`server stderr:\n${ctx.server.log}`);
+  console.log('browser: 0 passed, 1 failed');
+  process.exit(1);
+}
+console.log('browser: 1 passed, 0 failed');
