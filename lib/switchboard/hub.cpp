@@ -61,7 +61,7 @@ void hub::on(hub_event::registered& e) {
     SB_LOG(debug) << "session " << oldest->id << " of user " << oldest->user << " replaced";
     if (!oldest->post(event::close{close_reason::replaced})) oldest->abort(close_reason::replaced);
   }
-  user.sessions.push_back(member{std::move(e.session)});
+  user.sessions.push_back(member{std::move(e.session), e.live, e.position.highest});
   ++registered_;
 }
 
@@ -107,7 +107,7 @@ void hub::on(hub_event::caught_up& e) {
   auto& user = it->second;
   auto m = std::find_if(user.sessions.begin(), user.sessions.end(),
                         [&](const member& m) { return m.session == e.session; });
-  if (m == user.sessions.end()) return;
+  if (m == user.sessions.end() || m->live) return;
   if (e.seq >= user.highest) {
     // Everything stored so far was written by the replay; everything stored
     // from now on reaches the hub after this event, so it goes out live.

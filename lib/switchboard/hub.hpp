@@ -34,6 +34,7 @@ namespace hub_event {
 struct registered {
   session_ptr session;
   store::user_position position;
+  bool live = false;  // nothing to replay: live above position.highest at once
 };
 struct unregistered {
   session_ptr session;

@@ -96,7 +96,7 @@ class token_bucket {
   clock::time_point last_;
 };
 
-// State the four children share. They all run on the session's strand.
+// State the three children share. They all run on the session's strand.
 struct session_state {
   websocket_stream& ws;
   session_ptr handle;
@@ -245,8 +245,9 @@ struct batch {
 };
 
 asio::awaitable<void> writer(session_state& st, store::user_position position,
-                             std::optional<store::seq_t> since) {
-  writer_state w(st, since.value_or(position.cursor), position.highest);
+                             std::optional<store::seq_t> since, bool live) {
+  // A `since` above the highest seq counts as the highest (store.cpp, open).
+  writer_state w(st, std::min(since.value_or(position.cursor), position.highest), position.highest);
   auto& channel = st.handle->channel();
   auto& out = st.ws.next_layer();
   const auto executor = co_await asio::this_coro::executor;
@@ -254,7 +255,7 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
     return channel.try_receive(
         [&](boost::system::error_code, session_event e) { ev = std::move(e); });
   };
-  co_await w.ask_for_more();
+  if (!live) co_await w.ask_for_more();
   for (;;) {
     session_event ev;
     if (!take(ev)) {
@@ -392,7 +393,7 @@ asio::awaitable<void> run_session(websocket_stream ws, session_request request, 
   ws.control_callback(
       [&st](websocket::frame_type, std::string_view) { st.last_activity = clock::now(); });
 
-  store::store_request open = store::request::open{handle};
+  store::store_request open = store::request::open{handle, request.since};
   co_await s.store.submit(std::move(open));
   auto [ec, first] = co_await handle->channel().async_receive(use_tuple);
   if (auto* welcome = ec ? nullptr : std::get_if<event::welcome>(&first)) {
@@ -405,12 +406,15 @@ asio::awaitable<void> run_session(websocket_stream ws, session_request request, 
       auto executor = co_await asio::this_coro::executor;
       auto children = asio::experimental::make_parallel_group(
           asio::co_spawn(executor, reader(st), asio::deferred),
-          asio::co_spawn(executor, writer(st, welcome->position, request.since), asio::deferred),
+          asio::co_spawn(executor, writer(st, welcome->position, request.since, welcome->live),
+                         asio::deferred),
           asio::co_spawn(executor, ticker(st), asio::deferred));
       auto [order, read_error, write_error, tick_error] =
           co_await children.async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
-      for (const auto& e : {read_error, write_error, tick_error})
-        if (e) log_exception("session child")(e);
+      // The first to end ended the session; the others were cancelled, and
+      // a cancelled coroutine ends with operation_canceled: not worth a line.
+      const std::exception_ptr errors[] = {read_error, write_error, tick_error};
+      if (const auto& first = errors[order[0]]) log_exception("session child")(first);
     }
   } else if (auto* close = ec ? nullptr : std::get_if<event::close>(&first)) {
     s.stats.count_close(to_string(close->reason));

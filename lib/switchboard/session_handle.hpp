@@ -34,6 +34,7 @@ namespace event {
 // First event of every session, sent by the store when it opened the inbox.
 struct welcome {
   store::user_position position;
+  bool live = false;  // registered live: the writer has nothing to replay
 };
 // A frame to write as it is. seq != 0 marks a delivered message (type 1),
 // which moves the cursor under ack=auto once written.

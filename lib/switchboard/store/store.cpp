@@ -181,10 +181,18 @@ asio::awaitable<void> worker::handle(request::open& r) {
   // come first: the hub sends a session nothing but answers to caught_up
   // until it went live, and a close, which the session accepts in place of
   // a welcome. No receipt can either: this session has sent nothing yet.
+  // With nothing to replay, the session is live from the start: no commit
+  // can fall between its registration and its first live frame, so it gets
+  // every message stored after its welcome even if another session of the
+  // user moves the cursor past it first (the store may drop what is at or
+  // below the cursor). A `since` above the highest seq (the store was reset)
+  // counts as the highest: new messages are delivered.
+  const seq_t from = std::min(r.since.value_or(position.cursor), position.highest);
+  const bool live = from == position.highest;
   auto session = r.session;
-  hub_message registered = hub_event::registered{std::move(r.session), position};
+  hub_message registered = hub_event::registered{std::move(r.session), position, live};
   co_await hub_.send(std::move(registered));
-  session->post(event::welcome{position});
+  session->post(event::welcome{position, live});
 }
 
 void worker::handle(request::fetch& r) {

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <variant>
 
@@ -40,6 +41,7 @@ struct append {
 // A new session: read its position, send it the welcome, register it.
 struct open {
   session_ptr session;
+  std::optional<seq_t> since;  // the session's ?since=
 };
 // The next page of a session's replay.
 struct fetch {
