@@ -103,23 +103,28 @@ void check_send(const sp::send_frame& send, const json::object& frame) {
   FUZZ_CHECK(as_unsigned(frame.if_contains("receiver")) == send.receiver);
   FUZZ_CHECK(frame.at("content").as_string() == send.content);
   FUZZ_CHECK(send.id == valid_id(frame));
-  if (const auto* sender = frame.if_contains("sender")) {
-    FUZZ_CHECK(as_unsigned(sender) == self);
-    const auto other = sp::parse_client_frame(json::serialize(frame), self + 1);
-    const auto* refused = std::get_if<sp::frame_error>(&other);
-    FUZZ_CHECK(refused && refused->code == sp::error_code::sender_mismatch && refused->is_send);
-  }
-
-  // Canonical JSON of the same frame.
+  // Canonical JSON of the same frame. Only the fields the parser read are
+  // written back: Boost.JSON reads a number beyond a double's range as an
+  // infinity and writes that as `Infinity`, which no JSON parser reads, so a
+  // frame carrying one elsewhere cannot be re-serialised as a whole.
   json::object canonical{{"type", 1}, {"receiver", send.receiver}, {"content", send.content}};
   if (send.id) canonical["id"] = id_json(*send.id);
   const auto again = sp::parse_client_frame(json::serialize(canonical), self);
   FUZZ_CHECK(std::holds_alternative<sp::send_frame>(again) &&
              same(std::get<sp::send_frame>(again), send));
 
+  if (const auto* sender = frame.if_contains("sender")) {
+    FUZZ_CHECK(as_unsigned(sender) == self);
+    canonical["sender"] = self;
+    const auto other = sp::parse_client_frame(json::serialize(canonical), self + 1);
+    const auto* refused = std::get_if<sp::frame_error>(&other);
+    FUZZ_CHECK(refused && refused->code == sp::error_code::sender_mismatch && refused->is_send &&
+               refused->id == send.id);
+  }
+
   // The delivery the server would write, read back as a frame from its sender.
-  switchboard::store::stored_message m{1,      self, send.receiver, send.content, 1'700'000'000'000,
-                                       send.id};
+  const switchboard::store::stored_message m{
+      1, self, send.receiver, send.content, 1'700'000'000'000, send.id};
   const std::string delivered = sp::deliver_frame(m);
   const auto delivered_object = parsed_object(delivered);
   FUZZ_CHECK(delivered_object.at("content").as_string() == send.content);
