@@ -89,8 +89,6 @@ route_result router::route_websocket(const route_request& request, std::string_v
         return reject(400, "bad_ack", "ack must be auto or manual");
       case ws_query_error::bad_since:
         return reject(400, "bad_since", "since must be a seq: a decimal integer");
-      case ws_query_error::bad_token:
-        return reject(401, "unauthorized", "the token is not a valid query value");
     }
   }
   const auto& params = std::get<ws_query>(parsed);
@@ -103,6 +101,8 @@ route_result router::route_websocket(const route_request& request, std::string_v
   if (!jwt_secret_.empty()) {
     // From ?token= or Authorization: Bearer; both present and different is
     // refused rather than guessed. Tokens are never logged.
+    if (params.token_malformed)
+      return reject(401, "unauthorized", "the token is not a valid query value");
     std::optional<std::string_view> bearer;
     if (request.authorization) {
       constexpr std::string_view scheme = "Bearer ";

@@ -57,9 +57,8 @@ std::variant<ws_query, ws_query_error> parse_ws_query(std::string_view query) {
       if (!since) return ws_query_error::bad_since;
       result.since = since;
     } else if (key == "token") {
-      auto token = percent_decode(raw);
-      if (!token) return ws_query_error::bad_token;
-      result.token = std::move(token);
+      result.token = percent_decode(raw);
+      result.token_malformed = !result.token;
     }
   }
   return result;

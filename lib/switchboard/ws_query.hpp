@@ -9,6 +9,9 @@
 //   space. A parameter without '=' has the empty value.
 // - A parameter given twice counts with its last value.
 // - Unknown parameters (cache busters...) are ignored; so are empty ones.
+// - A `token` whose escapes are malformed is not a refusal here: it is
+//   refused (401) only where a token is verified, after the 400s and the 426
+//   of PROTOCOL.md section 1, and ignored like any token on an open server.
 #pragma once
 
 #include <optional>
@@ -27,13 +30,15 @@ enum class ack_mode { automatic, manual };
 struct ws_query {
   ack_mode ack = ack_mode::automatic;
   std::optional<store::seq_t> since;
-  std::optional<std::string> token;  // decoded; verified later, and never logged
+  // The last `token`, decoded; verified later, and never logged. nullopt when
+  // absent or when its escapes are malformed (then token_malformed is set).
+  std::optional<std::string> token;
+  bool token_malformed = false;
   friend bool operator==(const ws_query&, const ws_query&) = default;
 };
 
-// Why a query was refused, one per parameter: the router answers 400 for
-// `ack` and `since`, 401 for `token`.
-enum class ws_query_error { bad_ack, bad_since, bad_token };
+// Why a query was refused: the router answers 400.
+enum class ws_query_error { bad_ack, bad_since };
 
 // Parses the text after '?' (without the '?'). Never throws on any input,
 // short of running out of memory.

@@ -104,6 +104,7 @@ std::string canonical(const ws_query& q) {
   std::string out = q.ack == ack_mode::manual ? "ack=manual" : "ack=auto";
   if (q.since) out += "&since=" + std::to_string(*q.since);
   if (q.token) out += "&token=" + percent_encode(*q.token);
+  if (q.token_malformed) out += "&token=%";
   return out;
 }
 
@@ -117,6 +118,7 @@ void check_query(std::string_view query) {
     return;
   }
   const auto& q = std::get<ws_query>(parsed);
+  FUZZ_CHECK(!(q.token && q.token_malformed));
   const auto again = parse_ws_query(canonical(q));
   FUZZ_CHECK(std::holds_alternative<ws_query>(again) && std::get<ws_query>(again) == q);
 
@@ -124,10 +126,11 @@ void check_query(std::string_view query) {
   // the canonical form names all three.
   std::string all = canonical(q);
   if (!q.since) all += "&since=0";
-  if (!q.token) all += "&token=";
+  if (!q.token) all += "&token=";  // after a malformed one: the last token counts
   ws_query expected = q;
   expected.since = q.since.value_or(0);
   expected.token = q.token.value_or("");
+  expected.token_malformed = false;
   const auto overridden = parse_ws_query(std::string(query) + "&" + all);
   FUZZ_CHECK(std::holds_alternative<ws_query>(overridden) &&
              std::get<ws_query>(overridden) == expected);
