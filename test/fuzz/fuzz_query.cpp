@@ -122,11 +122,11 @@ void check_query(std::string_view query) {
   const auto again = parse_ws_query(canonical(q));
   FUZZ_CHECK(std::holds_alternative<ws_query>(again) && std::get<ws_query>(again) == q);
 
-  // Parameters that were absent keep their default after the override, so
-  // the canonical form names all three.
+  // Appended to the query, a form that names all three parameters overrides
+  // each of them: the last value wins, a malformed token included.
   std::string all = canonical(q);
   if (!q.since) all += "&since=0";
-  if (!q.token) all += "&token=";  // after a malformed one: the last token counts
+  if (!q.token) all += "&token=";
   ws_query expected = q;
   expected.since = q.since.value_or(0);
   expected.token = q.token.value_or("");
