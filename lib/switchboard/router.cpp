@@ -11,6 +11,7 @@
 #include "switchboard/metrics.hpp"
 #include "switchboard/user_id.hpp"
 #include "switchboard/web_assets.hpp"
+#include "switchboard/ws_query.hpp"
 
 namespace switchboard {
 
@@ -75,34 +76,6 @@ http_answer page_file(const web::asset& file, const route_request& request) {
                      std::move(headers)};
 }
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decodes a query value; nullopt when an escape is malformed.
-std::optional<std::string> decode(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%') {
-      if (i + 2 >= in.size()) return std::nullopt;
-      const int hi = hex_value(in[i + 1]);
-      const int lo = hex_value(in[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else if (in[i] == '+') {
-      out.push_back(' ');
-    } else {
-      out.push_back(in[i]);
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 http_answer error_answer(unsigned status, std::string_view code, std::string_view message) {
@@ -144,45 +117,33 @@ route_result router::route_websocket(const route_request& request, std::string_v
   };
 
   session_request session;
-  std::optional<std::string> token;
   const auto user = parse_user_id(id);
   if (!user)
     return reject(400, "bad_user_id",
                   "the user id must be a decimal integer from 1 to 18446744073709551615");
   session.user = *user;
 
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const auto pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-    const auto eq = pair.find('=');
-    const auto key = pair.substr(0, eq);
-    const auto raw = eq == std::string_view::npos ? std::string_view{} : pair.substr(eq + 1);
-    if (key == "ack") {
-      const auto value = decode(raw);
-      if (value == "auto")
-        session.ack = ack_mode::automatic;
-      else if (value == "manual")
-        session.ack = ack_mode::manual;
-      else
+  const auto parsed = parse_ws_query(query);
+  if (const auto* error = std::get_if<ws_query_error>(&parsed)) {
+    switch (*error) {
+      case ws_query_error::bad_ack:
         return reject(400, "bad_ack", "ack must be auto or manual");
-    } else if (key == "since") {
-      const auto value = decode(raw);
-      const auto since = value ? parse_seq(*value) : std::nullopt;
-      if (!since) return reject(400, "bad_since", "since must be a seq: a decimal integer");
-      session.since = since;
-    } else if (key == "token") {
-      token = decode(raw);
-      if (!token) return reject(401, "unauthorized", "the token is not a valid query value");
+      case ws_query_error::bad_since:
+        return reject(400, "bad_since", "since must be a seq: a decimal integer");
     }
-    // Other parameters (token, cache busters...) are not the router's business.
   }
+  const auto& params = std::get<ws_query>(parsed);
+  session.ack = params.ack;
+  session.since = params.since;
+  const auto& token = params.token;
 
   if (!request.websocket_upgrade)
     return reject(426, "upgrade_required", "this endpoint speaks WebSocket only");
   if (!jwt_secret_.empty()) {
     // From ?token= or Authorization: Bearer; both present and different is
     // refused rather than guessed. Tokens are never logged.
+    if (params.token_malformed)
+      return reject(401, "unauthorized", "the token is not a valid query value");
     std::optional<std::string_view> bearer;
     if (request.authorization) {
       constexpr std::string_view scheme = "Bearer ";

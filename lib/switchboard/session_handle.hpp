@@ -18,10 +18,9 @@
 
 #include "switchboard/net.hpp"
 #include "switchboard/store/backend.hpp"
+#include "switchboard/ws_query.hpp"  // ack_mode
 
 namespace switchboard {
-
-enum class ack_mode { automatic, manual };
 
 // The CLOSE codes of PROTOCOL.md section 2 that the server decides.
 enum class close_reason { bye, replaced, slow_consumer, idle, shutdown, too_large };

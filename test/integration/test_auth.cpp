@@ -105,6 +105,12 @@ BOOST_FIXTURE_TEST_CASE(every_bad_token_is_401, auth_server) {
   const auto b = token(R"({"sub":"7","exp":)" + exp + "}");
   BOOST_TEST(upgrade_status(port, "/ws/7?token=" + a, {{"Authorization", "Bearer " + b}}) == 401u);
   BOOST_TEST(upgrade_status(port, "/ws/7", {{"Authorization", "Basic " + a}}) == 401u);
+  // A token that is not a valid query value is refused as a token: after the
+  // 400s and the 426, even beside a good bearer token.
+  BOOST_TEST(upgrade_status(port, "/ws/7?token=%zz") == 401u);
+  BOOST_TEST(upgrade_status(port, "/ws/7?token=%zz", {{"Authorization", "Bearer " + a}}) == 401u);
+  BOOST_TEST(upgrade_status(port, "/ws/7?token=%zz&since=x") == 400u);
+  BOOST_TEST(http_get(port, "/ws/7?token=%zz").status == 426u);
 
   const auto refused = http_get(port, "/ws/7",
                                 {{"Upgrade", "websocket"},

@@ -427,6 +427,15 @@ BOOST_AUTO_TEST_CASE(receipts_and_resends) {
   BOOST_TEST(u64(carol.welcome().at("seq")) == 0u);
 }
 
+// An open server ignores tokens, even one that is not a valid query value;
+// a bad since beside it is still a 400.
+BOOST_AUTO_TEST_CASE(open_server_ignores_tokens) {
+  test_server server;
+  BOOST_TEST(upgrade_status(server.port(), "/ws/1?token=%zz") == 101u);
+  BOOST_TEST(upgrade_status(server.port(), "/ws/1?token=%zz&since=x") == 400u);
+  BOOST_TEST(http_get(server.port(), "/ws/1?token=%zz").status == 426u);
+}
+
 BOOST_AUTO_TEST_CASE(http_answers) {
   test_server server;
   const auto health = http_get(server.port(), "/healthz");

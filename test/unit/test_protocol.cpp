@@ -520,6 +520,31 @@ BOOST_AUTO_TEST_CASE(send_then_deliver_round_trip) {
   }
 }
 
+// Found by fuzz_frame (test/fuzz/corpus/fuzz_frame/send_sender_and_infinite_number):
+// Boost.JSON reads a number beyond a double's range as an infinity, and would
+// write it back as `Infinity`, which is not JSON. Such a number in a field the
+// server ignores must neither spoil the frame nor reach any frame it writes.
+BOOST_AUTO_TEST_CASE(number_beyond_double_range_in_an_ignored_field) {
+  const std::string in = R"({"type":1,"sender":7,"receiver":2,"content":"ello","seq":0,)"
+                         R"("ts":17018446744551616e30000,"id":"m1"})";
+  const auto s = expect_send(in);
+  BOOST_TEST(s.receiver == 2u);
+  BOOST_TEST(s.content == "ello");
+  BOOST_REQUIRE(s.id.has_value());
+  BOOST_TEST(s.id->value == "m1");
+  const auto mismatch = sp::parse_client_frame(in, self + 1);
+  BOOST_REQUIRE(std::holds_alternative<sp::frame_error>(mismatch));
+  BOOST_TEST(sp::to_string(std::get<sp::frame_error>(mismatch).code) == "sender_mismatch");
+
+  const switchboard::store::stored_message m{1, self, s.receiver, s.content, 99, s.id};
+  const auto o = parse_object(sp::deliver_frame(m));
+  BOOST_TEST(u64(o.at("ts")) == 99u);
+  BOOST_TEST(str(o.at("id")) == "m1");
+  const auto error = std::get<sp::frame_error>(parse(R"({"type":5,"x":-1e400,"id":3})"));
+  BOOST_TEST(sp::to_string(error.code) == "unknown_type");
+  parse_object(sp::error_frame(error.code, error.message, error.id));
+}
+
 BOOST_AUTO_TEST_CASE(receipt) {
   const std::string text = sp::receipt_frame(sp::message_id{"c-17", false}, 8, 12, 1700000000123);
   BOOST_TEST(text.rfind("{\"type\":2,", 0) == 0u);
