@@ -77,7 +77,7 @@ class wire_client {
   // Reads until the connection ends, calling on_message(std::string_view) for
   // every text or binary message, the view valid during the call. Returns
   // once the server closed the TCP connection (after a close exchange, or
-  // not) or reading failed.
+  // not) or reading failed, with the socket closed.
   template <class OnMessage>
   asio::awaitable<end_reason> read_loop(OnMessage on_message);
 
@@ -129,13 +129,19 @@ asio::awaitable<end_reason> wire_client::read_loop(OnMessage on_message) {
     step s;
     while ((s = next_frame(payload)) != step::need_more) {
       if (s == step::message) on_message(payload);
-      if (s == step::failed) co_return end_;
+      if (s == step::failed) {
+        abort();
+        co_return end_;
+      }
     }
     make_room(4096);
     auto [ec, n] = co_await socket_.async_read_some(asio::buffer(in_.get() + wr_, in_size_ - wr_),
                                                     asio::as_tuple(asio::use_awaitable));
     if (ec) {
+      // The end of the connection (a server waits for it after the close
+      // exchange), or a failure: either way this side is done with it.
       end_.ec = ec;
+      abort();
       co_return end_;
     }
     wr_ += n;
