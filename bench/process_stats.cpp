@@ -35,6 +35,26 @@ double self_cpu_seconds() {
   return tv(ru.ru_utime) + tv(ru.ru_stime);
 }
 
+std::optional<double> process_wait_seconds(long pid) {
+  const std::string dir = pid ? "/proc/" + std::to_string(pid) + "/task" : "/proc/self/task";
+  std::error_code ec;
+  std::filesystem::directory_iterator it(dir, ec);
+  if (ec) return std::nullopt;
+  unsigned long long total_ns = 0;
+  bool any = false;
+  for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (ec) return std::nullopt;
+    std::ifstream in(it->path() / "schedstat");
+    unsigned long long run_ns = 0, wait_ns = 0;
+    if (in >> run_ns >> wait_ns) {  // a thread that ended meanwhile has no file
+      total_ns += wait_ns;
+      any = true;
+    }
+  }
+  if (!any) return std::nullopt;
+  return static_cast<double>(total_ns) / 1e9;
+}
+
 std::uint64_t resident_bytes(long pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;

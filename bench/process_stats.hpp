@@ -14,6 +14,12 @@ std::optional<double> process_cpu_seconds(long pid);
 // The CPU time of this process, user and system, in seconds.
 double self_cpu_seconds();
 
+// The time the threads of process `pid` (0: this process) spent runnable
+// but waiting for a CPU, summed over its threads, in seconds (field 2 of
+// /proc/PID/task/*/schedstat); nullopt when it cannot be read. On a shared
+// machine this says how much a process was held back by the others.
+std::optional<double> process_wait_seconds(long pid);
+
 // VmRSS of process `pid` in bytes (/proc/PID/status); 0 if unreadable (no
 // user process has nothing resident).
 std::uint64_t resident_bytes(long pid);

@@ -273,6 +273,8 @@ key_row "  server CPU us/msg" tput server_cpu_us_per_msg ratio
 key_row "  server CPU % of one core" tput server_cpu_pct
 key_row "  client CPU us/msg" tput client_cpu_us_per_msg
 key_row "  client CPU % of one core" tput client_cpu_pct
+key_row "  server waiting for a CPU, %" tput server_wait_pct
+key_row "  client waiting for a CPU, %" tput client_wait_pct
 key_row "  delivery p50 (ms)" tput delivery_p50_us "" ms
 vals=()
 for c in "${cols[@]}"; do vals+=("$(checks_cell "$c" tput)"); done
@@ -286,6 +288,7 @@ key_row "  delivery p99 (ms)" rate delivery_p99_us ratio ms
 key_row "  delivery p99.9 (ms)" rate delivery_p999_us ratio ms
 key_row "  server CPU us/msg" rate server_cpu_us_per_msg ratio
 key_row "  client CPU us/msg" rate client_cpu_us_per_msg
+key_row "  server waiting for a CPU, %" rate server_wait_pct
 vals=()
 for c in "${cols[@]}"; do vals+=("$(checks_cell "$c" rate)"); done
 row "  lost/dup/reordered/misrouted" "${vals[@]}"

@@ -735,6 +735,7 @@ struct cpu_snapshot {
   std::int64_t at_ns = 0;
   double self = 0;
   std::optional<double> server;
+  std::optional<double> self_wait, server_wait;  // runnable, waiting for a CPU
 };
 
 cpu_snapshot snapshot(const options& o) {
@@ -742,6 +743,8 @@ cpu_snapshot snapshot(const options& o) {
   s.at_ns = now_ns();
   s.self = bench::self_cpu_seconds();
   if (o.pid) s.server = bench::process_cpu_seconds(o.pid);
+  s.self_wait = bench::process_wait_seconds(0);
+  if (o.pid) s.server_wait = bench::process_wait_seconds(o.pid);
   return s;
 }
 
@@ -968,6 +971,13 @@ int main(int argc, char** argv) {
         fmt(cpu / msgs_in_snapshot * 1e6, 2));
     row("client_cpu_pct", "client CPU (% of one core)", fmt(cpu / window_s * 100, 0));
   }
+  // Time runnable but not running: other work on the machine holding a side back.
+  if (before.server_wait && after.server_wait)
+    row("server_wait_pct", "server waiting for a CPU (% of the time, all threads)",
+        fmt((*after.server_wait - *before.server_wait) / window_s * 100, 0));
+  if (before.self_wait && after.self_wait)
+    row("client_wait_pct", "client waiting for a CPU (% of the time, all threads)",
+        fmt((*after.self_wait - *before.self_wait) / window_s * 100, 0));
   if (total.sent > 0) {
     row("msgs_per_send_call", "sender messages per socket write",
         fmt(static_cast<double>(total.sent) / std::max<std::uint64_t>(1, total.socket_writes), 1));
