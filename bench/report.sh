@@ -22,6 +22,9 @@
 #   DURATION=5 WARMUP=1             measured seconds per run, after a warm-up
 #   RATE=100000                     offered msgs/s for the latency phase
 #   IDLE=15000                      idle sessions for the memory phase (0: skip)
+#   REPEAT=1                        runs of the throughput and rate phases per server;
+#                                   the table shows each figure's median, and the
+#                                   worst of lost/duplicated/reordered/misrouted
 #   COLUMNS="mem1 sql1 mem2 sql2 base"  which servers to run (a subset, in this order)
 #   T2_CLIENT_CPUS=1                where the client runs against --threads 2
 #                                   ("" unpinned); the server is never pinned there
@@ -50,6 +53,7 @@ DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 RATE=${RATE:-100000}
 IDLE=${IDLE:-15000}
+REPEAT=${REPEAT:-1}
 T2_CLIENT_CPUS=${T2_CLIENT_CPUS-1}
 COLUMNS=${COLUMNS:-mem1 sql1 mem2 sql2 base}
 read -ra server_args <<<"${SERVER_ARGS:-}"
@@ -136,10 +140,10 @@ start() {
   esac
 }
 
-# measure COL PHASE: one bench run of PHASE (tput, rate, idle) against a fresh
-# server of column COL; key=value results in $tmp/COL.PHASE.kv.
+# measure COL PHASE REP: one bench run of PHASE (tput, rate, idle) against a
+# fresh server of column COL; key=value results in $tmp/COL.PHASE.REP.kv.
 measure() {
-  local col=$1 phase=$2 kv=$tmp/$1.$2.kv
+  local col=$1 phase=$2 kv=$tmp/$1.$2.$3.kv
   local args limit
   case $phase in
     tput | rate)
@@ -160,12 +164,12 @@ measure() {
   echo "== $phase: $(title "$col"), server pid $server_pid on $server_addr" >&2
   local pin
   pin_cmd "$client_cpus"
-  run_bounded "$limit" "$kv" "$tmp/$col.$phase.bench.err" \
+  run_bounded "$limit" "$kv" "$tmp/$col.$phase.$3.bench.err" \
     "${pin[@]}" "$bench_bin" --url "$server_addr" --protocol "$proto" --pid "$server_pid" \
     "${args[@]}" --format kv
   if [[ $run_status -ne 0 ]]; then
     echo "   the bench exited with $run_status$([[ $run_status -eq 124 ]] && echo ' (timed out)'):" >&2
-    tail -3 "$tmp/$col.$phase.bench.err" >&2
+    tail -3 "$tmp/$col.$phase.$3.bench.err" >&2
   fi
   echo "bench_exit=$run_status" >>"$kv"
   stop_server
@@ -181,8 +185,12 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 phases=(tput rate)
 [[ $IDLE -gt 0 ]] && phases+=(idle)
 for phase in "${phases[@]}"; do
-  for col in "${cols[@]}"; do
-    measure "$col" "$phase"
+  reps=$REPEAT
+  [[ $phase == idle ]] && reps=1  # memory is steady; opening 15,000 sessions is not quick
+  for ((r = 1; r <= reps; r++)); do
+    for col in "${cols[@]}"; do
+      measure "$col" "$phase" "$r"
+    done
   done
 done
 
@@ -191,11 +199,30 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 # ---------------------------------------------------------------------------
 # The table.
 
-# get COL PHASE KEY: the value, or "-".
+# get COL PHASE KEY [max]: the value over the runs of PHASE: the median of
+# numbers (the largest with "max"), else the first run's value; "-" if none.
 get() {
-  local f=$tmp/$1.$2.kv v=
-  [[ -f $f ]] && v=$(sed -n "s/^$3=//p" "$f" | tail -1)
-  echo "${v:--}"
+  local f v vals=()
+  for f in "$tmp/$1.$2".*.kv; do
+    [[ -f $f ]] || continue
+    v=$(sed -n "s/^$3=//p" "$f" | tail -1)
+    [[ -n $v ]] && vals+=("$v")
+  done
+  if [[ ${#vals[@]} -eq 0 ]]; then
+    echo -
+    return
+  fi
+  if printf "%s\n" "${vals[@]}" | grep -qvE '^-?[0-9]+(\.[0-9]+)?$'; then
+    echo "${vals[0]}"  # not all numbers: the first run's
+    return
+  fi
+  printf "%s\n" "${vals[@]}" | sort -g | awk -v how="${4:-median}" '
+    { v[NR] = $0 }
+    END {
+      if (how == "max") print v[NR]
+      else if (NR % 2) print v[(NR + 1) / 2]
+      else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+    }'
 }
 
 # calc EXPR A B...: awk arithmetic on numbers; "-" if any is missing or zero
@@ -247,8 +274,8 @@ checks_cell() {  # COL PHASE: lost/dup/reordered/misrouted, or the failure
   local c=$1 p=$2
   if [[ $(get "$c" "$p" server_start) == failed ]]; then echo "no server"; return; fi
   local l d r m
-  l=$(get "$c" "$p" lost) d=$(get "$c" "$p" duplicated) r=$(get "$c" "$p" reordered)
-  m=$(get "$c" "$p" misrouted)
+  l=$(get "$c" "$p" lost max) d=$(get "$c" "$p" duplicated max)
+  r=$(get "$c" "$p" reordered max) m=$(get "$c" "$p" misrouted max)
   echo "$l/$d/$r/$m"
 }
 
@@ -262,6 +289,7 @@ for c in "${cols[@]}"; do header+=("$(title "$c")"); done
 
 echo
 echo "switchboard report, $(date -u '+%Y-%m-%d %H:%M UTC'): $PAIRS pairs, window $WINDOW, $SIZE-byte content, ${DURATION} s per run;"
+[[ $REPEAT -gt 1 ]] && echo "medians of $REPEAT runs per server (idle memory: one run);"
 echo "1t: --threads 1, server on CPU 0, client on CPU 1; 2t: --threads 2, server unpinned, client on CPU ${T2_CLIENT_CPUS:-any};"
 echo "seed-go: GOMAXPROCS=1 on CPU 0, client on CPU 1. $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs;"
 echo "load average $load_before before the runs, $load_after after (other work on the machine shares these CPUs)."
@@ -368,7 +396,7 @@ for c in "${cols[@]}"; do
     [[ $s == 0/0/0/0 ]] || bad=$((bad + 1))
   done
 done
-goal "runs losing, duplicating, reordering or misrouting" "$bad" "<=" 0
+goal "phases losing, duplicating, reordering or misrouting" "$bad" "<=" 0
 
 # Warnings: what would make a figure above measure something else.
 echo
@@ -385,7 +413,7 @@ for c in "${cols[@]}"; do
       echo "warning: $(title "$c") $p: the client used ${cp} % of its core: it may be what limits the rate"
       warned=1
     fi
-    be=$(get "$c" "$p" bench_exit)
+    be=$(get "$c" "$p" bench_exit max)
     if [[ $be != 0 ]]; then
       echo "warning: $(title "$c") $p: the bench exited with $be"
       warned=1
@@ -397,7 +425,7 @@ for c in "${cols[@]}"; do
     warned=1
   fi
   if [[ $IDLE -gt 0 ]]; then
-    be=$(get "$c" idle bench_exit)
+    be=$(get "$c" idle bench_exit max)
     [[ $be == 0 ]] || { echo "warning: $(title "$c") idle: the bench exited with $be"; warned=1; }
   fi
 done
