@@ -44,7 +44,10 @@ start_switchboard() {
   shift 3
   local pin
   pin_cmd "$cpus"
-  "${pin[@]}" "$bin" --listen 127.0.0.1:0 "$@" >"$tmp/$name.server.out" 2>"$tmp/$name.server.err" &
+  # Emptied here, not only by the redirection in the child: an old file's
+  # `listening on` line must never be taken for this server's.
+  : >"$tmp/$name.server.out"
+  "${pin[@]}" "$bin" --listen 127.0.0.1:0 "$@" >>"$tmp/$name.server.out" 2>"$tmp/$name.server.err" &
   server_pid=$!
   _bench_pids+=("$server_pid")
   server_addr=

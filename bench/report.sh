@@ -157,7 +157,7 @@ measure() {
       limit=240
       ;;
   esac
-  if ! start "$col" "$phase"; then
+  if ! start "$col" "$phase.$3"; then
     echo "server_start=failed" >"$kv"
     return
   fi
@@ -176,7 +176,7 @@ measure() {
   # The seed design has no clean shutdown: SIGTERM ends it with 143.
   if [[ $server_status -ne 0 && $col != base ]]; then
     echo "   the server exited with $server_status after SIGTERM; its last log lines:" >&2
-    tail -3 "$tmp/$col.$phase.server.err" >&2
+    tail -3 "$tmp/$col.$phase.$3.server.err" >&2
   fi
   echo "server_exit=$server_status" >>"$kv"
 }
