@@ -353,7 +353,7 @@ rate_note() {
   [[ $sent == - ]] && return
   if awk -v s="$sent" -v r="$RATE" 'BEGIN { exit !(s < 0.98 * r) }'; then
     if [[ $full != - && $full != 0 ]]; then
-      echo "the server saturated at $(calc int "$sent") msgs/s"
+      echo "the server kept up with only $(calc int "$sent") msgs/s (its senders found their windows full)"
     else
       echo "the client offered only $(calc int "$sent") msgs/s, at ${cpu} % of its core"
     fi
@@ -421,7 +421,7 @@ for c in "${cols[@]}"; do
   done
   note=$(rate_note "$c")
   if [[ -n $note ]]; then
-    echo "warning: $(title "$c") rate: $RATE msgs/s not held: $note; its latency is queueing, not relay time"
+    echo "warning: $(title "$c") rate: $RATE msgs/s not held: $note; its latency is queueing"
     warned=1
   fi
   if [[ $IDLE -gt 0 ]]; then
