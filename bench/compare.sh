@@ -25,66 +25,66 @@ for b in "$server_bin" "$bench_bin"; do
   [[ -x $b ]] || { echo "$0: $b is not an executable" >&2; exit 2; }
 done
 
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$here/lib.sh"
+
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-compare.XXXXXX")
-server_pid=
-cleanup() {
-  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -KILL "$server_pid" 2>/dev/null || true
-  fi
+# shellcheck disable=SC2317 # called by the trap
+on_exit() {
+  bench_cleanup
   if [[ ${KEEP_TMP:-0} == 1 ]]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
-trap cleanup EXIT
+trap on_exit EXIT
+trap 'exit 130' INT TERM
 
-server_pin=()
-client_pin=()
+server_cpus=
+client_cpus=
 if command -v taskset >/dev/null 2>&1 && [[ $(nproc) -ge 2 ]]; then
-  server_pin=(taskset -c 0)
-  client_pin=(taskset -c 1)
+  server_cpus=0
+  client_cpus=1
   pinning="server on CPU 0, client on CPU 1"
 else
   pinning="not pinned (no taskset, or one CPU)"
 fi
 
 bench_args=("$@")
+read -ra server_args <<<"${SERVER_ARGS:-}"
+# The bench bounds its own run; this bounds the bench (its --duration, if
+# given, plus generous room for warm-up, drain and connecting).
+duration=10
+for ((i = 0; i < ${#bench_args[@]}; i++)); do
+  case ${bench_args[i]} in
+    --duration | -d) duration=${bench_args[i + 1]:-10} ;;
+    --duration=*) duration=${bench_args[i]#--duration=} ;;
+  esac
+done
+limit=$(awk -v d="$duration" 'BEGIN { printf "%d", d + 120 }')
 
 # run NAME SERVER_OPTIONS...: a fresh server, one bench run against it with
 # bench_args; the bench's key=value output goes to $tmp/NAME.kv.
 run() {
   local name=$1
   shift
-  # shellcheck disable=SC2086 # SERVER_ARGS is split on purpose
-  "${server_pin[@]}" "$server_bin" --listen 127.0.0.1:0 --threads "${SERVER_THREADS:-1}" \
-    "$@" ${SERVER_ARGS:-} >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  server_pid=$!
-  local addr=
-  for _ in $(seq 1 200); do
-    addr=$(sed -n 's/^listening on //p' "$tmp/$name.out")
-    [[ -n $addr ]] && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if [[ -z $addr ]]; then
-    echo "$0: the $name server did not start; its stderr:" >&2
-    cat "$tmp/$name.err" >&2
-    exit 1
-  fi
-  echo "== $name: server pid $server_pid on $addr, $pinning" >&2
-  local rc=0
-  "${client_pin[@]}" "$bench_bin" --url "$addr" --receipts --pid "$server_pid" \
-    "${bench_args[@]}" --format kv >"$tmp/$name.kv" 2>"$tmp/$name.bench.err" || rc=$?
+  start_switchboard "$name" "$server_cpus" "$server_bin" --threads "${SERVER_THREADS:-1}" \
+    "$@" "${server_args[@]}" || exit 1
+  echo "== $name: server pid $server_pid on $server_addr, $pinning" >&2
+  local pin
+  pin_cmd "$client_cpus"
+  run_bounded "$limit" "$tmp/$name.kv" "$tmp/$name.bench.err" \
+    "${pin[@]}" "$bench_bin" --url "$server_addr" --receipts --pid "$server_pid" \
+    "${bench_args[@]}" --format kv
+  local rc=$run_status
   if [[ $rc -ne 0 ]]; then
     echo "$0: the bench against $name exited with $rc" >&2
     cat "$tmp/$name.bench.err" >&2
   fi
-  local status=0
-  kill -TERM "$server_pid"
-  wait "$server_pid" || status=$?
-  server_pid=
-  if [[ $status -ne 0 ]]; then
-    echo "$0: the $name server exited with $status after SIGTERM; its last log lines:" >&2
-    tail -5 "$tmp/$name.err" >&2
+  stop_server
+  if [[ $server_status -ne 0 ]]; then
+    echo "$0: the $name server exited with $server_status after SIGTERM; its last log lines:" >&2
+    tail -5 "$tmp/$name.server.err" >&2
   fi
-  echo "server_exit=$status" >>"$tmp/$name.kv"
+  echo "server_exit=$server_status" >>"$tmp/$name.kv"
   echo "bench_exit=$rc" >>"$tmp/$name.kv"
 }
 

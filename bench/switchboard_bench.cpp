@@ -1,10 +1,14 @@
 // switchboard_bench: a load client for a running Switchboard server (or any
-// server that speaks PROTOCOL.md sections 2 and 3).
+// server that speaks PROTOCOL.md sections 2 and 3), or with --protocol seed
+// for the original design (SEND frames forwarded as they are, nothing else).
 //
 //   switchboard_bench --url 127.0.0.1:8080 [--pairs 50] [--window 128] [--size 64]
 //                     [--duration 10] [--warmup 1] [--receipts] [--pid PID]
 //                     [--threads 1] [--base-id N] [--rate 0] [--format table|kv]
 //                     [--window-by delivery|receipt|both] [--batch W/8] [--drain 5]
+//                     [--protocol switchboard|seed]
+//   switchboard_bench --url 127.0.0.1:8080 --idle 15000 --pid PID [--sources 4]
+//                     [--settle 2] [--protocol switchboard|seed]
 //
 // It opens P sender/receiver pairs (users base-id+2i and base-id+2i+1). Each
 // sender keeps at most W messages in flight to its receiver: sent and not yet
@@ -16,7 +20,9 @@
 // one socket write (below). Content is exactly --size bytes:
 // "<run nonce>.<pair>.<k>.<send time ns>." padded with 'x', so the receiver
 // measures delivery latency and checks per pair that k and the server's seq
-// both increase by exactly one. After --warmup seconds, it counts for
+// both increase by exactly one (with --protocol seed, which has no seq and no
+// welcome, k alone; its SENDs carry `sender`, which that server passes
+// through, so misrouting is still seen). After --warmup seconds, it counts for
 // --duration seconds, then stops sending and waits up to --drain seconds for
 // everything in flight; what has not arrived by then is lost.
 //
@@ -30,26 +36,21 @@
 // duplicated, reordered, misrouted or corrupted, 2 for a bad option, 3 if it
 // could not connect.
 //
-// The clients are Beast websocket streams over `batching_socket`, a next
-// layer that appends every write to one per-connection buffer and flushes it
-// with one socket write per batch: a sender writes a whole window refill with
-// one send(), and the pongs and close frames Beast writes from inside its read
-// operation go through the same buffer, so frames never interleave.
+// The connections are `wire_client`s (wire_client.hpp), WebSocket written
+// directly on the socket: a sender appends a whole window refill and writes it
+// with one send(); a receiver handles every frame one read brought without
+// suspending. A Beast stream cost more per message than the servers measured.
 // Each --threads thread runs its own io_context and owns whole pairs, so the
 // pairs' state is never shared between threads.
-
-#include <sys/resource.h>
-#include <unistd.h>
+//
+// --idle N is another mode (idle_sessions.hpp): N idle sessions of distinct
+// users, and the server's resident memory per session (--pid).
 
 #include <algorithm>
-#include <array>
 #include <atomic>
 #include <bit>
 #include <boost/asio.hpp>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/websocket.hpp>
-#include <boost/json.hpp>
 #include <boost/program_options.hpp>
 #include <charconv>
 #include <chrono>
@@ -57,25 +58,30 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "frames.hpp"
+#include "histogram.hpp"
+#include "idle_sessions.hpp"
+#include "process_stats.hpp"
+#include "wire_client.hpp"
+
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace websocket = boost::beast::websocket;
-namespace json = boost::json;
 using tcp = asio::ip::tcp;
 using steady = std::chrono::steady_clock;
-using beast::error_code;
+using error_code = boost::system::error_code;
+using bench::frame_view;
+using bench::histogram;
+using bench::protocol;
+using bench::wire_client;
 
 namespace {
 
@@ -106,6 +112,11 @@ struct options {
   unsigned threads = 1;
   std::uint64_t base_id = 0;
   bool kv = false;
+  protocol speaks = protocol::switchboard;
+  // --idle mode.
+  std::uint64_t idle = 0;  // sessions; 0: the relay load
+  unsigned sources = 4;
+  double settle = 2;
 };
 
 std::optional<options> parse_options(int argc, char** argv) {
@@ -114,6 +125,7 @@ std::optional<options> parse_options(int argc, char** argv) {
   std::string url;
   std::string format = "table";
   std::string window_by;
+  std::string speaks = "switchboard";
   po::options_description desc("switchboard_bench options");
   // clang-format off
   desc.add_options()
@@ -137,7 +149,15 @@ std::optional<options> parse_options(int argc, char** argv) {
     ("pid", po::value(&o.pid), "server process id: report its CPU time per message")
     ("threads", po::value(&o.threads)->default_value(o.threads), "client threads")
     ("base-id", po::value(&o.base_id), "first user id (default: derived from the clock)")
-    ("format", po::value(&format)->default_value(format), "table or kv (key=value lines)");
+    ("format", po::value(&format)->default_value(format), "table or kv (key=value lines)")
+    ("protocol", po::value(&speaks)->default_value(speaks),
+     "switchboard, or seed: the original design (no welcome, seq or receipts)")
+    ("idle", po::value(&o.idle),
+     "open this many idle sessions and report the server's memory per session (--pid)")
+    ("sources", po::value(&o.sources)->default_value(o.sources),
+     "--idle: spread over this many source addresses 127.0.0.1.. (0: no bind)")
+    ("settle", po::value(&o.settle)->default_value(o.settle),
+     "--idle: seconds to wait after the last open before reading the memory");
   // clang-format on
   po::variables_map vm;
   try {
@@ -170,6 +190,15 @@ std::optional<options> parse_options(int argc, char** argv) {
   if (!(o.duration > 0) || o.warmup < 0 || o.drain < 0 || o.rate < 0)
     return fail("--duration must be positive, --warmup, --drain and --rate not negative");
   if (format != "table" && format != "kv") return fail("--format must be table or kv");
+  if (speaks == "switchboard")
+    o.speaks = protocol::switchboard;
+  else if (speaks == "seed")
+    o.speaks = protocol::seed;
+  else
+    return fail("--protocol must be switchboard or seed");
+  if (o.speaks == protocol::seed && o.receipts)
+    return fail("--receipts needs --protocol switchboard: the seed design sends no receipts");
+  if (o.settle < 0) return fail("--settle must not be negative");
   o.kv = format == "kv";
   if (window_by.empty()) window_by = o.receipts ? "both" : "delivery";
   if (window_by == "delivery")
@@ -192,194 +221,14 @@ std::optional<options> parse_options(int argc, char** argv) {
                     .count();
     o.base_id = static_cast<std::uint64_t>(secs) * 100000;
   }
-  if (o.base_id == 0 || o.base_id > UINT64_MAX - 2ull * o.pairs)
-    return fail("--base-id must leave room for 2*pairs user ids in 1..2^64-1");
+  // The seed design parses the user id with Go's strconv.Atoi: at most 2^63-1.
+  const std::uint64_t max_id = o.speaks == protocol::seed ? INT64_MAX : UINT64_MAX;
+  const std::uint64_t users = o.idle ? o.idle : 2ull * o.pairs;
+  if (o.base_id == 0 || o.base_id > max_id - users)
+    return fail(
+        "--base-id must leave room for the user ids of this run in 1..2^64-1 (2^63-1 "
+        "with --protocol seed)");
   return o;
-}
-
-// ---------------------------------------------------------------------------
-// Latency histogram: log-linear buckets, 64 per power of two (1.6% precision).
-
-class histogram {
- public:
-  void add(std::int64_t ns) {
-    std::uint64_t v = ns < 0 ? 0 : static_cast<std::uint64_t>(ns);
-    ++counts_[index(v)];
-    ++total_;
-  }
-  void merge(const histogram& o) {
-    for (std::size_t i = 0; i < counts_.size(); ++i)
-      counts_[i] += o.counts_[i];
-    total_ += o.total_;
-  }
-  std::uint64_t count() const { return total_; }
-  // The value at quantile q (0..1), in nanoseconds; 0 when empty.
-  double quantile(double q) const {
-    if (total_ == 0) return 0;
-    auto rank = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total_)));
-    rank = std::clamp<std::uint64_t>(rank, 1, total_);
-    std::uint64_t seen = 0;
-    for (std::size_t i = 0; i < counts_.size(); ++i) {
-      seen += counts_[i];
-      if (seen >= rank) return value(i);
-    }
-    return value(counts_.size() - 1);
-  }
-
- private:
-  static std::size_t index(std::uint64_t v) {
-    if (v < 128) return v;
-    unsigned msb = 63 - static_cast<unsigned>(std::countl_zero(v));
-    return (msb - 5) * 64 + ((v >> (msb - 6)) - 64);
-  }
-  static double value(std::size_t i) {
-    if (i < 128) return static_cast<double>(i);
-    unsigned msb = static_cast<unsigned>(i / 64) + 5;
-    double width = std::ldexp(1.0, static_cast<int>(msb) - 6);
-    return (static_cast<double>(i % 64) + 64) * width + width / 2;
-  }
-  std::array<std::uint64_t, 59 * 64> counts_{};
-  std::uint64_t total_ = 0;
-};
-
-// ---------------------------------------------------------------------------
-// batching_socket: a next layer for Beast's websocket stream that buffers
-// every write and flushes with one socket write (see the top of the file).
-// Outside a batch every write is flushed at once; one socket write at a time.
-
-class batching_socket {
- public:
-  using executor_type = tcp::socket::executor_type;
-  using next_layer_type = tcp::socket;
-  using lowest_layer_type = tcp::socket;
-
-  explicit batching_socket(asio::io_context& ioc) : socket_(ioc) {}
-
-  executor_type get_executor() noexcept { return socket_.get_executor(); }
-  tcp::socket& next_layer() noexcept { return socket_; }
-  const tcp::socket& next_layer() const noexcept { return socket_; }
-
-  template <class MutableBufferSequence, class ReadToken>
-  auto async_read_some(const MutableBufferSequence& buffers, ReadToken&& token) {
-    return socket_.async_read_some(buffers, std::forward<ReadToken>(token));
-  }
-
-  template <class ConstBufferSequence, class WriteToken>
-  auto async_write_some(const ConstBufferSequence& buffers, WriteToken&& token) {
-    return asio::async_initiate<WriteToken, void(error_code, std::size_t)>(
-        [this](auto handler, const ConstBufferSequence& bufs) {
-          error_code ec = error_;
-          std::size_t n = 0;
-          if (!ec) {
-            for (auto b : beast::buffers_range_ref(bufs)) {
-              pending_.append(static_cast<const char*>(b.data()), b.size());
-              n += b.size();
-            }
-            if (!batching_) flush();
-          }
-          // Never complete inside the initiating function.
-          asio::post(socket_.get_executor(), beast::bind_front_handler(std::move(handler), ec, n));
-        },
-        token, buffers);
-  }
-
-  void begin_batch() { batching_ = true; }
-  void end_batch() {
-    batching_ = false;
-    flush();
-  }
-  std::uint64_t socket_writes() const { return writes_; }
-
- private:
-  void flush() {
-    if (writing_ || pending_.empty() || error_) return;
-    writing_ = true;
-    ++writes_;
-    std::swap(pending_, in_flight_);
-    asio::async_write(socket_, asio::buffer(in_flight_), [this](error_code ec, std::size_t) {
-      writing_ = false;
-      in_flight_.clear();
-      if (ec) {
-        error_ = ec;
-        return;
-      }
-      if (!batching_) flush();
-    });
-  }
-
-  tcp::socket socket_;
-  std::string pending_;    // written by Beast, not yet handed to the socket
-  std::string in_flight_;  // the socket write in progress
-  bool batching_ = false;
-  bool writing_ = false;
-  error_code error_;
-  std::uint64_t writes_ = 0;
-};
-
-// Found by argument-dependent lookup from Beast's close and read paths.
-[[maybe_unused]] void teardown(beast::role_type role, batching_socket& s, error_code& ec) {
-  websocket::teardown(role, s.next_layer(), ec);
-}
-
-template <class TeardownHandler>
-void async_teardown(beast::role_type role, batching_socket& s, TeardownHandler&& handler) {
-  websocket::async_teardown(role, s.next_layer(), std::forward<TeardownHandler>(handler));
-}
-
-[[maybe_unused]] void beast_close_socket(batching_socket& s) {
-  error_code ec;
-  s.next_layer().close(ec);
-}
-
-using ws_stream = websocket::stream<batching_socket>;
-
-// ---------------------------------------------------------------------------
-// Frames from the server, parsed with a reused parser into a stack buffer.
-
-class frame_parser {
- public:
-  frame_parser() : resource_(storage_, sizeof storage_), parser_(json::storage_ptr(), {}, temp_) {}
-  frame_parser(const frame_parser&) = delete;
-  frame_parser& operator=(const frame_parser&) = delete;
-
-  const json::object* parse(const beast::flat_buffer& buffer) {
-    value_ = json::value();
-    resource_.release();
-    parser_.reset(&resource_);
-    std::string_view text(static_cast<const char*>(buffer.data().data()), buffer.size());
-    error_code ec;
-    parser_.write(text, ec);
-    if (ec) return nullptr;
-    value_ = parser_.release();
-    return value_.if_object();
-  }
-
- private:
-  alignas(16) unsigned char storage_[8192];
-  unsigned char temp_[1024];
-  json::monotonic_resource resource_;
-  json::parser parser_;
-  json::value value_;
-};
-
-std::optional<std::uint64_t> get_u64(const json::object& o, std::string_view key) {
-  const auto* v = o.if_contains(key);
-  if (!v) return std::nullopt;
-  if (const auto* u = v->if_uint64()) return *u;
-  if (const auto* i = v->if_int64(); i && *i >= 0) return static_cast<std::uint64_t>(*i);
-  if (const auto* s = v->if_string()) {
-    std::uint64_t n = 0;
-    auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), n);
-    if (ec == std::errc() && p == s->data() + s->size()) return n;
-  }
-  return std::nullopt;
-}
-
-std::string get_string(const json::object& o, std::string_view key) {
-  const auto* v = o.if_contains(key);
-  if (!v) return {};
-  if (const auto* s = v->if_string()) return std::string(s->data(), s->size());
-  return json::serialize(*v);
 }
 
 // ---------------------------------------------------------------------------
@@ -387,6 +236,7 @@ std::string get_string(const json::object& o, std::string_view key) {
 
 struct run_state {
   options opt;
+  bench::server_target target;
   std::string nonce;  // 8 hex digits, in every content of this run
   std::int64_t start_ns = 0, t0_ns = 0, t1_ns = 0;
   std::atomic<unsigned> connected{0};
@@ -399,6 +249,7 @@ struct run_state {
 // Counters and histograms of one worker thread; merged at the end.
 struct stats {
   std::uint64_t delivered_in_window = 0;
+  std::uint64_t sent_in_window = 0;  // what the client really offered, against --rate
   std::uint64_t sent = 0;
   std::uint64_t delivered = 0;  // distinct messages of this run received
   std::uint64_t duplicated = 0;
@@ -415,6 +266,7 @@ struct stats {
   std::uint64_t other_frames = 0;
   std::uint64_t socket_writes = 0;  // by senders, to compare with messages sent
   std::uint64_t window_waits_over_1s = 0;
+  std::uint64_t rate_window_full = 0;  // --rate: times a sender was due but its window full
   std::int64_t max_window_wait_ns = 0;
   std::uint64_t timed_out_pairs = 0;
   std::map<std::string, std::uint64_t> errors;         // ERROR frames by code
@@ -423,6 +275,7 @@ struct stats {
 
   void merge(const stats& o) {
     delivered_in_window += o.delivered_in_window;
+    sent_in_window += o.sent_in_window;
     sent += o.sent;
     delivered += o.delivered;
     duplicated += o.duplicated;
@@ -439,6 +292,7 @@ struct stats {
     other_frames += o.other_frames;
     socket_writes += o.socket_writes;
     window_waits_over_1s += o.window_waits_over_1s;
+    rate_window_full += o.rate_window_full;
     max_window_wait_ns = std::max(max_window_wait_ns, o.max_window_wait_ns);
     timed_out_pairs += o.timed_out_pairs;
     for (auto& [k, v] : o.errors)
@@ -484,16 +338,16 @@ class pair_client {
   void force_close();
 
  private:
-  asio::awaitable<std::optional<std::uint64_t>> open(ws_stream& ws, std::uint64_t user);
-  asio::awaitable<void> sender_reader();
-  asio::awaitable<void> receiver_reader();
-  void on_delivery(const json::object& frame, std::int64_t now);
-  void on_receipt(const json::object& frame, std::int64_t now);
-  void on_server_frame(const json::object& frame, bool at_sender);
+  asio::awaitable<std::optional<std::uint64_t>> open(wire_client& ws, std::uint64_t user);
+  asio::awaitable<void> reader(wire_client& ws, bool at_sender);
+  void on_frame(std::string_view payload, bool at_sender);
+  void on_delivery(const frame_view& frame, std::int64_t now);
+  void on_receipt(const frame_view& frame, std::int64_t now);
+  void on_server_frame(const frame_view& frame, bool at_sender);
   void on_slot_freed();
   void check_done();
   void finish();
-  void reader_ended(ws_stream& ws, error_code ec);
+  void reader_ended(const bench::end_reason& end);
   void build_frame(std::uint64_t k, std::int64_t send_ns);
 
   worker& w_;
@@ -503,7 +357,9 @@ class pair_client {
   unsigned index_;
   std::uint64_t sender_id_, receiver_id_;
   std::string receiver_str_;
-  ws_stream sender_, receiver_;
+  std::string sender_field_;  // "sender":S, for --protocol seed
+  wire_client sender_, receiver_;
+  frame_view parser_;  // one per pair: its readers run on one thread, one frame at a time
   asio::steady_timer wake_;
   bool sender_waiting_ = false;
 
@@ -556,6 +412,7 @@ pair_client::pair_client(worker& w, run_state& run, unsigned index)
       sender_id_(run.opt.base_id + 2ull * index),
       receiver_id_(run.opt.base_id + 2ull * index + 1),
       receiver_str_(std::to_string(receiver_id_)),
+      sender_field_("\"sender\":" + std::to_string(sender_id_) + ","),
       sender_(w.ioc),
       receiver_(w.ioc),
       wake_(w.ioc) {
@@ -565,54 +422,15 @@ pair_client::pair_client(worker& w, run_state& run, unsigned index)
   }
 }
 
-// The seq of a CONNECT welcome; nullopt if the frame is something else.
-std::optional<std::uint64_t> welcome_seq(const beast::flat_buffer& buffer) {
-  frame_parser parser;
-  const auto* frame = parser.parse(buffer);
-  if (!frame || get_u64(*frame, "type") != 0u) return std::nullopt;
-  return get_u64(*frame, "seq").value_or(0);
-}
-
-asio::awaitable<std::optional<std::uint64_t>> pair_client::open(ws_stream& ws, std::uint64_t user) {
-  tcp::resolver resolver(w_.ioc);
-  auto [rec, endpoints] = co_await resolver.async_resolve(opt_.host, opt_.port, use_tuple);
-  auto fail = [&](const std::string& what, error_code e) {
-    if (!run_.error_taken.exchange(true))
-      run_.first_connect_error = what + " (user " + std::to_string(user) + "): " + e.message();
-  };
-  if (rec) {
-    fail("resolve", rec);
+// The welcome's seq (0 without a welcome); nullopt if the session did not open.
+asio::awaitable<std::optional<std::uint64_t>> pair_client::open(wire_client& ws,
+                                                                std::uint64_t user) {
+  auto r = co_await ws.open(run_.target, user);
+  if (!r.ok) {
+    if (!run_.error_taken.exchange(true)) run_.first_connect_error = r.error;
     co_return std::nullopt;
   }
-  auto& sock = ws.next_layer().next_layer();
-  auto [cec, ep] = co_await asio::async_connect(sock, endpoints, use_tuple);
-  if (cec) {
-    fail("connect", cec);
-    co_return std::nullopt;
-  }
-  sock.set_option(tcp::no_delay(true));
-  websocket::stream_base::timeout timeouts{std::chrono::seconds(10), websocket::stream_base::none(),
-                                           false};
-  ws.set_option(timeouts);
-  ws.secure_prng(false);
-  ws.auto_fragment(false);
-  ws.text(true);
-  std::string target = "/ws/" + std::to_string(user);
-  std::string host = opt_.host + ":" + opt_.port;
-  auto [hec] = co_await ws.async_handshake(host, target, use_tuple);
-  if (hec) {
-    fail("handshake", hec);
-    co_return std::nullopt;
-  }
-  beast::flat_buffer buffer;
-  auto [rec2, n] = co_await ws.async_read(buffer, use_tuple);
-  if (rec2) {
-    fail("reading the welcome", rec2);
-    co_return std::nullopt;
-  }
-  auto seq = welcome_seq(buffer);
-  if (!seq) fail("the first frame is not a CONNECT welcome", error_code());
-  co_return seq;
+  co_return r.welcome_seq;
 }
 
 asio::awaitable<void> pair_client::connect() {
@@ -632,13 +450,17 @@ asio::awaitable<void> pair_client::connect() {
 
 void pair_client::start_readers() {
   readers_running_ = 2;
-  asio::co_spawn(w_.ioc, receiver_reader(), log_exception);
-  asio::co_spawn(w_.ioc, sender_reader(), log_exception);
+  asio::co_spawn(w_.ioc, reader(receiver_, false), log_exception);
+  asio::co_spawn(w_.ioc, reader(sender_, true), log_exception);
 }
 
 void pair_client::build_frame(std::uint64_t k, std::int64_t send_ns) {
   frame_.clear();
-  frame_ += R"({"type":1,"receiver":)";
+  frame_ += R"({"type":1,)";
+  // The seed design forwards the frame as it is: its receiver learns the
+  // sender only from here. Switchboard stamps the sender itself.
+  if (opt_.speaks == protocol::seed) frame_ += sender_field_;
+  frame_ += R"("receiver":)";
   frame_ += receiver_str_;
   frame_ += R"(,"content":")";
   std::size_t content_start = frame_.size();
@@ -679,6 +501,8 @@ asio::awaitable<void> pair_client::send_loop() {
       auto due_total =
           elapsed < 0 ? 0 : static_cast<std::uint64_t>(elapsed * rate_per_pair / 1e9) + 1;
       std::uint64_t due = due_total > sent_ ? due_total - sent_ : 0;
+      // Due, but the window is full: the server is not keeping up with the rate.
+      if (due > 0 && free == 0 && now >= run_.t0_ns) ++st_.rate_window_full;
       n = std::min(n, due);
       if (due == 0) {
         next_due = run_.start_ns + static_cast<std::int64_t>(phase + sent_ * 1e9 / rate_per_pair);
@@ -700,8 +524,7 @@ asio::awaitable<void> pair_client::send_loop() {
       }
       continue;
     }
-    sender_.next_layer().begin_batch();
-    bool failed = false;
+    if (!sender_.is_open()) break;
     for (std::uint64_t i = 0; i < n; ++i) {
       std::uint64_t k = sent_;
       std::int64_t t = now_ns();
@@ -710,18 +533,13 @@ asio::awaitable<void> pair_client::send_loop() {
       ++sent_;
       ++in_flight_;
       ++st_.sent;
-      auto buf = asio::buffer(frame_);
-      auto [ec, written] = co_await sender_.async_write(buf, use_tuple);
-      if (ec) {
-        failed = true;
-        break;
-      }
+      if (t >= run_.t0_ns && t < run_.t1_ns) ++st_.sent_in_window;
+      sender_.append_text(frame_);
     }
-    sender_.next_layer().end_batch();
-    if (failed) break;
+    sender_.flush();  // the whole refill in one socket write
   }
   sending_done_ = true;
-  st_.socket_writes += sender_.next_layer().socket_writes();
+  st_.socket_writes += sender_.socket_writes();
   check_done();
 }
 
@@ -745,14 +563,8 @@ void pair_client::finish() {
   if (finishing_) return;
   finishing_ = true;
   wake_.cancel();
-  auto close = [](ws_stream& ws) -> asio::awaitable<void> {
-    if (!ws.is_open()) co_return;
-    websocket::close_reason reason(websocket::close_code::normal);
-    auto [ec] = co_await ws.async_close(reason, use_tuple);
-    (void)ec;
-  };
-  asio::co_spawn(w_.ioc, close(sender_), log_exception);
-  asio::co_spawn(w_.ioc, close(receiver_), log_exception);
+  sender_.close();
+  receiver_.close();
 }
 
 // The drain deadline passed: drop both connections.
@@ -763,18 +575,16 @@ void pair_client::force_close() {
   }
   finishing_ = true;
   wake_.cancel();
-  error_code ec;
-  sender_.next_layer().next_layer().close(ec);
-  receiver_.next_layer().next_layer().close(ec);
+  sender_.abort();
+  receiver_.abort();
 }
 
-void pair_client::reader_ended(ws_stream& ws, error_code ec) {
+void pair_client::reader_ended(const bench::end_reason& end) {
   if (!finishing_) {
     // The server ended this session before the run did.
-    std::string what = ec == websocket::error::closed
-                           ? "close " + std::to_string(ws.reason().code) + " " +
-                                 std::string(ws.reason().reason.c_str())
-                           : ec.message();
+    std::string what = end.protocol_error ? std::string("a frame no server may send")
+                       : end.code         ? "close " + std::to_string(*end.code) + " " + end.reason
+                                          : end.ec.message();
     ++st_.server_closes[what];
     // The pair cannot complete: end the other session too.
     finish();
@@ -785,10 +595,10 @@ void pair_client::reader_ended(ws_stream& ws, error_code ec) {
   }
 }
 
-void pair_client::on_server_frame(const json::object& frame, bool at_sender) {
-  auto type = get_u64(frame, "type");
+void pair_client::on_server_frame(const frame_view& frame, bool at_sender) {
+  auto type = frame.u64(frame_view::type);
   if (type == 4) {
-    ++st_.errors[get_string(frame, "code")];
+    ++st_.errors[frame.text(frame_view::code)];
     if (at_sender) {
       // A refused SEND is neither delivered nor receipted.
       ++refused_;
@@ -796,37 +606,39 @@ void pair_client::on_server_frame(const json::object& frame, bool at_sender) {
       on_slot_freed();
     }
   } else if (type == 3) {
-    ++st_.server_closes["CLOSE " + get_string(frame, "code")];
+    ++st_.server_closes["CLOSE " + frame.text(frame_view::code)];
   } else {
     ++st_.other_frames;
   }
 }
 
-asio::awaitable<void> pair_client::sender_reader() {
-  beast::flat_buffer buffer;
-  frame_parser parser;
-  for (;;) {
-    auto [ec, n] = co_await sender_.async_read(buffer, use_tuple);
-    if (ec) {
-      reader_ended(sender_, ec);
-      co_return;
-    }
-    std::int64_t now = now_ns();
-    const auto* frame = parser.parse(buffer);
-    buffer.consume(buffer.size());
-    if (!frame) {
-      ++st_.corrupted;
-      continue;
-    }
-    if (get_u64(*frame, "type") == 2)
-      on_receipt(*frame, now);
-    else
-      on_server_frame(*frame, true);
-  }
+// Reads one session's frames until it ends.
+asio::awaitable<void> pair_client::reader(wire_client& ws, bool at_sender) {
+  auto end = co_await ws.read_loop(
+      [this, at_sender](std::string_view payload) { on_frame(payload, at_sender); });
+  ws.abort();
+  reader_ended(end);
 }
 
-void pair_client::on_receipt(const json::object& frame, std::int64_t now) {
-  auto k = get_u64(frame, "id");
+// Receipts (at the sender) and deliveries (at the receiver) go to their
+// handlers, anything else is counted.
+void pair_client::on_frame(std::string_view payload, bool at_sender) {
+  std::int64_t now = now_ns();
+  if (!parser_.parse(payload)) {
+    ++st_.corrupted;
+    return;
+  }
+  const std::uint64_t expected = at_sender ? 2 : 1;  // RECEIVE receipts, SEND deliveries
+  if (parser_.u64(frame_view::type) != expected)
+    on_server_frame(parser_, at_sender);
+  else if (at_sender)
+    on_receipt(parser_, now);
+  else
+    on_delivery(parser_, now);
+}
+
+void pair_client::on_receipt(const frame_view& frame, std::int64_t now) {
+  auto k = frame.u64(frame_view::id);
   if (!k) {
     ++st_.receipt_unmatched;
     return;
@@ -837,7 +649,7 @@ void pair_client::on_receipt(const json::object& frame, std::int64_t now) {
   }
   ++receipts_;
   ++st_.receipts;
-  auto seq = get_u64(frame, "seq").value_or(0);
+  auto seq = frame.u64(frame_view::seq).value_or(0);
   if (last_receipt_seq_ != 0 && seq != last_receipt_seq_ + 1) ++st_.receipt_seq_gaps;
   last_receipt_seq_ = seq;
   const auto& slot = send_times_[*k & (send_times_.size() - 1)];
@@ -852,37 +664,13 @@ void pair_client::on_receipt(const json::object& frame, std::int64_t now) {
     check_done();
 }
 
-asio::awaitable<void> pair_client::receiver_reader() {
-  beast::flat_buffer buffer;
-  frame_parser parser;
-  for (;;) {
-    auto [ec, n] = co_await receiver_.async_read(buffer, use_tuple);
-    if (ec) {
-      reader_ended(receiver_, ec);
-      co_return;
-    }
-    std::int64_t now = now_ns();
-    const auto* frame = parser.parse(buffer);
-    buffer.consume(buffer.size());
-    if (!frame) {
-      ++st_.corrupted;
-      continue;
-    }
-    if (get_u64(*frame, "type") == 1)
-      on_delivery(*frame, now);
-    else
-      on_server_frame(*frame, false);
-  }
-}
-
-void pair_client::on_delivery(const json::object& frame, std::int64_t now) {
-  const auto* cv = frame.if_contains("content");
-  const auto* cs = cv ? cv->if_string() : nullptr;
-  if (!cs) {
+void pair_client::on_delivery(const frame_view& frame, std::int64_t now) {
+  auto content_field = frame.str(frame_view::content);
+  if (!content_field) {
     ++st_.corrupted;
     return;
   }
-  std::string_view content(cs->data(), cs->size());
+  std::string_view content = *content_field;
   // "<nonce>.<pair>.<k>.<send ns>." then 'x' up to --size.
   std::uint64_t fields[3];
   std::string_view rest = content;
@@ -906,14 +694,16 @@ void pair_client::on_delivery(const json::object& frame, std::int64_t now) {
     ++st_.corrupted;
     return;
   }
-  if (fields[0] != index_ || get_u64(frame, "sender") != sender_id_ ||
-      get_u64(frame, "receiver") != receiver_id_) {
+  if (fields[0] != index_ || frame.u64(frame_view::sender) != sender_id_ ||
+      frame.u64(frame_view::receiver) != receiver_id_) {
     ++st_.misrouted;
     return;
   }
-  auto seq = get_u64(frame, "seq").value_or(0);
-  if (seq != last_seq_ + 1) ++st_.seq_gaps;
-  last_seq_ = seq;
+  if (opt_.speaks == protocol::switchboard) {
+    auto seq = frame.u64(frame_view::seq).value_or(0);
+    if (seq != last_seq_ + 1) ++st_.seq_gaps;
+    last_seq_ = seq;
+  }
   std::uint64_t k = fields[1];
   if (k >= sent_) {  // never sent by this pair in this run
     ++st_.corrupted;
@@ -941,42 +731,20 @@ void pair_client::on_delivery(const json::object& frame, std::int64_t now) {
 // ---------------------------------------------------------------------------
 // CPU time
 
-// utime + stime of a process, in seconds; nullopt when it cannot be read.
-std::optional<double> process_cpu_seconds(long pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return std::nullopt;
-  auto paren = line.rfind(')');
-  if (paren == std::string::npos) return std::nullopt;
-  std::istringstream fields(line.substr(paren + 1));
-  std::string f;
-  unsigned long long utime = 0, stime = 0;
-  // After the command: field 3 (state) ... field 14 utime, field 15 stime.
-  for (int i = 3; i <= 15 && (fields >> f); ++i) {
-    if (i == 14) utime = std::stoull(f);
-    if (i == 15) stime = std::stoull(f);
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-double self_cpu_seconds() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
-  return tv(ru.ru_utime) + tv(ru.ru_stime);
-}
-
 struct cpu_snapshot {
   std::int64_t at_ns = 0;
   double self = 0;
   std::optional<double> server;
+  std::optional<double> self_wait, server_wait;  // runnable, waiting for a CPU
 };
 
 cpu_snapshot snapshot(const options& o) {
   cpu_snapshot s;
   s.at_ns = now_ns();
-  s.self = self_cpu_seconds();
-  if (o.pid) s.server = process_cpu_seconds(o.pid);
+  s.self = bench::self_cpu_seconds();
+  if (o.pid) s.server = bench::process_cpu_seconds(o.pid);
+  s.self_wait = bench::process_wait_seconds(0);
+  if (o.pid) s.server_wait = bench::process_wait_seconds(o.pid);
   return s;
 }
 
@@ -1019,6 +787,33 @@ int main(int argc, char** argv) {
   run_state run;
   run.opt = *parsed;
   const options& opt = run.opt;
+  run.target.host = opt.host;
+  run.target.port = opt.port;
+  run.target.speaks = opt.speaks;
+  {
+    asio::io_context ioc;
+    tcp::resolver resolver(ioc);
+    error_code ec;
+    auto results = resolver.resolve(opt.host, opt.port, ec);
+    if (ec || results.empty()) {
+      std::cerr << "switchboard_bench: cannot resolve " << opt.host << ":" << opt.port << ": "
+                << ec.message() << "\n";
+      return 3;
+    }
+    for (const auto& r : results)
+      run.target.endpoints.push_back(r.endpoint());
+  }
+  if (opt.idle) {
+    bench::idle_options io;
+    io.target = run.target;
+    io.sessions = opt.idle;
+    io.base_id = opt.base_id;
+    io.pid = opt.pid;
+    io.sources = opt.sources;
+    io.settle = opt.settle;
+    io.kv = opt.kv;
+    return bench::run_idle(io);
+  }
   {
     std::random_device rd;
     char b[16];
@@ -1114,6 +909,8 @@ int main(int argc, char** argv) {
     rows.push_back({std::move(key), std::move(label), std::move(value)});
   };
   row("msgs_per_s", "delivered messages/s", fmt(msgs_per_s, 0));
+  row("sent_per_s", "sent messages/s",
+      fmt(static_cast<double>(total.sent_in_window) / opt.duration, 0));
   row("", "delivery latency p50/p90/p99/p99.9 (us)", latency_cell(total.delivery));
   row("delivery_p50_us", "", fmt(total.delivery.quantile(0.5) / 1e3, 1));
   row("delivery_p90_us", "", fmt(total.delivery.quantile(0.9) / 1e3, 1));
@@ -1155,6 +952,9 @@ int main(int argc, char** argv) {
   row("server_closes", "sessions ended by the server", join_map(total.server_closes));
   row("stale", "messages from other runs (ignored)", std::to_string(total.stale));
   row("timed_out_pairs", "pairs not drained in time", std::to_string(total.timed_out_pairs));
+  if (opt.rate > 0)
+    row("rate_window_full", "times a sender was due with its window full",
+        std::to_string(total.rate_window_full));
   row("max_window_wait_ms", "longest wait for a window slot (ms)",
       fmt(static_cast<double>(total.max_window_wait_ns) / 1e6, 1));
   if (before.server && after.server && msgs_in_snapshot > 0) {
@@ -1171,6 +971,13 @@ int main(int argc, char** argv) {
         fmt(cpu / msgs_in_snapshot * 1e6, 2));
     row("client_cpu_pct", "client CPU (% of one core)", fmt(cpu / window_s * 100, 0));
   }
+  // Time runnable but not running: other work on the machine holding a side back.
+  if (before.server_wait && after.server_wait)
+    row("server_wait_pct", "server waiting for a CPU (% of the time, all threads)",
+        fmt((*after.server_wait - *before.server_wait) / window_s * 100, 0));
+  if (before.self_wait && after.self_wait)
+    row("client_wait_pct", "client waiting for a CPU (% of the time, all threads)",
+        fmt((*after.self_wait - *before.self_wait) / window_s * 100, 0));
   if (total.sent > 0) {
     row("msgs_per_send_call", "sender messages per socket write",
         fmt(static_cast<double>(total.sent) / std::max<std::uint64_t>(1, total.socket_writes), 1));
@@ -1191,7 +998,8 @@ int main(int argc, char** argv) {
               << (opt.frees == options::window_by::delivery  ? "window freed by delivery, "
                   : opt.frees == options::window_by::receipt ? "window freed by receipt, "
                                                              : "window freed by delivery+receipt, ")
-              << (opt.rate > 0 ? "offered " + fmt(opt.rate, 0) + " msgs/s, " : "") << opt.threads
+              << (opt.rate > 0 ? "offered " + fmt(opt.rate, 0) + " msgs/s, " : "")
+              << (opt.speaks == protocol::seed ? "seed protocol, " : "") << opt.threads
               << " client thread" << (opt.threads > 1 ? "s" : "") << ", " << fmt(opt.duration, 1)
               << " s after " << fmt(opt.warmup, 1) << " s warm-up, users from " << opt.base_id
               << "\n";

@@ -1,0 +1,94 @@
+#include "process_stats.hpp"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace bench {
+
+std::optional<double> process_cpu_seconds(long pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  // The command (field 2) may hold spaces and parentheses: skip to its end.
+  auto paren = line.rfind(')');
+  if (paren == std::string::npos) return std::nullopt;
+  std::istringstream fields(line.substr(paren + 1));
+  std::string f;
+  unsigned long long utime = 0, stime = 0;
+  // After the command: field 3 (state) ... field 14 utime, field 15 stime.
+  for (int i = 3; i <= 15 && (fields >> f); ++i) {
+    if (i == 14) utime = std::stoull(f);
+    if (i == 15) stime = std::stoull(f);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double self_cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto tv = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return tv(ru.ru_utime) + tv(ru.ru_stime);
+}
+
+std::optional<double> process_wait_seconds(long pid) {
+  const std::string dir = pid ? "/proc/" + std::to_string(pid) + "/task" : "/proc/self/task";
+  std::error_code ec;
+  std::filesystem::directory_iterator it(dir, ec);
+  if (ec) return std::nullopt;
+  unsigned long long total_ns = 0;
+  bool any = false;
+  for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (ec) return std::nullopt;
+    std::ifstream in(it->path() / "schedstat");
+    unsigned long long run_ns = 0, wait_ns = 0;
+    if (in >> run_ns >> wait_ns) {  // a thread that ended meanwhile has no file
+      total_ns += wait_ns;
+      any = true;
+    }
+  }
+  if (!any) return std::nullopt;
+  return static_cast<double>(total_ns) / 1e9;
+}
+
+std::uint64_t resident_bytes(long pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.starts_with("VmRSS:")) continue;
+    std::istringstream fields(line.substr(6));
+    std::uint64_t kb = 0;
+    if (fields >> kb) return kb * 1024;
+    return 0;
+  }
+  return 0;
+}
+
+std::optional<std::uint64_t> open_files(long pid) {
+  std::error_code ec;
+  std::filesystem::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec);
+  if (ec) return std::nullopt;
+  std::uint64_t n = 0;
+  for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    if (ec) return std::nullopt;
+    ++n;
+  }
+  return n;
+}
+
+std::uint64_t raise_file_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) rl = raised;
+  }
+  return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : static_cast<std::uint64_t>(rl.rlim_cur);
+}
+
+}  // namespace bench

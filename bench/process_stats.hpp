@@ -1,0 +1,34 @@
+// What the bench reads about processes: CPU time (its own and the server's),
+// the server's resident memory and open files, and its own file limit.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+namespace bench {
+
+// utime + stime of every thread of process `pid`, in seconds (/proc/PID/stat);
+// nullopt when it cannot be read.
+std::optional<double> process_cpu_seconds(long pid);
+
+// The CPU time of this process, user and system, in seconds.
+double self_cpu_seconds();
+
+// The time the threads of process `pid` (0: this process) spent runnable
+// but waiting for a CPU, summed over its threads, in seconds (field 2 of
+// /proc/PID/task/*/schedstat); nullopt when it cannot be read. On a shared
+// machine this says how much a process was held back by the others.
+std::optional<double> process_wait_seconds(long pid);
+
+// VmRSS of process `pid` in bytes (/proc/PID/status); 0 if unreadable (no
+// user process has nothing resident).
+std::uint64_t resident_bytes(long pid);
+
+// The number of entries in /proc/PID/fd; nullopt if unreadable.
+std::optional<std::uint64_t> open_files(long pid);
+
+// Raises this process's soft limit on open files to its hard limit and
+// returns the soft limit now in force.
+std::uint64_t raise_file_limit();
+
+}  // namespace bench

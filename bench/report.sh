@@ -1,0 +1,433 @@
+#!/usr/bin/env bash
+# Prints the whole table of issue 5 in one run: Switchboard with the memory
+# and the SQLite store (--sync normal), with --threads 1 (pinned to CPU 0, the
+# client on CPU 1) and --threads 2 (unpinned), and a baseline server (the
+# seed design in Go, pinned to CPU 0 with GOMAXPROCS=1), under the same load,
+# with the ratios against each goal. Builds nothing but the baseline, and that
+# only when given its build.sh.
+#
+#   bench/report.sh SWITCHBOARD_BINARY BENCH_BINARY [BASELINE]
+#   e.g. bench/report.sh build/release/switchboard build/release/bench/switchboard_bench \
+#            /tmp/seed-go
+#
+# BASELINE is a built seed-go binary, or the seed design's build.sh (it is
+# then built into the temporary directory; that needs Go and gorilla). Without
+# it, the baseline column and the ratios against it are left out.
+#
+# Each measurement runs on a fresh server; phases run one after the other
+# (throughput, then latency at a fixed rate, then idle memory), and within a
+# phase every server in turn, so that the figures compared are close in time.
+# Environment (defaults are issue 5's settings):
+#   PAIRS=50 WINDOW=128 SIZE=64     the load
+#   DURATION=5 WARMUP=1             measured seconds per run, after a warm-up
+#   RATE=100000                     offered msgs/s for the latency phase
+#   IDLE=15000                      idle sessions for the memory phase (0: skip)
+#   REPEAT=1                        runs of the throughput and rate phases per server;
+#                                   the table shows each figure's median, and the
+#                                   worst of lost/duplicated/reordered/misrouted
+#   COLUMNS="mem1 sql1 mem2 sql2 base"  which servers to run (a subset, in this order)
+#   T2_CLIENT_CPUS=1                where the client runs against --threads 2
+#                                   ("" unpinned); the server is never pinned there
+#   SERVER_ARGS                     more Switchboard options
+#   KEEP_TMP=1                      keep the temporary directory (logs, key=value results)
+set -euo pipefail
+
+if [[ $# -lt 2 || $# -gt 3 ]]; then
+  echo "usage: $0 SWITCHBOARD_BINARY BENCH_BINARY [SEED_GO_BINARY | .../seed-go/build.sh]" >&2
+  exit 2
+fi
+server_bin=$1
+bench_bin=$2
+baseline=${3:-}
+for b in "$server_bin" "$bench_bin"; do
+  [[ -x $b ]] || { echo "$0: $b is not an executable" >&2; exit 2; }
+done
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$here/lib.sh"
+
+PAIRS=${PAIRS:-50}
+WINDOW=${WINDOW:-128}
+SIZE=${SIZE:-64}
+DURATION=${DURATION:-5}
+WARMUP=${WARMUP:-1}
+RATE=${RATE:-100000}
+IDLE=${IDLE:-15000}
+REPEAT=${REPEAT:-1}
+T2_CLIENT_CPUS=${T2_CLIENT_CPUS-1}
+COLUMNS=${COLUMNS:-mem1 sql1 mem2 sql2 base}
+read -ra server_args <<<"${SERVER_ARGS:-}"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-report.XXXXXX")
+# shellcheck disable=SC2317 # called by the trap
+on_exit() {
+  bench_cleanup
+  if [[ ${KEEP_TMP:-0} == 1 ]]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+if [[ -n $baseline ]]; then
+  if [[ $baseline == *.sh ]]; then
+    echo "== building the baseline with $baseline" >&2
+    run_bounded 600 "$tmp/baseline-build.out" "$tmp/baseline-build.err" \
+      sh "$baseline" "$tmp/seed-go"
+    if [[ $run_status -ne 0 ]]; then
+      echo "$0: $baseline failed ($run_status):" >&2
+      tail -20 "$tmp/baseline-build.err" >&2
+      exit 1
+    fi
+    baseline=$tmp/seed-go
+  fi
+  [[ -x $baseline ]] || { echo "$0: $baseline is not an executable" >&2; exit 2; }
+fi
+
+cols=()
+for c in $COLUMNS; do
+  case $c in
+    mem1 | sql1 | mem2 | sql2) cols+=("$c") ;;
+    base) [[ -n $baseline ]] && cols+=("$c") ;;
+    *) echo "$0: unknown column $c in COLUMNS" >&2; exit 2 ;;
+  esac
+done
+[[ ${#cols[@]} -gt 0 ]] || { echo "$0: nothing to run" >&2; exit 2; }
+
+# Every session takes a file in the server and one in the client.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [[ $IDLE -gt 0 && $(ulimit -n) != unlimited && $((IDLE + 100)) -gt $(ulimit -n) ]]; then
+  echo "$0: IDLE=$IDLE needs more open files than the limit $(ulimit -n)" >&2
+  exit 2
+fi
+if ! command -v taskset >/dev/null 2>&1 || [[ $(nproc) -lt 2 ]]; then
+  echo "$0: warning: no taskset or fewer than 2 CPUs: nothing is pinned" >&2
+fi
+
+title() {
+  case $1 in
+    mem1) echo "memory 1t" ;;
+    sql1) echo "sqlite 1t" ;;
+    mem2) echo "memory 2t" ;;
+    sql2) echo "sqlite 2t" ;;
+    base) echo "seed-go" ;;
+  esac
+}
+
+# start COL: a fresh server for column COL; sets server_pid, server_addr,
+# client_cpus and proto.
+start() {
+  local col=$1 name=$1.$2
+  proto=switchboard
+  client_cpus=1
+  case $col in
+    mem1) start_switchboard "$name" 0 "$server_bin" --threads 1 --store memory: "${server_args[@]}" ;;
+    sql1)
+      start_switchboard "$name" 0 "$server_bin" --threads 1 \
+        --store "sqlite:$tmp/$name.db" --sync normal "${server_args[@]}"
+      ;;
+    mem2)
+      client_cpus=$T2_CLIENT_CPUS
+      start_switchboard "$name" "" "$server_bin" --threads 2 --store memory: "${server_args[@]}"
+      ;;
+    sql2)
+      client_cpus=$T2_CLIENT_CPUS
+      start_switchboard "$name" "" "$server_bin" --threads 2 \
+        --store "sqlite:$tmp/$name.db" --sync normal "${server_args[@]}"
+      ;;
+    base)
+      proto=seed
+      start_seed "$name" 0 "$baseline"
+      ;;
+  esac
+}
+
+# measure COL PHASE REP: one bench run of PHASE (tput, rate, idle) against a
+# fresh server of column COL; key=value results in $tmp/COL.PHASE.REP.kv.
+measure() {
+  local col=$1 phase=$2 kv=$tmp/$1.$2.$3.kv
+  local args limit
+  case $phase in
+    tput | rate)
+      args=(--pairs "$PAIRS" --window "$WINDOW" --size "$SIZE" --duration "$DURATION"
+        --warmup "$WARMUP" --drain 5)
+      [[ $phase == rate ]] && args+=(--rate "$RATE")
+      limit=$(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN { printf "%d", d + w + 60 }')
+      ;;
+    idle)
+      args=(--idle "$IDLE")
+      limit=240
+      ;;
+  esac
+  if ! start "$col" "$phase.$3"; then
+    echo "server_start=failed" >"$kv"
+    return
+  fi
+  echo "== $phase: $(title "$col"), server pid $server_pid on $server_addr" >&2
+  local pin
+  pin_cmd "$client_cpus"
+  run_bounded "$limit" "$kv" "$tmp/$col.$phase.$3.bench.err" \
+    "${pin[@]}" "$bench_bin" --url "$server_addr" --protocol "$proto" --pid "$server_pid" \
+    "${args[@]}" --format kv
+  if [[ $run_status -ne 0 ]]; then
+    echo "   the bench exited with $run_status$([[ $run_status -eq 124 ]] && echo ' (timed out)'):" >&2
+    tail -3 "$tmp/$col.$phase.$3.bench.err" >&2
+  fi
+  echo "bench_exit=$run_status" >>"$kv"
+  stop_server
+  # The seed design has no clean shutdown: SIGTERM ends it with 143.
+  if [[ $server_status -ne 0 && $col != base ]]; then
+    echo "   the server exited with $server_status after SIGTERM; its last log lines:" >&2
+    tail -3 "$tmp/$col.$phase.$3.server.err" >&2
+  fi
+  echo "server_exit=$server_status" >>"$kv"
+}
+
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+phases=(tput rate)
+[[ $IDLE -gt 0 ]] && phases+=(idle)
+for phase in "${phases[@]}"; do
+  reps=$REPEAT
+  [[ $phase == idle ]] && reps=1  # memory is steady; opening 15,000 sessions is not quick
+  for ((r = 1; r <= reps; r++)); do
+    for col in "${cols[@]}"; do
+      measure "$col" "$phase" "$r"
+    done
+  done
+done
+
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---------------------------------------------------------------------------
+# The table.
+
+# get COL PHASE KEY [max]: the value over the runs of PHASE: the median of
+# numbers (the largest with "max"), else the first run's value; "-" if none.
+get() {
+  local f v vals=()
+  for f in "$tmp/$1.$2".*.kv; do
+    [[ -f $f ]] || continue
+    v=$(sed -n "s/^$3=//p" "$f" | tail -1)
+    [[ -n $v ]] && vals+=("$v")
+  done
+  if [[ ${#vals[@]} -eq 0 ]]; then
+    echo -
+    return
+  fi
+  if printf "%s\n" "${vals[@]}" | grep -qvE '^-?[0-9]+(\.[0-9]+)?$'; then
+    echo "${vals[0]}"  # not all numbers: the first run's
+    return
+  fi
+  printf "%s\n" "${vals[@]}" | sort -g | awk -v how="${4:-median}" '
+    { v[NR] = $0 }
+    END {
+      if (how == "max") print v[NR]
+      else if (NR % 2) print v[(NR + 1) / 2]
+      else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+    }'
+}
+
+# calc EXPR A B...: awk arithmetic on numbers; "-" if any is missing or zero
+# where it divides.
+calc() {
+  local expr=$1
+  shift
+  awk -v e="$expr" -v args="$*" 'BEGIN {
+    n = split(args, a, " ")
+    for (i = 1; i <= n; i++) if (a[i] == "-" || a[i] == "" || a[i] == "unreadable") { print "-"; exit }
+    if (e == "ratio")  { if (a[2] + 0 == 0) print "-"; else printf "%.2f\n", a[1] / a[2]; exit }
+    if (e == "kib")    { printf "%.2f\n", a[1] / 1024; exit }
+    if (e == "ms")     { printf "%.2f\n", a[1] / 1000; exit }
+    if (e == "int")    { printf "%.0f\n", a[1]; exit }
+    if (e == "sum")    { s = 0; for (i = 1; i <= n; i++) s += a[i]; print s; exit }
+  }'
+}
+
+width=12
+row() {  # LABEL VALUE...
+  local label=$1
+  shift
+  printf "%-40s" "$label"
+  local v
+  for v in "$@"; do printf " %${width}s" "$v"; done
+  printf "\n"
+}
+
+# A row of one key per column, shown through calc UNIT ("" as is, ms, kib,
+# int), plus the ratio of the first column to the baseline when RATIO is "ratio".
+key_row() {  # LABEL PHASE KEY [ratio] [UNIT]
+  local label=$1 phase=$2 key=$3 ratio=${4:-} unit=${5:-} vals=() c v
+  for c in "${cols[@]}"; do
+    v=$(get "$c" "$phase" "$key")
+    [[ -n $unit ]] && v=$(calc "$unit" "$v")
+    vals+=("$v")
+  done
+  if [[ -n $has_base ]]; then
+    if [[ $ratio == ratio ]]; then
+      vals+=("$(calc ratio "$(get "${cols[0]}" "$phase" "$key")" "$(get base "$phase" "$key")")")
+    else
+      vals+=("")
+    fi
+  fi
+  row "$label" "${vals[@]}"
+}
+
+checks_cell() {  # COL PHASE: lost/dup/reordered/misrouted, or the failure
+  local c=$1 p=$2
+  if [[ $(get "$c" "$p" server_start) == failed ]]; then echo "no server"; return; fi
+  local l d r m
+  l=$(get "$c" "$p" lost max) d=$(get "$c" "$p" duplicated max)
+  r=$(get "$c" "$p" reordered max) m=$(get "$c" "$p" misrouted max)
+  echo "$l/$d/$r/$m"
+}
+
+has_base=
+for c in "${cols[@]}"; do [[ $c == base ]] && has_base=1; done
+first=${cols[0]}
+
+header=()
+for c in "${cols[@]}"; do header+=("$(title "$c")"); done
+[[ -n $has_base ]] && header+=("$(title "$first")/base")
+
+echo
+echo "switchboard report, $(date -u '+%Y-%m-%d %H:%M UTC'): $PAIRS pairs, window $WINDOW, $SIZE-byte content, ${DURATION} s per run;"
+[[ $REPEAT -gt 1 ]] && echo "medians of $REPEAT runs per server (idle memory: one run);"
+echo "1t: --threads 1, server on CPU 0, client on CPU 1; 2t: --threads 2, server unpinned, client on CPU ${T2_CLIENT_CPUS:-any};"
+echo "seed-go: GOMAXPROCS=1 on CPU 0, client on CPU 1. $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs;"
+echo "load average $load_before before the runs, $load_after after (other work on the machine shares these CPUs)."
+echo
+row "" "${header[@]}"
+echo "throughput (as fast as the window allows)"
+key_row "  delivered msgs/s" tput msgs_per_s ratio
+key_row "  server CPU us/msg" tput server_cpu_us_per_msg ratio
+key_row "  server CPU % of one core" tput server_cpu_pct
+key_row "  client CPU us/msg" tput client_cpu_us_per_msg
+key_row "  client CPU % of one core" tput client_cpu_pct
+key_row "  server waiting for a CPU, %" tput server_wait_pct
+key_row "  client waiting for a CPU, %" tput client_wait_pct
+key_row "  delivery p50 (ms)" tput delivery_p50_us "" ms
+vals=()
+for c in "${cols[@]}"; do vals+=("$(checks_cell "$c" tput)"); done
+row "  lost/dup/reordered/misrouted" "${vals[@]}"
+echo "fixed rate: $RATE msgs/s offered"
+key_row "  sent msgs/s (what the client offered)" rate sent_per_s
+key_row "  delivered msgs/s" rate msgs_per_s
+key_row "  times a sender found its window full" rate rate_window_full
+key_row "  delivery p50 (ms)" rate delivery_p50_us ratio ms
+key_row "  delivery p99 (ms)" rate delivery_p99_us ratio ms
+key_row "  delivery p99.9 (ms)" rate delivery_p999_us ratio ms
+key_row "  server CPU us/msg" rate server_cpu_us_per_msg ratio
+key_row "  client CPU us/msg" rate client_cpu_us_per_msg
+key_row "  server waiting for a CPU, %" rate server_wait_pct
+vals=()
+for c in "${cols[@]}"; do vals+=("$(checks_cell "$c" rate)"); done
+row "  lost/dup/reordered/misrouted" "${vals[@]}"
+if [[ $IDLE -gt 0 ]]; then
+  echo "idle sessions: $IDLE"
+  key_row "  opened" idle idle_sessions
+  key_row "  server bytes per idle session" idle bytes_per_idle_session ratio
+  key_row "  server VmRSS before (KiB)" idle server_rss_before_kib
+  key_row "  server VmRSS with them open (KiB)" idle server_rss_after_kib
+  key_row "  ended by the server while measured" idle idle_ended_by_server
+  key_row "  closed cleanly" idle idle_closed_cleanly
+fi
+
+# ---------------------------------------------------------------------------
+# Against the goals of issue 5 (memory store).
+
+goal() {  # WHAT MEASURED OP TARGET [NOTE]
+  local what=$1 measured=$2 op=$3 target=$4 note=${5:-} met
+  if [[ $measured == - ]]; then
+    met="not measured"
+  else
+    met=$(awk -v m="$measured" -v t="$target" -v op="$op" 'BEGIN {
+      ok = (op == "<=") ? (m + 0 <= t + 0) : (m + 0 >= t + 0); print ok ? "met" : "NOT met" }')
+  fi
+  [[ -n $note ]] && met="$met ($note)"
+  printf "%-56s %10s %3s %-6s %s\n" "$what" "$measured" "$op" "$target" "$met"
+}
+
+# rate_note COL: why the rate phase of COL did not run at RATE, or nothing.
+rate_note() {
+  local sent full cpu
+  sent=$(get "$1" rate sent_per_s) full=$(get "$1" rate rate_window_full)
+  cpu=$(get "$1" rate client_cpu_pct)
+  [[ $sent == - ]] && return
+  if awk -v s="$sent" -v r="$RATE" 'BEGIN { exit !(s < 0.98 * r) }'; then
+    if [[ $full != - && $full != 0 ]]; then
+      echo "the server kept up with only $(calc int "$sent") msgs/s (its senders found their windows full)"
+    else
+      echo "the client offered only $(calc int "$sent") msgs/s, at ${cpu} % of its core"
+    fi
+  fi
+}
+
+echo
+echo "goals of issue 5 (memory store)"
+has() { local c; for c in "${cols[@]}"; do [[ $c == "$1" ]] && return 0; done; return 1; }
+if has mem1; then
+  goal "server CPU us/msg, 1 thread" "$(get mem1 tput server_cpu_us_per_msg)" "<=" 2.0
+  [[ -n $has_base ]] && goal "  / baseline's" \
+    "$(calc ratio "$(get mem1 tput server_cpu_us_per_msg)" "$(get base tput server_cpu_us_per_msg)")" "<=" 0.38
+  if [[ $IDLE -gt 0 ]]; then
+    goal "KiB per idle session" "$(calc kib "$(get mem1 idle bytes_per_idle_session)")" "<=" 3
+    [[ -n $has_base ]] && goal "  / baseline's" \
+      "$(calc ratio "$(get mem1 idle bytes_per_idle_session)" "$(get base idle bytes_per_idle_session)")" "<=" 0.23
+  fi
+  goal "p99 ms at $RATE msgs/s offered, 1 thread" "$(calc ms "$(get mem1 rate delivery_p99_us)")" "<=" 1 \
+    "$(rate_note mem1)"
+fi
+if has mem1 && has mem2; then
+  # With the client on the same two cores, the server's second thread shares
+  # them with it: at best 2 / (1 + client/server CPU per message) times the
+  # rate of one server thread that fills its core.
+  ceiling=$(awk -v s="$(get mem1 tput server_cpu_us_per_msg)" -v c="$(get mem1 tput client_cpu_us_per_msg)" \
+    'BEGIN { if (s + 0 > 0 && c != "-") printf "%.2f", 2 / (1 + c / s); else print "-" }')
+  goal "msgs/s --threads 2 / --threads 1" \
+    "$(calc ratio "$(get mem2 tput msgs_per_s)" "$(get mem1 tput msgs_per_s)")" ">=" 1.6 \
+    "at most $ceiling here: 2 / (1 + client/server CPU per message)"
+fi
+if has sql1 && has sql2; then
+  printf "%-56s %10s\n" "  (sqlite: msgs/s --threads 2 / --threads 1, no goal)" \
+    "$(calc ratio "$(get sql2 tput msgs_per_s)" "$(get sql1 tput msgs_per_s)")"
+fi
+bad=0
+for c in "${cols[@]}"; do
+  for p in tput rate; do
+    s=$(checks_cell "$c" "$p")
+    [[ $s == 0/0/0/0 ]] || bad=$((bad + 1))
+  done
+done
+goal "phases losing, duplicating, reordering or misrouting" "$bad" "<=" 0
+
+# Warnings: what would make a figure above measure something else.
+echo
+warned=0
+for c in "${cols[@]}"; do
+  for p in tput rate; do
+    sc=$(get "$c" "$p" server_cpu_us_per_msg) cc=$(get "$c" "$p" client_cpu_us_per_msg)
+    if [[ $sc != - && $cc != - ]] && awk -v s="$sc" -v c="$cc" 'BEGIN { exit !(c >= s) }'; then
+      echo "warning: $(title "$c") $p: the client used more CPU per message ($cc us) than the server ($sc us)"
+      warned=1
+    fi
+    cp=$(get "$c" "$p" client_cpu_pct)
+    if [[ $cp != - ]] && awk -v c="$cp" 'BEGIN { exit !(c >= 90) }'; then
+      echo "warning: $(title "$c") $p: the client used ${cp} % of its core: it may be what limits the rate"
+      warned=1
+    fi
+    be=$(get "$c" "$p" bench_exit max)
+    if [[ $be != 0 ]]; then
+      echo "warning: $(title "$c") $p: the bench exited with $be"
+      warned=1
+    fi
+  done
+  note=$(rate_note "$c")
+  if [[ -n $note ]]; then
+    echo "warning: $(title "$c") rate: $RATE msgs/s not held: $note; its latency is queueing"
+    warned=1
+  fi
+  if [[ $IDLE -gt 0 ]]; then
+    be=$(get "$c" idle bench_exit max)
+    [[ $be == 0 ]] || { echo "warning: $(title "$c") idle: the bench exited with $be"; warned=1; }
+  fi
+done
+[[ $warned == 0 ]] && echo "no warnings: every client cheaper than its server, every rate held"
+exit 0
