@@ -7,9 +7,11 @@
 // the same port and SQLite file; the first page must reconnect by itself, and
 // the second, kept away meanwhile behind a TCP proxy that refuses
 // connections, must come back by itself and show what was sent while it was
-// away exactly once. Screenshots land in ARTIFACT_DIR. The last line says
+// away exactly once. Then a second server with --tls-cert/--tls-key (a
+// certificate made by the openssl command): the page over https talks over
+// wss. Screenshots land in ARTIFACT_DIR. The last line says
 // `browser: N passed, N failed`; the exit code is 0 only when all passed.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -41,9 +43,10 @@ try {
 // ---- the server under test -------------------------------------------------
 
 class Server {
-  constructor(binary, storePath) {
+  constructor(binary, storePath, extraArgs = []) {
     this.binary = binary;
     this.storePath = storePath;
+    this.extraArgs = extraArgs;
     this.child = null;
     this.port = 0;
     this.log = '';
@@ -53,7 +56,7 @@ class Server {
   // `listening on ADDR:PORT` line.
   async start() {
     const args = ['--listen', `127.0.0.1:${this.port}`, '--store', `sqlite:${this.storePath}`,
-                  '--threads', '2', '--drain-timeout', '3', '--log-level', 'warn'];
+                  '--threads', '2', '--drain-timeout', '3', '--log-level', 'warn', ...this.extraArgs];
     const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stderr.on('data', (d) => { this.log += d; });
@@ -152,8 +155,9 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // own storage) and collects what would show a broken page: uncaught errors
 // and console errors other than the expected failed WebSocket attempts
 // while the server is down (a CSP violation is a console error).
-async function openPage(browser, origin, name, problems, viewport = { width: 960, height: 720 }) {
-  const context = await browser.newContext({ viewport });
+async function openPage(browser, origin, name, problems, viewport = { width: 960, height: 720 },
+                        contextOptions = {}) {
+  const context = await browser.newContext({ viewport, ...contextOptions });
   const page = await context.newPage();
   page.setDefaultTimeout(stepTimeoutMs);
   page.on('pageerror', (e) => problems.push(`${name}: uncaught ${e.message}`));
@@ -315,19 +319,57 @@ async function scenario(ctx) {
   await two.screenshot({ path: path.join(artifactDir, 'browser-conversation-phone.png') });
   step(`screenshots saved: ${shot} (and -user1, -phone)`);
 
+  await scenarioTls(ctx, browser);
+
   check(problems.length === 0, `the pages reported problems:\n  ${problems.join('\n  ')}`);
   step('no uncaught error and no console error (no CSP violation) in any page');
+}
+
+// The same page from a server that speaks TLS only: https for the page, wss
+// for its WebSocket (the page picks wss itself when it came over https).
+async function scenarioTls(ctx, browser) {
+  const { problems } = ctx;
+  const cert = path.join(ctx.dir, 'cert.pem');
+  const key = path.join(ctx.dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
+                           '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
+                           '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert],
+               { stdio: 'ignore' });
+  const server = new Server(serverBinary, path.join(ctx.dir, 'tls.db'),
+                            ['--tls-cert', cert, '--tls-key', key]);
+  ctx.tlsServer = server;
+  await server.start();
+  const origin = `https://127.0.0.1:${server.port}`;
+  // The certificate is self-signed: trust it for these pages only.
+  const trust = { ignoreHTTPSErrors: true };
+  const a = await openPage(browser, origin, 'wss user 11', problems, undefined, trust);
+  const b = await openPage(browser, origin, 'wss user 12', problems, undefined, trust);
+  await signIn(a, 11);
+  await signIn(b, 12);
+  await say(a, 12, 'Over TLS, end to end.');
+  await expectReceivedOnce(b, 1, 'Over TLS, end to end.', 11);
+  await expectStored(a, 'Over TLS, end to end.', 1);
+  await say(b, 11, 'Encrypted on the wire.');
+  await expectReceivedOnce(a, 1, 'Encrypted on the wire.', 12);
+  check(await a.evaluate(() => location.protocol) === 'https:', 'the TLS page was not served over https');
+  await b.screenshot({ path: path.join(artifactDir, 'browser-conversation-wss.png') });
+  await a.context().close();
+  await b.context().close();
+  const stopped = await server.stop();
+  check(stopped && stopped.code === 0, `SIGTERM: the TLS server exited with ${JSON.stringify(stopped)}, not 0`);
+  step(`with --tls-cert/--tls-key: the page over ${origin}, two users talk over wss`);
 }
 
 // ---- run it, always cleaning up --------------------------------------------
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'switchboard-browser-'));
-const ctx = { server: new Server(serverBinary, path.join(dir, 'switchboard.db')), problems: [] };
-process.on('exit', () => ctx.server.kill());  // the last resort: never leave it running
+const ctx = { server: new Server(serverBinary, path.join(dir, 'switchboard.db')), problems: [], dir };
+process.on('exit', () => { ctx.server.kill(); ctx.tlsServer?.kill(); });  // never leave one running
 let failure = null;
 const deadline = setTimeout(() => {
   console.error(`browser: the scenario took over ${wholeTestMs / 1000} s`);
   ctx.server.kill();
+  ctx.tlsServer?.kill();
   console.log(`browser: 0 passed, 1 failed`);
   process.exit(1);
 }, wholeTestMs);
@@ -341,6 +383,7 @@ try {
   await ctx.proxy?.close().catch(() => {});
   await ctx.server.stop().catch(() => {});
   ctx.server.kill();
+  ctx.tlsServer?.kill();
   rmSync(dir, { recursive: true, force: true });
 }
 if (failure) {
