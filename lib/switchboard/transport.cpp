@@ -17,7 +17,7 @@ transport::transport(socket_type socket)
 
 transport::transport(socket_type socket, asio::ssl::context& tls)
     : socket_(socket.get_executor()),
-      tls_(std::make_unique<tls_stream>(std::move(socket), tls)),
+      tls_(std::make_shared<tls_stream>(std::move(socket), tls)),
       out_(std::make_shared<output>()) {
   out_->owner = this;
 }
@@ -28,7 +28,11 @@ transport::transport(transport&& other) noexcept
 }
 
 transport::~transport() {
-  if (out_) out_->owner = nullptr;
+  if (!out_) return;  // moved from
+  out_->owner = nullptr;
+  // A write still in flight keeps the TLS stream alive (start_write); closing
+  // the socket makes it end now instead of whenever the peer reads.
+  if (tls_ && out_->in_flight) close();
 }
 
 void transport::close() {
@@ -66,11 +70,15 @@ void transport::start_write() {
   if (out.in_flight || out.error || out.pending.empty()) return;
   out.writing.swap(out.pending);
   out.in_flight = true;
-  auto done = [out = out_](boost::system::error_code ec, std::size_t) { wrote(out, ec); };
-  if (tls_)
+  if (tls_) {
+    auto done = [out = out_, stream = tls_](boost::system::error_code ec, std::size_t) {
+      wrote(out, ec);
+    };
     asio::async_write(*tls_, asio::buffer(out.writing), std::move(done));
-  else
+  } else {
+    auto done = [out = out_](boost::system::error_code ec, std::size_t) { wrote(out, ec); };
     asio::async_write(socket_, asio::buffer(out.writing), std::move(done));
+  }
 }
 
 void transport::wrote(const std::shared_ptr<output>& out, boost::system::error_code ec) {

@@ -160,8 +160,11 @@ class transport {
   void start_write();
   static void wrote(const std::shared_ptr<output>& out, boost::system::error_code ec);
 
-  socket_type socket_;               // clear text; empty with TLS
-  std::unique_ptr<tls_stream> tls_;  // owns the socket with TLS
+  socket_type socket_;  // clear text; empty with TLS
+  // Owns the socket with TLS. Shared with the socket write in flight: an
+  // ssl::stream must outlive its operations, and that write can outlive the
+  // transport (a pong Beast wrote just before the session ended).
+  std::shared_ptr<tls_stream> tls_;
   std::shared_ptr<output> out_;
 };
 

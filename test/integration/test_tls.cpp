@@ -132,6 +132,13 @@ class wss_client {
   void close() {
     run("close", [&](auto h) { ws_.async_close(websocket::close_code::normal, h); });
   }
+  // A ping, then the TCP connection dropped without a close handshake: the
+  // server's pong may still be on its way when its session ends.
+  void ping_and_drop() {
+    run("ping", [&](auto h) { ws_.async_ping({}, h); });
+    boost::system::error_code ignored;
+    socket().close(ignored);
+  }
 
  private:
   tcp::socket& socket() { return beast::get_lowest_layer(ws_); }
@@ -287,6 +294,16 @@ BOOST_AUTO_TEST_CASE(plain_text_on_the_tls_port_is_dropped_without_disturbing_ot
   BOOST_TEST(str(delivered.at("content")) == "still here");
   one.close();
   two.close();
+}
+
+BOOST_AUTO_TEST_CASE(sessions_dropped_right_after_a_ping_leave_the_server_sound) {
+  test_server server(tls_config());
+  auto tls = client_context();
+  for (int i = 0; i < 50; ++i) {
+    wss_client c(server.port(), "/ws/" + std::to_string(30 + i % 5), *tls);
+    c.ping_and_drop();
+  }
+  exchange(server.port(), *tls, 50);
 }
 
 BOOST_AUTO_TEST_CASE(stalled_tls_handshakes_are_dropped_after_the_timeout) {
