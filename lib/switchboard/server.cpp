@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -142,20 +143,34 @@ int server::run() {
   p.store.start();
   asio::co_spawn(p.registry.get_executor(), p.registry.run(), log_exception("hub"));
   asio::co_spawn(context_, p.acceptor.run(p.shared), log_exception("listener"));
+  // The shutdown coroutine and the hub's "drained" notice meet on one strand:
+  // with several I/O threads the notice can come before the coroutine waits.
+  auto shutdown_strand = asio::make_strand(context_);
   asio::co_spawn(
-      context_,
+      shutdown_strand,
       [&]() -> asio::awaitable<void> {
         // stop() cancels the wait: the same drain as for a signal.
         auto [ec, signal] = co_await p.signals.async_wait(use_tuple);
         SB_LOG(info) << (ec ? std::string("stop requested") : "signal " + std::to_string(signal))
                      << ": draining for up to " << config_.drain_timeout.count() << " s";
         p.routes.start_draining();
-        // The deadline ends early once the hub reports every session gone.
-        asio::steady_timer deadline(context_, config_.drain_timeout);
-        hub_message drain =
-            hub_event::drain{[&] { asio::post(context_, [&] { deadline.cancel(); }); }};
+        // The deadline ends early once the hub reports every session gone,
+        // which may happen before the wait starts: hence the flag. Shared,
+        // because the hub's notice may also come after this coroutine ended.
+        struct drain_state {
+          asio::steady_timer deadline;
+          bool drained = false;
+        };
+        auto state = std::make_shared<drain_state>(
+            drain_state{asio::steady_timer(shutdown_strand, config_.drain_timeout)});
+        hub_message drain = hub_event::drain{[state, shutdown_strand] {
+          asio::post(shutdown_strand, [state] {
+            state->drained = true;
+            state->deadline.cancel();
+          });
+        }};
         co_await p.registry.send(std::move(drain));
-        co_await deadline.async_wait(use_tuple);
+        if (!state->drained) co_await state->deadline.async_wait(use_tuple);
         p.acceptor.close();
         p.registry.close();
         context_.stop();
