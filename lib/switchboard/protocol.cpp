@@ -110,13 +110,9 @@ class frame_text {
     out_.append(text);
     return *this;
   }
-  frame_text& number(std::uint64_t n) {
-    char digits[24];
-    const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
-    out_.append(digits, end);
-    return *this;
-  }
-  frame_text& signed_number(std::int64_t n) {
+  // A JSON integer: seqs and user ids (unsigned), timestamps (signed).
+  template <class Integer>
+  frame_text& number(Integer n) {
     char digits[24];
     const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
     out_.append(digits, end);
@@ -267,7 +263,7 @@ std::string deliver_frame(const store::stored_message& m) {
   f.raw(R"(,"receiver":)").number(m.receiver);
   f.raw(R"(,"content":)").string(m.content);
   f.raw(R"(,"seq":)").number(m.seq);
-  f.raw(R"(,"ts":)").signed_number(m.ts_ms);
+  f.raw(R"(,"ts":)").number(m.ts_ms);
   if (m.id) f.raw(R"(,"id":)").id(*m.id);
   f.raw("}");
   return f.take();
@@ -278,7 +274,7 @@ std::string receipt_frame(const message_id& id, user_id receiver, seq_t seq, std
   f.raw(R"({"type":2,"id":)").id(id);
   f.raw(R"(,"receiver":)").number(receiver);
   f.raw(R"(,"seq":)").number(seq);
-  f.raw(R"(,"ts":)").signed_number(ts_ms);
+  f.raw(R"(,"ts":)").number(ts_ms);
   f.raw("}");
   return f.take();
 }
