@@ -49,7 +49,7 @@ struct caught_up {
   store::seq_t seq;
 };
 // Close every session with `shutdown`, now and for any that registers later;
-// call `drained` (on the hub's strand) once no session is left.
+// call `drained` (on the hub's thread) once no session is left.
 struct drain {
   std::function<void()> drained;
 };
@@ -70,7 +70,7 @@ class hub {
 
   void close();
 
-  // The hub's strand: run() must be spawned on it.
+  // The hub's executor (the main I/O thread): run() must be spawned on it.
   asio::any_io_executor get_executor() { return mailbox_.get_executor(); }
 
  private:

@@ -6,7 +6,6 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -149,8 +148,8 @@ asio::awaitable<void> http_session(asio::ip::tcp::socket socket, services& s) {
 
 }  // namespace
 
-listener::listener(asio::io_context& context, const asio::ip::tcp::endpoint& endpoint)
-    : context_(context), acceptor_(context) {
+listener::listener(io_threads& io, const asio::ip::tcp::endpoint& endpoint)
+    : io_(io), acceptor_(io.main()) {
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
   acceptor_.bind(endpoint);
@@ -159,14 +158,14 @@ listener::listener(asio::io_context& context, const asio::ip::tcp::endpoint& end
 
 asio::awaitable<void> listener::run(services& s) {
   for (;;) {
-    // Each connection gets its own strand: its coroutines never run twice at
-    // once, whatever --threads is.
-    auto [ec, socket] = co_await acceptor_.async_accept(asio::make_strand(context_), use_tuple);
+    // A connection stays on one I/O thread: its coroutines never run twice
+    // at once, without a strand (io_threads.hpp).
+    auto [ec, socket] = co_await acceptor_.async_accept(io_.next(), use_tuple);
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
     if (ec) {
       // Out of file descriptors, most likely: wait instead of spinning.
       SB_LOG(warn) << "accept failed: " << ec.message();
-      asio::steady_timer pause(context_, std::chrono::milliseconds(100));
+      asio::steady_timer pause(io_.main(), std::chrono::milliseconds(100));
       co_await pause.async_wait(use_tuple);
       continue;
     }

@@ -3,9 +3,9 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include "switchboard/io_threads.hpp"
 #include "switchboard/net.hpp"
 #include "switchboard/services.hpp"
 
@@ -15,7 +15,9 @@ class listener {
  public:
   // Binds and listens at once, so a port in use fails here, before anything
   // is printed. Throws boost::system::system_error.
-  listener(asio::io_context& context, const asio::ip::tcp::endpoint& endpoint);
+  // Accepts on the main I/O thread; each connection then runs on the next
+  // I/O thread in turn.
+  listener(io_threads& io, const asio::ip::tcp::endpoint& endpoint);
 
   asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
 
@@ -24,7 +26,7 @@ class listener {
   void close();
 
  private:
-  asio::io_context& context_;
+  io_threads& io_;
   asio::ip::tcp::acceptor acceptor_;
 };
 

@@ -12,7 +12,6 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "switchboard/hub.hpp"
@@ -87,21 +86,22 @@ std::string load_jwt_secret(const config& cfg) {
 }  // namespace
 
 struct server::parts {
-  parts(config& cfg, asio::io_context& context)
+  parts(config& cfg, io_threads& io)
       : tls(load_tls(cfg)),
         routes(cfg, stats, load_jwt_secret(cfg)),
-        registry(asio::make_strand(context), cfg.max_sessions_per_user, stats),
+        registry(io.main().get_executor(), cfg.max_sessions_per_user, stats),
         store(open_backend(cfg), registry, stats, sweep_interval,
-              // The memory store never blocks: it runs on the I/O threads.
-              cfg.store == "memory:" ? asio::make_strand(context) : asio::any_io_executor{}),
-        acceptor(bind(context, cfg)),
-        signals(context, SIGINT, SIGTERM),
+              // The memory store never blocks: it runs on the main I/O thread.
+              cfg.store == "memory:" ? asio::any_io_executor(io.main().get_executor())
+                                     : asio::any_io_executor{}),
+        acceptor(bind(io, cfg)),
+        signals(io.main(), SIGINT, SIGTERM),
         shared{cfg, stats, registry, store, routes, tls.get()} {}
 
-  static listener bind(asio::io_context& context, const config& cfg) {
+  static listener bind(io_threads& io, const config& cfg) {
     const auto endpoint = listen_endpoint(cfg);
     try {
-      return listener(context, endpoint);
+      return listener(io, endpoint);
     } catch (const boost::system::system_error& e) {
       throw startup_error("cannot listen on " + cfg.listen_host + ":" +
                           std::to_string(cfg.listen_port) + ": " + e.code().message());
@@ -118,14 +118,14 @@ struct server::parts {
   services shared;
 };
 
-server::server(config cfg) : config_(std::move(cfg)) {
-  parts_ = std::make_unique<parts>(config_, context_);
+server::server(config cfg) : config_(std::move(cfg)), io_(config_.threads) {
+  parts_ = std::make_unique<parts>(config_, io_);
 }
 
 server::~server() = default;
 
 void server::stop() {
-  asio::post(context_, [this] { parts_->signals.cancel(); });
+  asio::post(io_.main(), [this] { parts_->signals.cancel(); });
 }
 
 asio::ip::tcp::endpoint server::endpoint() const {
@@ -142,12 +142,12 @@ int server::run() {
 
   p.store.start();
   asio::co_spawn(p.registry.get_executor(), p.registry.run(), log_exception("hub"));
-  asio::co_spawn(context_, p.acceptor.run(p.shared), log_exception("listener"));
-  // The shutdown coroutine and the hub's "drained" notice meet on one strand:
-  // with several I/O threads the notice can come before the coroutine waits.
-  auto shutdown_strand = asio::make_strand(context_);
+  asio::co_spawn(io_.main(), p.acceptor.run(p.shared), log_exception("listener"));
+  // The shutdown coroutine and the hub's "drained" notice meet on the main
+  // thread: the notice can come before the coroutine waits.
+  auto main_thread = io_.main().get_executor();
   asio::co_spawn(
-      shutdown_strand,
+      main_thread,
       [&]() -> asio::awaitable<void> {
         // stop() cancels the wait: the same drain as for a signal.
         auto [ec, signal] = co_await p.signals.async_wait(use_tuple);
@@ -162,9 +162,9 @@ int server::run() {
           bool drained = false;
         };
         auto state = std::make_shared<drain_state>(
-            drain_state{asio::steady_timer(shutdown_strand, config_.drain_timeout)});
-        hub_message drain = hub_event::drain{[state, shutdown_strand] {
-          asio::post(shutdown_strand, [state] {
+            drain_state{asio::steady_timer(main_thread, config_.drain_timeout)});
+        hub_message drain = hub_event::drain{[state, main_thread] {
+          asio::post(main_thread, [state] {
             state->drained = true;
             state->deadline.cancel();
           });
@@ -173,7 +173,7 @@ int server::run() {
         if (!state->drained) co_await state->deadline.async_wait(use_tuple);
         p.acceptor.close();
         p.registry.close();
-        context_.stop();
+        io_.stop();
       },
       log_exception("shutdown"));
 
@@ -185,12 +185,7 @@ int server::run() {
   SB_LOG(info) << "listening on " << address << ":" << local.port() << ", store " << config_.store
                << ", " << config_.threads << " I/O threads";
 
-  std::vector<std::thread> threads;
-  for (unsigned i = 1; i < config_.threads; ++i)
-    threads.emplace_back([this] { context_.run(); });
-  context_.run();
-  for (auto& t : threads)
-    t.join();
+  io_.run();
 
   // The I/O threads are gone; the store finishes what it was given and closes.
   p.store.stop();

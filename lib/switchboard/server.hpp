@@ -6,10 +6,10 @@
 #include <memory>
 #include <stdexcept>
 
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include "switchboard/config.hpp"
+#include "switchboard/io_threads.hpp"
 #include "switchboard/net.hpp"
 
 namespace switchboard {
@@ -38,7 +38,7 @@ class server {
  private:
   struct parts;
   config config_;
-  asio::io_context context_;  // first member built, last destroyed
+  io_threads io_;  // built before the parts, destroyed after them
   std::unique_ptr<parts> parts_;
 };
 

@@ -96,7 +96,7 @@ class token_bucket {
   clock::time_point last_;
 };
 
-// State the three children share. They all run on the session's strand.
+// State the three children share. They all run on the session's I/O thread.
 struct session_state {
   websocket_stream& ws;
   session_ptr handle;
@@ -363,7 +363,7 @@ asio::awaitable<void> ticker(session_state& st) {
   }
 }
 
-// session_handle::abort(), on this strand: closes the socket at once, even
+// session_handle::abort(), on this thread: closes the socket at once, even
 // while the writer is blocked on it; the reader and the writer then fail and
 // the session ends.
 void abort_session(session_state& st, close_reason reason) {
@@ -376,8 +376,8 @@ void abort_session(session_state& st, close_reason reason) {
 }  // namespace
 
 asio::awaitable<void> run_session(websocket_stream ws, session_request request, services& s) {
-  auto strand = co_await asio::this_coro::executor;
-  auto handle = std::make_shared<session_handle>(strand, request.user, next_session_id(),
+  auto executor = co_await asio::this_coro::executor;
+  auto handle = std::make_shared<session_handle>(executor, request.user, next_session_id(),
                                                  request.ack, s.cfg.send_queue_bytes);
   s.stats.sessions.fetch_add(1, std::memory_order_relaxed);
   s.stats.sessions_opened_total.fetch_add(1, std::memory_order_relaxed);

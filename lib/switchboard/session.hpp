@@ -1,7 +1,7 @@
 // One WebSocket session (PROTOCOL.md sections 2 to 4).
 //
 // The coroutine owns the stream. After the welcome it runs three children on
-// the session's strand in one parallel group, so that when one ends the others are
+// the session's I/O thread in one parallel group, so that when one ends the others are
 // cancelled and clean-up happens once, after all of them:
 //   reader    reads frames, answers ERRORs, hands SENDs to the store;
 //   writer    awaits the session's channel and is the only one that writes
@@ -24,7 +24,8 @@ namespace switchboard {
 
 using websocket_stream = beast::websocket::stream<transport>;
 
-// Runs an accepted session until it ends. Must be spawned on a strand.
+// Runs an accepted session until it ends. Must be spawned on the
+// executor of the stream's I/O thread (io_threads.hpp).
 asio::awaitable<void> run_session(websocket_stream ws, session_request request, services& s);
 
 }  // namespace switchboard

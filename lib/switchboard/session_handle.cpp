@@ -66,14 +66,14 @@ unsigned short websocket_close_code(close_reason reason) {
   return 1011;
 }
 
-session_handle::session_handle(asio::any_io_executor strand, store::user_id user, std::string id,
+session_handle::session_handle(asio::any_io_executor executor, store::user_id user, std::string id,
                                ack_mode ack, std::size_t queue_limit)
     : user(user),
       id(std::move(id)),
       ack(ack),
       queue_limit_(queue_limit),
-      strand_(strand),
-      channel_(strand, std::max(min_channel_events, queue_limit / smallest_frame_bytes)) {}
+      executor_(executor),
+      channel_(executor, std::max(min_channel_events, queue_limit / smallest_frame_bytes)) {}
 
 bool session_handle::push(std::shared_ptr<const std::string> text, store::seq_t seq) {
   const std::size_t bytes = text->size();
@@ -93,7 +93,7 @@ bool session_handle::post(session_event event) {
 }
 
 void session_handle::abort(close_reason reason) {
-  asio::post(strand_, [self = shared_from_this(), reason] {
+  asio::post(executor_, [self = shared_from_this(), reason] {
     if (self->on_abort_) self->on_abort_(reason);
   });
 }

@@ -62,7 +62,7 @@ using session_channel =
     asio::experimental::concurrent_channel<void(boost::system::error_code, session_event)>;
 class session_handle : public std::enable_shared_from_this<session_handle> {
  public:
-  session_handle(asio::any_io_executor strand, store::user_id user, std::string id, ack_mode ack,
+  session_handle(asio::any_io_executor executor, store::user_id user, std::string id, ack_mode ack,
                  std::size_t queue_limit);
 
   const store::user_id user;
@@ -83,10 +83,10 @@ class session_handle : public std::enable_shared_from_this<session_handle> {
 
   // Ends the session now, without a notice (slow_consumer): the session
   // closes its socket even while the writer is blocked on it. Safe from any
-  // thread; runs the session's abort handler on its strand.
+  // thread; runs the session's abort handler on its I/O thread.
   void abort(close_reason reason);
 
-  // Set and cleared by the session, on its strand.
+  // Set and cleared by the session, on its I/O thread.
   void on_abort(std::function<void(close_reason)> handler) { on_abort_ = std::move(handler); }
 
   session_channel& channel() { return channel_; }
@@ -94,8 +94,8 @@ class session_handle : public std::enable_shared_from_this<session_handle> {
  private:
   const std::size_t queue_limit_;
   std::atomic<std::size_t> queued_bytes_{0};    // bytes of frames pushed, not yet written
-  asio::any_io_executor strand_;                // the session's strand
-  std::function<void(close_reason)> on_abort_;  // only touched on strand_
+  asio::any_io_executor executor_;              // the session's I/O thread
+  std::function<void(close_reason)> on_abort_;  // only touched on executor_
   session_channel channel_;                     // everything the writer writes
 };
 

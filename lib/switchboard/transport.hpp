@@ -12,7 +12,7 @@
 //   - The same session code serves ws and wss: the transport hides whether
 //     TLS is under it.
 //
-// Everything here runs on the connection's strand. Beast finds teardown(),
+// Everything here runs on the connection's I/O thread. Beast finds teardown(),
 // async_teardown() and beast_close_socket() below by argument-dependent
 // lookup.
 #pragma once

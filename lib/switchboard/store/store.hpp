@@ -1,6 +1,6 @@
 // The store worker: runs a backend on a thread of its own, so no disk I/O
 // ever happens on an I/O thread (PROTOCOL.md section 3, issue 3). A backend
-// that never blocks (memory:) runs on a strand of the I/O threads instead:
+// that never blocks (memory:) runs on the main I/O thread instead:
 // a message then never changes threads on its way, which is most of the cost
 // of relaying it (docs/performance.md).
 //
