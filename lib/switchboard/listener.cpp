@@ -49,9 +49,11 @@ asio::awaitable<void> write_answer(transport& stream, unsigned version, const ht
   stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
 }
 
+using websocket_stream = websocket::stream<transport>;
+
 // A connection whose upgrade was accepted; it holds one --max-connections slot.
 struct upgraded {
-  websocket_stream ws;
+  transport io;
   session_request session;
 };
 
@@ -129,7 +131,9 @@ asio::awaitable<std::optional<upgraded>> upgrade(asio::ip::tcp::socket socket, s
     s.routes.release_slot();
     co_return result;
   }
-  result.emplace(upgraded{std::move(ws), std::move(session)});
+  // The session keeps the transport alone: Beast's stream (about 2.5 KB) is
+  // not needed after the upgrade (session.hpp).
+  result.emplace(upgraded{std::move(ws.next_layer()), std::move(session)});
   co_return result;
 }
 
@@ -138,8 +142,8 @@ asio::awaitable<void> http_session(asio::ip::tcp::socket socket, services& s) {
   if (!accepted) co_return;
   // The session is a coroutine of its own, so that this frame is freed now
   // rather than held for the session's whole life.
-  auto executor = accepted->ws.get_executor();
-  asio::co_spawn(executor, run_session(std::move(accepted->ws), std::move(accepted->session), s),
+  auto executor = accepted->io.get_executor();
+  asio::co_spawn(executor, run_session(std::move(accepted->io), std::move(accepted->session), s),
                  [&s](std::exception_ptr e) {
                    s.routes.release_slot();
                    log_exception("session")(e);

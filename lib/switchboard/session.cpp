@@ -15,7 +15,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/websocket.hpp>
 
 #include "switchboard/clock.hpp"
 #include "switchboard/config.hpp"
@@ -25,30 +24,14 @@
 #include "switchboard/protocol.hpp"
 #include "switchboard/spawn.hpp"
 #include "switchboard/store/store.hpp"
+#include "switchboard/ws_frames.hpp"
 
 namespace switchboard {
 
 namespace {
 
-namespace websocket = beast::websocket;
 using clock = std::chrono::steady_clock;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
-// Bytes read at a time while discarding the rest of an oversized message.
-constexpr std::size_t discard_chunk = 4096;
-// The first read of a message asks for at most this much: Beast sizes the
-// buffer by the request before any byte arrives, and an idle session waits in
-// that read (docs/performance.md, memory per idle session). Most chat frames
-// fit; a longer message continues with larger reads.
-constexpr std::size_t first_read_bytes = 512;
-
-// How much the reader asks for next: at most one byte over the limit.
-std::size_t read_limit(std::size_t have, std::size_t max_bytes) {
-  const std::size_t rest = max_bytes + 1 - have;
-  return have == 0 ? std::min(rest, first_read_bytes) : rest;
-}
-
-// Read buffers above this are given back after the message.
-constexpr std::size_t kept_read_capacity = 16 * 1024;
 // The writer stops taking frames for a batch once this much is buffered.
 constexpr std::size_t max_batch_bytes = 256 * 1024;
 // ...or after yielding this many times to other handlers for more frames.
@@ -67,13 +50,6 @@ std::string next_session_id() {
   return text;
 }
 
-websocket::close_reason close_reason_of(close_reason reason) {
-  websocket::close_reason r;
-  r.code = websocket_close_code(reason);
-  const auto text = to_string(reason);
-  r.reason.assign(text.data(), text.size());
-  return r;
-}
 
 // --rate-limit: a token bucket that starts full with a burst of `rate`.
 class token_bucket {
@@ -98,11 +74,18 @@ class token_bucket {
 
 // State the three children share. They all run on the session's I/O thread.
 struct session_state {
-  websocket_stream& ws;
+  transport& io;
   session_ptr handle;
   services& s;
-  clock::time_point last_activity = clock::now();  // any frame or pong from the client
+  clock::time_point last_activity = clock::now();  // any byte from the client
+  bool close_sent = false;  // a close frame was appended: nothing may follow it
 };
+
+// Appends a close frame, after which nothing else is written.
+void append_close(session_state& st, std::uint16_t code, std::string_view reason) {
+  st.io.append_close_frame(code, reason);
+  st.close_sent = true;
+}
 
 void send_error(session_state& st, protocol::error_code code, std::string_view text,
                 const std::optional<store::message_id>& id) {
@@ -111,78 +94,115 @@ void send_error(session_state& st, protocol::error_code code, std::string_view t
   if (!st.handle->push(std::move(frame))) st.handle->abort(close_reason::slow_consumer);
 }
 
-asio::awaitable<void> reader(session_state& st) {
-  beast::flat_buffer buffer;
-  token_bucket bucket(st.s.cfg.rate_limit);
-  const auto user = st.handle->user;
-  const std::size_t max_bytes = st.s.cfg.max_message_bytes;
-  for (;;) {
-    // The limit is enforced here rather than by Beast's read_message_max:
-    // Beast then tears the connection down at once, and the client, whose
-    // unread payload makes the close a reset, often never sees the 1009.
-    // Reading at most one byte over the limit keeps memory bounded too.
-    buffer.clear();
-    bool too_large = false;
-    do {
-      auto [ec, n] =
-          co_await st.ws.async_read_some(buffer, read_limit(buffer.size(), max_bytes), use_tuple);
-      if (ec) co_return;
-      too_large = buffer.size() > max_bytes;
-    } while (!too_large && !st.ws.is_message_done());
-    st.last_activity = clock::now();
-    if (too_large) {
-      SB_LOG(debug) << "session " << st.handle->id << ": message over --max-message-bytes";
-      if (!st.handle->post(event::close{close_reason::too_large}))
-        st.handle->abort(close_reason::too_large);
-      // Discard everything until the close handshake ends the session.
-      for (;;) {
-        buffer.clear();
-        auto [ec, n] = co_await st.ws.async_read_some(buffer, discard_chunk, use_tuple);
-        if (ec) co_return;
-      }
-    }
-    const std::size_t bytes = buffer.size();
-    if (!st.ws.got_text()) {
-      buffer.consume(bytes);
-      send_error(st, protocol::error_code::binary, "frames must be text holding JSON",
-                 std::nullopt);
-      continue;
-    }
-    const auto data = buffer.cdata();
-    auto frame = protocol::parse_client_frame(
-        std::string_view(static_cast<const char*>(data.data()), data.size()), user);
-    buffer.consume(bytes);
-    // A large message must not keep its memory while the session idles.
-    if (buffer.capacity() > kept_read_capacity) buffer.shrink_to_fit();
+// Store requests the store's queue could not take at once, in order.
+using pending_requests = std::vector<store::store_request>;
 
-    if (auto* send = std::get_if<protocol::send_frame>(&frame)) {
-      st.s.stats.messages_received_total.fetch_add(1, std::memory_order_relaxed);
-      if (!bucket.take()) {
-        send_error(st, protocol::error_code::rate_limited, "over --rate-limit; try again later",
-                   send->id);
-        continue;
-      }
-      // Named first: GCC 12 destroys a braced temporary inside a co_await
-      // expression twice (docs/debugging.md, "GCC 12 and coroutines").
-      store::store_request append = store::request::append{
-          store::append_request{user, send->receiver, std::move(send->content), unix_ms(),
-                                std::move(send->id)},
-          st.handle, clock::now()};
-      if (!st.s.store.try_submit(append)) co_await st.s.store.submit(std::move(append));
-    } else if (auto* ack = std::get_if<protocol::receive_frame>(&frame)) {
-      // Under ack=auto the cursor follows the socket; a RECEIVE is harmless.
-      if (st.handle->ack == ack_mode::manual) {
-        store::store_request advance = store::request::advance{user, ack->seq};
-        co_await st.s.store.submit(std::move(advance));
-      }
-    } else if (std::holds_alternative<protocol::close_frame>(frame)) {
-      // Keep reading: the close handshake ends this loop.
-      if (!st.handle->post(event::close{close_reason::bye})) st.handle->abort(close_reason::bye);
-    } else {
-      auto& error = std::get<protocol::frame_error>(frame);
-      if (error.is_send) st.s.stats.messages_received_total.fetch_add(1, std::memory_order_relaxed);
-      send_error(st, error.code, error.message, error.id);
+// Queues `r` for the store, after anything already waiting.
+void submit(session_state& st, pending_requests& pending, store::store_request& r) {
+  if (!pending.empty() || !st.s.store.try_submit(r)) pending.push_back(std::move(r));
+}
+
+// One text message from the client: a frame of PROTOCOL.md section 2.
+void on_text(session_state& st, token_bucket& bucket, pending_requests& pending,
+             std::string_view text) {
+  const auto user = st.handle->user;
+  auto frame = protocol::parse_client_frame(text, user);
+  if (auto* send = std::get_if<protocol::send_frame>(&frame)) {
+    st.s.stats.messages_received_total.fetch_add(1, std::memory_order_relaxed);
+    if (!bucket.take()) {
+      send_error(st, protocol::error_code::rate_limited, "over --rate-limit; try again later",
+                 send->id);
+      return;
     }
+    store::store_request append = store::request::append{
+        store::append_request{user, send->receiver, std::move(send->content), unix_ms(),
+                              std::move(send->id)},
+        st.handle, clock::now()};
+    submit(st, pending, append);
+  } else if (auto* ack = std::get_if<protocol::receive_frame>(&frame)) {
+    // Under ack=auto the cursor follows the socket; a RECEIVE is harmless.
+    if (st.handle->ack == ack_mode::manual) {
+      store::store_request advance = store::request::advance{user, ack->seq};
+      submit(st, pending, advance);
+    }
+  } else if (std::holds_alternative<protocol::close_frame>(frame)) {
+    // Keep reading: the close handshake ends the reader.
+    if (!st.handle->post(event::close{close_reason::bye})) st.handle->abort(close_reason::bye);
+  } else {
+    auto& error = std::get<protocol::frame_error>(frame);
+    if (error.is_send) st.s.stats.messages_received_total.fetch_add(1, std::memory_order_relaxed);
+    send_error(st, error.code, error.message, error.id);
+  }
+}
+
+// After the close frames: ends the connection the way RFC 6455 section
+// 7.1.1 asks (transport::async_shutdown), within --handshake-timeout, so that
+// the close frame is not lost to a reset and a TLS client sees close_notify.
+asio::awaitable<void> finish(session_state& st) {
+  asio::steady_timer deadline(st.io.get_executor(), st.s.cfg.handshake_timeout);
+  deadline.async_wait([&io = st.io](boost::system::error_code ec) {
+    if (!ec) io.close();
+  });
+  co_await st.io.async_shutdown(use_tuple);
+}
+
+// Reads the socket and handles every frame each read completed before
+// reading again (ws_frames.hpp).
+asio::awaitable<void> reader(session_state& st) {
+  ws::frame_reader frames(st.s.cfg.max_message_bytes);
+  token_bucket bucket(st.s.cfg.rate_limit);
+  pending_requests pending;
+  for (;;) {
+    auto [ec, n] = co_await st.io.async_read_some(frames.prepare(), use_tuple);
+    if (ec) co_return;
+    frames.commit(n);
+    st.last_activity = clock::now();
+    for (;;) {
+      auto in = frames.next();
+      if (std::holds_alternative<std::monostate>(in)) break;
+      if (auto* m = std::get_if<ws::input::message>(&in)) {
+        if (m->text)
+          on_text(st, bucket, pending, m->payload);
+        else
+          send_error(st, protocol::error_code::binary, "frames must be text holding JSON",
+                     std::nullopt);
+      } else if (auto* ping = std::get_if<ws::input::ping>(&in)) {
+        if (!st.close_sent) {
+          st.io.append_frame(0xA, ping->payload);  // the pong, after what is buffered
+          st.io.flush_soon();
+        }
+      } else if (auto* close = std::get_if<ws::input::close>(&in)) {
+        // Our close answered, or the client's to answer (with its code):
+        // the session ends.
+        if (!st.close_sent) {
+          if (close->code == 0)
+            st.io.append_frame(0x8, {});
+          else
+            st.io.append_close_frame(close->code, {});
+          st.close_sent = true;
+        }
+        co_await finish(st);
+        co_return;
+      } else if (std::holds_alternative<ws::input::too_large>(in)) {
+        SB_LOG(debug) << "session " << st.handle->id << ": message over --max-message-bytes";
+        // The writer sends 1009 after what is queued; what follows is skipped.
+        if (!st.handle->post(event::close{close_reason::too_large}))
+          st.handle->abort(close_reason::too_large);
+      } else if (auto* failure = std::get_if<ws::input::failure>(&in)) {
+        SB_LOG(debug) << "session " << st.handle->id << ": WebSocket protocol error, closing with "
+                      << failure->code;
+        if (!st.close_sent) append_close(st, failure->code, {});
+        co_await finish(st);
+        co_return;
+      }
+      // ws::input::pong: reading it was the activity.
+    }
+    // SENDs the store could not take at once wait here, in order; nothing
+    // more is read meanwhile (backpressure).
+    for (auto& r : pending)
+      co_await st.s.store.submit(std::move(r));
+    pending.clear();
+    frames.release_if_idle();
   }
 }
 
@@ -227,9 +247,16 @@ class writer_state {
   store::seq_t unacked_ = 0;
 };
 
+// Once a close frame is out, the reader ends the session when the client
+// answers it; this ends it after --handshake-timeout if the client does not.
+asio::awaitable<void> wait_for_reader(session_state& st) {
+  asio::steady_timer timer(st.io.get_executor(), st.s.cfg.handshake_timeout);
+  co_await timer.async_wait(use_tuple);
+}
+
 // Writes one text frame now, after whatever is buffered.
 asio::awaitable<bool> write_text(session_state& st, std::string_view text) {
-  auto& out = st.ws.next_layer();
+  auto& out = st.io;
   out.append_text_frame(text);
   auto [ec] = co_await out.async_flush(use_tuple);
   co_return !ec;
@@ -249,7 +276,7 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
   // A `since` above the highest seq counts as the highest (store.cpp, open).
   writer_state w(st, std::min(since.value_or(position.cursor), position.highest), position.highest);
   auto& channel = st.handle->channel();
-  auto& out = st.ws.next_layer();
+  auto& out = st.io;
   const auto executor = co_await asio::this_coro::executor;
   const auto take = [&](session_event& ev) {
     return channel.try_receive(
@@ -270,8 +297,12 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
     std::optional<event::close> close;
     int yields = 0;
     for (;;) {
-      // A close frame was sent (Beast answered the client's): nothing may follow it.
-      if (!st.ws.is_open()) co_return;
+      // A close frame was sent (the reader answered the client's): nothing
+      // may follow it, and the reader ends the session.
+      if (st.close_sent) {
+        co_await wait_for_reader(st);
+        co_return;
+      }
       if (auto* f = std::get_if<event::frame>(&ev)) {
         out.append_text_frame(*f->text);
         b.queued_bytes += f->text->size();
@@ -295,10 +326,7 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
         w.target_ = std::max(w.target_, more->target);
         b.ask_for_more = true;
       } else if (std::holds_alternative<event::ping>(ev)) {
-        // Beast writes it through the same buffer, after what is there.
-        const beast::websocket::ping_data payload;
-        auto [ec] = co_await st.ws.async_ping(payload, use_tuple);
-        if (ec) co_return;
+        out.append_frame(0x9, {});  // the ping, flushed with the batch
       } else if (auto* c = std::get_if<event::close>(&ev)) {
         close = *c;  // after everything queued before it
         break;
@@ -331,7 +359,12 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
       // An oversized message gets the close code alone (PROTOCOL.md section 2).
       bool written = true;
       if (close->reason != close_reason::too_large) written = co_await write_text(st, notice);
-      if (written) co_await st.ws.async_close(close_reason_of(close->reason), use_tuple);
+      if (!written || st.close_sent) co_return;
+      append_close(st, websocket_close_code(close->reason), to_string(close->reason));
+      auto [flush_ec] = co_await out.async_flush(use_tuple);
+      if (flush_ec) co_return;
+      // The reader ends the session when the client's close frame comes.
+      co_await wait_for_reader(st);
       co_return;
     }
   }
@@ -370,12 +403,12 @@ void abort_session(session_state& st, close_reason reason) {
   SB_LOG(info) << "session " << st.handle->id << " of user " << st.handle->user
                << " closed: " << to_string(reason);
   st.s.stats.count_close(to_string(reason));
-  st.ws.next_layer().close();
+  st.io.close();
 }
 
 }  // namespace
 
-asio::awaitable<void> run_session(websocket_stream ws, session_request request, services& s) {
+asio::awaitable<void> run_session(transport io, session_request request, services& s) {
   auto executor = co_await asio::this_coro::executor;
   auto handle = std::make_shared<session_handle>(executor, request.user, next_session_id(),
                                                  request.ack, s.cfg.send_queue_bytes);
@@ -383,15 +416,8 @@ asio::awaitable<void> run_session(websocket_stream ws, session_request request, 
   s.stats.sessions_opened_total.fetch_add(1, std::memory_order_relaxed);
   SB_LOG(debug) << "session " << handle->id << " of user " << request.user << " opened";
 
-  ws.read_message_max(0);  // the reader enforces --max-message-bytes itself
-  ws.text(true);
-  // Beast's own timer bounds the close handshake; idleness is the ticker's.
-  ws.set_option(websocket::stream_base::timeout{s.cfg.handshake_timeout,
-                                                websocket::stream_base::none(), false});
-  session_state st{ws, handle, s, clock::now()};
+  session_state st{io, handle, s, clock::now()};
   handle->on_abort([&st](close_reason reason) { abort_session(st, reason); });
-  ws.control_callback(
-      [&st](websocket::frame_type, std::string_view) { st.last_activity = clock::now(); });
 
   store::store_request open = store::request::open{handle, request.since};
   co_await s.store.submit(std::move(open));
@@ -418,10 +444,10 @@ asio::awaitable<void> run_session(websocket_stream ws, session_request request, 
     }
   } else if (auto* close = ec ? nullptr : std::get_if<event::close>(&first)) {
     s.stats.count_close(to_string(close->reason));
-    co_await ws.async_close(close_reason_of(close->reason), use_tuple);
+    append_close(st, websocket_close_code(close->reason), to_string(close->reason));
+    co_await finish(st);
   }
-
-  ws.control_callback();
+  io.close();
   // Closed first, so a registration still on its way finds it closed.
   handle->channel().close();
   handle->on_abort(nullptr);

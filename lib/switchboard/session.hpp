@@ -13,7 +13,6 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/beast/websocket/stream.hpp>
 
 #include "switchboard/net.hpp"
 #include "switchboard/router.hpp"
@@ -22,10 +21,10 @@
 
 namespace switchboard {
 
-using websocket_stream = beast::websocket::stream<transport>;
-
-// Runs an accepted session until it ends. Must be spawned on the
-// executor of the stream's I/O thread (io_threads.hpp).
-asio::awaitable<void> run_session(websocket_stream ws, session_request request, services& s);
+// Runs a session on a connection whose WebSocket upgrade was accepted, until
+// it ends. Must be spawned on the executor of the connection's I/O thread
+// (io_threads.hpp). Beast did the upgrade; from here on the session reads
+// and writes frames itself (ws_frames.hpp, transport.hpp).
+asio::awaitable<void> run_session(transport io, session_request request, services& s);
 
 }  // namespace switchboard

@@ -1,5 +1,8 @@
 #include "switchboard/transport.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 #include <boost/asio/write.hpp>
 
 namespace switchboard {
@@ -41,13 +44,13 @@ void transport::close() {
   socket().close(ignored);
 }
 
-void transport::append_text_frame(std::string_view payload) {
+void transport::append_frame(std::uint8_t opcode, std::string_view payload) {
   auto& out = *out_;
   if (out.error) return;  // the connection is gone: nothing will be written
   const std::size_t n = payload.size();
   char header[10];
   std::size_t header_size = 2;
-  header[0] = static_cast<char>(0x81);  // FIN, opcode 1 (text)
+  header[0] = static_cast<char>(0x80 | opcode);  // FIN, the opcode
   if (n < 126) {
     header[1] = static_cast<char>(n);
   } else if (n <= 0xffff) {
@@ -63,6 +66,15 @@ void transport::append_text_frame(std::string_view payload) {
   }
   out.pending.append(header, header_size);
   out.pending.append(payload);
+}
+
+void transport::append_close_frame(std::uint16_t code, std::string_view reason) {
+  char payload[125];
+  payload[0] = static_cast<char>(code >> 8);
+  payload[1] = static_cast<char>(code & 0xff);
+  const std::size_t n = std::min<std::size_t>(reason.size(), sizeof payload - 2);
+  std::memcpy(payload + 2, reason.data(), n);
+  append_frame(0x8, std::string_view(payload, 2 + n));
 }
 
 void transport::start_write() {

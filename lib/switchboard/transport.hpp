@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -102,11 +103,18 @@ class transport {
         token, buffers);
   }
 
-  // Appends one unfragmented, unmasked WebSocket text frame (a server's
-  // frame, RFC 6455 section 5.2) without writing it: the next flush does.
-  // The caller must not be inside a fragmented Beast write, and must stop
-  // once a close frame was sent (websocket::stream::is_open() is false).
-  void append_text_frame(std::string_view payload);
+  // Appends one unfragmented, unmasked WebSocket frame (a server's frame,
+  // RFC 6455 section 5.2) without writing it: the next flush does. The
+  // session sends nothing after a close frame.
+  void append_frame(std::uint8_t opcode, std::string_view payload);
+  void append_text_frame(std::string_view payload) { append_frame(0x1, payload); }
+  // A close frame with `code` (RFC 6455 section 5.5.1) and a reason of at
+  // most 123 bytes.
+  void append_close_frame(std::uint16_t code, std::string_view reason);
+
+  // Starts writing what was appended, without waiting: for pongs, which no
+  // one awaits.
+  void flush_soon() { start_write(); }
 
   // Bytes appended and not yet handed to the kernel, in the buffer or in
   // the socket write in flight.
@@ -126,6 +134,16 @@ class transport {
           }
           out_->waiters.emplace_back(std::move(handler));
         },
+        token);
+  }
+
+  // Ends the connection after the close frames (RFC 6455 section 7.1.1):
+  // flushes, then TLS close_notify, or over TCP shuts down the sending side
+  // and reads until the client closes its own. The caller bounds the time.
+  template <class Token>
+  auto async_shutdown(Token&& token) {
+    return asio::async_initiate<Token, void(boost::system::error_code)>(
+        [this](auto handler) { async_teardown(beast::role_type::server, *this, std::move(handler)); },
         token);
   }
 
