@@ -8,9 +8,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/channel.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -72,14 +70,100 @@ class token_bucket {
   clock::time_point last_;
 };
 
-// State the three children share. They all run on the session's I/O thread.
+// What the reader, the writer and the sweeper share. All of them run on the
+// session's I/O thread.
 struct session_state {
+  session_state(transport& io, session_ptr handle, services& s);
+  ~session_state();
+  session_state(const session_state&) = delete;
+  session_state& operator=(const session_state&) = delete;
+
   transport& io;
   session_ptr handle;
   services& s;
   clock::time_point last_activity = clock::now();  // any byte from the client
   bool close_sent = false;  // a close frame was appended: nothing may follow it
+  bool reader_ended = false;
+  // Waited on by whoever must not outlive the reader; cancelled when it ends.
+  asio::steady_timer reader_exit;
+
+  // The sweeper's: this thread's sessions, pings and idleness.
+  session_state* prev = nullptr;
+  session_state* next = nullptr;
+  clock::time_point next_ping;
+  bool idle_notified = false;
 };
+
+// Pings and idle checks for every session of one I/O thread, from one timer,
+// rather than a coroutine and a timer per session: those were about a
+// kilobyte of every idle session (docs/performance.md). A session stays on
+// its thread for its whole life, so the list is the thread's own.
+struct thread_sessions {
+  session_state* head = nullptr;
+  bool sweeping = false;  // a sweep() coroutine runs on this thread
+};
+thread_local thread_sessions this_thread_sessions;
+
+clock::duration sweep_period(const config& cfg) {
+  const auto shortest = std::min(cfg.ping_interval, cfg.idle_timeout);
+  return std::clamp<clock::duration>(
+      std::chrono::duration_cast<clock::duration>(shortest) / 8,
+      std::chrono::milliseconds(10), std::chrono::seconds(1));
+}
+
+void sweep_once(clock::time_point now, clock::duration ping_interval,
+                clock::duration idle_timeout) {
+  for (auto* st = this_thread_sessions.head; st != nullptr; st = st->next) {
+    if (st->idle_notified) continue;
+    if (now >= st->last_activity + idle_timeout) {
+      SB_LOG(debug) << "session " << st->handle->id << " idle";
+      st->idle_notified = true;
+      if (!st->handle->post(event::close{close_reason::idle}))
+        st->handle->abort(close_reason::idle);
+    } else if (now >= st->next_ping) {
+      st->handle->post(event::ping{});
+      st->next_ping = now + ping_interval;
+    }
+  }
+}
+
+// Runs while this thread has sessions.
+asio::awaitable<void> sweep(const config& cfg) {
+  struct running {  // also when the frame is destroyed at shutdown
+    ~running() { this_thread_sessions.sweeping = false; }
+  } guard;
+  const auto ping_interval = std::chrono::duration_cast<clock::duration>(cfg.ping_interval);
+  const auto idle_timeout = std::chrono::duration_cast<clock::duration>(cfg.idle_timeout);
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (this_thread_sessions.head != nullptr) {
+    timer.expires_after(sweep_period(cfg));
+    auto [ec] = co_await timer.async_wait(use_tuple);
+    if (ec) co_return;
+    sweep_once(clock::now(), ping_interval, idle_timeout);
+  }
+}
+
+session_state::session_state(transport& io_, session_ptr handle_, services& s_)
+    : io(io_), handle(std::move(handle_)), s(s_), reader_exit(io_.get_executor()) {
+  next_ping = last_activity + std::chrono::duration_cast<clock::duration>(s.cfg.ping_interval);
+  auto& list = this_thread_sessions;
+  next = list.head;
+  if (next != nullptr) next->prev = this;
+  list.head = this;
+  if (!list.sweeping) {
+    list.sweeping = true;
+    asio::co_spawn(io.get_executor(), sweep(s.cfg), log_exception("session sweeper"));
+  }
+}
+
+session_state::~session_state() {
+  auto& list = this_thread_sessions;
+  if (prev != nullptr)
+    prev->next = next;
+  else
+    list.head = next;
+  if (next != nullptr) next->prev = prev;
+}
 
 // Appends a close frame, after which nothing else is written.
 void append_close(session_state& st, std::uint16_t code, std::string_view reason) {
@@ -250,8 +334,9 @@ class writer_state {
 // Once a close frame is out, the reader ends the session when the client
 // answers it; this ends it after --handshake-timeout if the client does not.
 asio::awaitable<void> wait_for_reader(session_state& st) {
-  asio::steady_timer timer(st.io.get_executor(), st.s.cfg.handshake_timeout);
-  co_await timer.async_wait(use_tuple);
+  if (st.reader_ended) co_return;
+  st.reader_exit.expires_after(st.s.cfg.handshake_timeout);
+  co_await st.reader_exit.async_wait(use_tuple);
 }
 
 // Writes one text frame now, after whatever is buffered.
@@ -370,32 +455,6 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
   }
 }
 
-asio::awaitable<void> ticker(session_state& st) {
-  const auto ping_interval = std::chrono::duration_cast<clock::duration>(st.s.cfg.ping_interval);
-  const auto idle_timeout = std::chrono::duration_cast<clock::duration>(st.s.cfg.idle_timeout);
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  auto next_ping = clock::now() + ping_interval;
-  for (;;) {
-    timer.expires_at(std::min(next_ping, st.last_activity + idle_timeout));
-    auto [ec] = co_await timer.async_wait(use_tuple);
-    if (ec) co_return;
-    const auto now = clock::now();
-    if (now >= st.last_activity + idle_timeout) {
-      SB_LOG(debug) << "session " << st.handle->id << " idle";
-      if (!st.handle->post(event::close{close_reason::idle})) st.handle->abort(close_reason::idle);
-      // Returning would cancel the writer before it wrote the notice: wait
-      // until the writer ends the session instead.
-      timer.expires_at(clock::time_point::max());
-      co_await timer.async_wait(use_tuple);
-      co_return;
-    }
-    if (now >= next_ping) {
-      st.handle->post(event::ping{});
-      next_ping = now + ping_interval;
-    }
-  }
-}
-
 // session_handle::abort(), on this thread: closes the socket at once, even
 // while the writer is blocked on it; the reader and the writer then fail and
 // the session ends.
@@ -416,7 +475,7 @@ asio::awaitable<void> run_session(transport io, session_request request, service
   s.stats.sessions_opened_total.fetch_add(1, std::memory_order_relaxed);
   SB_LOG(debug) << "session " << handle->id << " of user " << request.user << " opened";
 
-  session_state st{io, handle, s, clock::now()};
+  session_state st(io, handle, s);
   handle->on_abort([&st](close_reason reason) { abort_session(st, reason); });
 
   store::store_request open = store::request::open{handle, request.since};
@@ -426,21 +485,27 @@ asio::awaitable<void> run_session(transport io, session_request request, service
     const auto text = protocol::welcome_frame(request.user, welcome->position.highest, handle->id);
     const bool written = co_await write_text(st, text);
     if (written) {
-      // One parallel group rather than `reader || writer || ticker`: each
-      // `||` is a coroutine of its own, spawning one more, and all of their
-      // frames lived as long as the session (docs/performance.md).
-      auto executor = co_await asio::this_coro::executor;
-      auto children = asio::experimental::make_parallel_group(
-          asio::co_spawn(executor, reader(st), asio::deferred),
-          asio::co_spawn(executor, writer(st, welcome->position, request.since, welcome->live),
-                         asio::deferred),
-          asio::co_spawn(executor, ticker(st), asio::deferred));
-      auto [order, read_error, write_error, tick_error] =
-          co_await children.async_wait(asio::experimental::wait_for_one(), asio::use_awaitable);
-      // The first to end ended the session; the others were cancelled, and
-      // a cancelled coroutine ends with operation_canceled: not worth a line.
-      const std::exception_ptr errors[] = {read_error, write_error, tick_error};
-      if (const auto& first = errors[order[0]]) log_exception("session child")(first);
+      // The reader is a coroutine of its own; the writer runs in this one.
+      // When the reader ends, its completion wakes the writer (a cancelled
+      // receive) and ends the connection; when the writer ends first, the
+      // socket is closed under the reader. This frame outlives both.
+      asio::co_spawn(executor, reader(st), [&st](std::exception_ptr e) {
+        if (e) log_exception("session reader")(e);
+        st.reader_ended = true;
+        st.reader_exit.cancel();
+        st.handle->channel().cancel();
+        st.io.close();
+      });
+      try {
+        co_await writer(st, welcome->position, request.since, welcome->live);
+      } catch (const std::exception& e) {
+        SB_LOG(error) << "session " << handle->id << " writer: " << e.what();
+      }
+      if (!st.reader_ended) {
+        st.io.close();
+        st.reader_exit.expires_at(asio::steady_timer::time_point::max());
+        co_await st.reader_exit.async_wait(use_tuple);
+      }
     }
   } else if (auto* close = ec ? nullptr : std::get_if<event::close>(&first)) {
     s.stats.count_close(to_string(close->reason));
