@@ -236,9 +236,28 @@ asio::awaitable<void> reader(session_state& st) {
   ws::frame_reader frames(st.s.cfg.max_message_bytes);
   token_bucket bucket(st.s.cfg.rate_limit);
   pending_requests pending;
+  const bool tls = st.io.is_tls();
   for (;;) {
-    auto [ec, n] = co_await st.io.async_read_some(frames.prepare(), use_tuple);
-    if (ec) co_return;
+    std::size_t n = 0;
+    if (tls) {
+      auto [ec, read] = co_await st.io.async_read_some(frames.prepare(), use_tuple);
+      if (ec) co_return;
+      n = read;
+    } else {
+      // Read what is there; when nothing is, wait for the socket without a
+      // buffer (an idle session's read buffer was half a kilobyte). Nothing
+      // can be missed: the wait is registered before this thread next
+      // polls the socket.
+      boost::system::error_code ec;
+      n = st.io.read_some_now(frames.prepare(), ec);
+      if (ec == asio::error::would_block) {
+        frames.release_while_waiting();
+        auto [wait_ec] = co_await st.io.async_wait_readable(use_tuple);
+        if (wait_ec) co_return;
+        continue;
+      }
+      if (ec) co_return;
+    }
     frames.commit(n);
     st.last_activity = clock::now();
     for (;;) {

@@ -79,6 +79,19 @@ class transport {
         token, buffers);
   }
 
+  // Clear text only: reads what the socket has now, without waiting
+  // (would_block when nothing), and waits until the socket is readable
+  // without holding a buffer. Together they let an idle session wait with
+  // no read buffer; see session.cpp.
+  std::size_t read_some_now(asio::mutable_buffer buffer, boost::system::error_code& ec) {
+    if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
+    return ec ? 0 : socket_.read_some(buffer, ec);
+  }
+  template <class Token>
+  auto async_wait_readable(Token&& token) {
+    return socket_.async_wait(socket_type::wait_read, std::forward<Token>(token));
+  }
+
   // Takes every byte at once into the output buffer and starts a socket
   // write unless one is in flight. Completes (posted) with all bytes taken,
   // or with the error that ended an earlier write.

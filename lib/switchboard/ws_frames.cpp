@@ -77,6 +77,13 @@ void frame_reader::release_if_idle() {
   if (message_.capacity() > kept_buffer_bytes && !in_message_) std::vector<char>().swap(message_);
 }
 
+void frame_reader::release_while_waiting() {
+  if (start_ != end_) return;
+  start_ = end_ = 0;
+  std::vector<char>().swap(in_);
+  if (!in_message_) std::vector<char>().swap(message_);
+}
+
 input_event frame_reader::fail(std::uint16_t code) {
   failed_ = true;
   return input::failure{code};

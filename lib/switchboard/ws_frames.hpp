@@ -81,9 +81,12 @@ class frame_reader {
   // next() or prepare().
   input_event next();
 
-  // Gives the buffer's memory back when nothing is buffered: an idle
-  // session should hold no read buffer (docs/performance.md).
+  // Gives large buffers back when nothing is buffered.
   void release_if_idle();
+  // Gives the read buffer back if nothing is buffered, whatever its size:
+  // before a session waits for the socket to become readable, so that an
+  // idle session holds no read buffer (docs/performance.md).
+  void release_while_waiting();
 
  private:
   input_event fail(std::uint16_t code);
