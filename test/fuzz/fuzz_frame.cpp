@@ -3,6 +3,11 @@
 // from what it returns.
 //
 // Beyond "no crash, no sanitizer report, no exception", it checks:
+// - the result is the one the DOM version of parse_client_frame gives
+//   (test/support/protocol_reference.hpp), field by field, for the session's
+//   user and for another; deliver_frame and receipt_frame write the same
+//   bytes as their reference, with the input as content and id and numbers
+//   taken from its first bytes;
 // - bad_json exactly when the text is not one JSON object within
 //   max_json_depth; the parser never returns a code only the session gives
 //   (binary, rate_limited, unavailable);
@@ -17,8 +22,10 @@
 //   as a client frame: what the server writes, it would accept;
 // - every ERROR, delivery and receipt built from a result is valid JSON
 //   with the fields it was built from.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,12 +34,14 @@
 #include <boost/json.hpp>
 
 #include "fuzz_support.hpp"
+#include "support/protocol_reference.hpp"
 #include "switchboard/protocol.hpp"
 
 namespace {
 
 namespace json = boost::json;
 namespace sp = switchboard::protocol;
+namespace reference = switchboard::test::reference;
 using switchboard::store::message_id;
 
 constexpr sp::user_id self = 7;
@@ -166,11 +175,36 @@ std::optional<std::int64_t> type_of(const json::object& frame) {
   return std::nullopt;
 }
 
+// The server frames built from arbitrary bytes (not only valid UTF-8: the
+// escaping must still match) and arbitrary numbers, against their reference.
+void check_server_frames_match_reference(std::string_view text) {
+  std::uint64_t numbers[4] = {1, 7, 8, 1'700'000'000'000};
+  if (!text.empty()) std::memcpy(numbers, text.data(), std::min(text.size(), sizeof numbers));
+  const auto ts = static_cast<std::int64_t>(numbers[3]);
+  const std::optional<message_id> ids[] = {std::nullopt,
+                                           message_id{std::string(text.substr(0, 80)), false},
+                                           message_id{std::string(text.substr(0, 24)), true},
+                                           message_id{std::to_string(numbers[0]), true}};
+  for (const auto& id : ids) {
+    const switchboard::store::stored_message m{numbers[0],        numbers[1], numbers[2],
+                                               std::string(text), ts,         id};
+    FUZZ_CHECK(sp::deliver_frame(m) == reference::deliver_frame(m));
+    if (id) {
+      FUZZ_CHECK(sp::receipt_frame(*id, numbers[2], numbers[0], ts) ==
+                 reference::receipt_frame(*id, numbers[2], numbers[0], ts));
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text = switchboard::fuzz::as_text(data, size);
   const auto result = sp::parse_client_frame(text, self);
+  FUZZ_CHECK(reference::same(result, reference::parse_client_frame(text, self)));
+  FUZZ_CHECK(reference::same(sp::parse_client_frame(text, self + 1),
+                             reference::parse_client_frame(text, self + 1)));
+  check_server_frames_match_reference(text);
   const auto frame = as_object(text);
 
   if (const auto* error = std::get_if<sp::frame_error>(&result)) {

@@ -8,7 +8,9 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
+#include "support/protocol_reference.hpp"
 #include "switchboard/protocol.hpp"
 
 namespace json = boost::json;
@@ -606,4 +608,487 @@ BOOST_AUTO_TEST_CASE(parse_error_to_error_frame) {
   BOOST_TEST(str(o.at("code")) == "bad_field");
   BOOST_TEST(str(o.at("content")) == e.message);
   BOOST_TEST(str(o.at("id")) == "c-1");
+}
+
+// ---- identity with the DOM reference -------------------------------------
+//
+// parse_client_frame reads frames with a SAX handler; the DOM version it
+// replaced (test/support/protocol_reference.hpp) defines what every input
+// must give: the same alternative, code, message, echoed id and is_send.
+
+namespace {
+
+namespace reference = switchboard::test::reference;
+
+void check_same_as_reference(std::string_view text, sp::user_id session_user = self) {
+  const auto fast = sp::parse_client_frame(text, session_user);
+  const auto dom = reference::parse_client_frame(text, session_user);
+  BOOST_TEST(reference::same(fast, dom),
+             "frame: " << (text.size() <= 200 ? text : text.substr(0, 200))
+                       << "\n  got:       " << reference::describe(fast)
+                       << "\n  reference: " << reference::describe(dom));
+}
+
+std::string nested(std::size_t levels, std::string_view open, std::string_view close,
+                   std::string_view inner = "") {
+  std::string text;
+  for (std::size_t i = 0; i < levels; ++i)
+    text += open;
+  text += inner;
+  for (std::size_t i = 0; i < levels; ++i)
+    text += close;
+  return text;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(reference_duplicate_keys) {
+  // Boost.JSON 1.81's object keeps the last of duplicated keys
+  // (object(unchecked_object&&)), whatever the kinds of the values.
+  for (
+      const std::string_view text : {
+          R"({"type":1,"receiver":8,"receiver":9,"content":"c"})",
+          R"({"type":1,"receiver":9,"receiver":"9","content":"c"})",
+          R"({"type":1,"receiver":"9","receiver":9,"content":"c"})",
+          R"({"type":1,"receiver":[9],"receiver":9,"content":"c"})",
+          R"({"type":1,"receiver":9,"receiver":{"receiver":9},"content":"c"})",
+          R"({"type":2,"type":1,"receiver":8,"content":"c"})",
+          R"({"type":1,"type":2,"seq":4})",
+          R"({"type":1,"type":"1","receiver":8,"content":"c"})",
+          R"({"type":1,"receiver":8,"content":"first","content":"second"})",
+          R"({"type":1,"receiver":8,"content":"first","content":5})",
+          R"({"type":1,"receiver":8,"content":5,"content":"second"})",
+          R"({"type":1,"receiver":8,"content":"a\nb","content":"c\"d"})",
+          R"({"type":1,"receiver":8,"content":["x"],"content":"y"})",
+          R"({"type":1,"receiver":8,"content":"y","content":["x"]})",
+          R"({"type":1,"receiver":8,"content":"c","id":"a","id":"b"})",
+          R"({"type":1,"receiver":8,"content":"c","id":"a","id":null})",
+          R"({"type":1,"receiver":8,"content":"c","id":null,"id":"a"})",
+          R"({"type":1,"receiver":8,"content":"c","id":"","id":17})",
+          R"({"type":1,"receiver":8,"content":"c","id":17,"id":"17"})",
+          R"({"type":1,"receiver":8,"content":"c","id":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","id":"ok"})",
+          R"({"type":1,"receiver":8,"content":"c","id":"ok","id":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"})",
+          R"({"type":1,"sender":8,"sender":7,"receiver":8,"content":"c"})",
+          R"({"type":1,"sender":7,"sender":8,"receiver":8,"content":"c"})",
+          R"({"type":2,"seq":1,"seq":2})",
+          R"({"type":2,"seq":1,"seq":-2})",
+          R"({"type":3,"type":9})",
+          R"({"type":9,"type":3})",
+      }) {
+    check_same_as_reference(text);
+  }
+  BOOST_TEST(
+      expect_send(R"({"type":1,"receiver":8,"content":"first","content":"second"})").content ==
+      "second");
+  BOOST_TEST(expect_send(R"({"type":1,"receiver":8,"content":"c","id":"a","id":"b"})").id->value ==
+             "b");
+  check_error(R"({"type":1,"receiver":8,"content":"first","content":5})", "bad_field", "content");
+}
+
+BOOST_AUTO_TEST_CASE(reference_only_top_level_keys_count) {
+  for (const std::string_view text : {
+           R"({"x":{"type":1,"receiver":8,"content":"c"}})",
+           R"({"type":1,"x":{"receiver":9},"receiver":8,"content":"c"})",
+           R"({"type":1,"receiver":8,"x":[{"content":"nested"}],"content":"top"})",
+           R"({"type":1,"receiver":8,"content":{"content":"nested"}})",
+           R"({"type":1,"receiver":8,"content":"c","x":{"id":"nested"}})",
+           R"({"type":1,"receiver":8,"content":"c","id":{"id":"nested"}})",
+           R"({"type":1,"receiver":8,"content":"c","x":[[{"sender":9}]]})",
+           R"([{"type":3}])",
+           R"([{"type":1,"receiver":8,"content":"c"},{"type":3}])",
+           R"({"a":[1,{"b":[2,{"type":3}]}],"type":2,"seq":5})",
+       }) {
+    check_same_as_reference(text);
+  }
+  BOOST_TEST(expect_send(R"({"type":1,"receiver":8,"x":[{"content":"nested"}],"content":"top"})")
+                 .content == "top");
+}
+
+BOOST_AUTO_TEST_CASE(reference_number_kinds) {
+  // int64, uint64 and double, as Boost.JSON's parser reports them, in every
+  // field the protocol reads.
+  const std::string_view numbers[] = {"0",
+                                      "-0",
+                                      "1",
+                                      "-1",
+                                      "7",
+                                      "8",
+                                      "1.0",
+                                      "-0.0",
+                                      "0.0",
+                                      "0.5",
+                                      "1e2",
+                                      "1E2",
+                                      "1e+2",
+                                      "1e-2",
+                                      "0e0",
+                                      "9223372036854775807",
+                                      "9223372036854775808",
+                                      "-9223372036854775808",
+                                      "-9223372036854775809",
+                                      "18446744073709551615",
+                                      "18446744073709551616",
+                                      "99999999999999999999999",
+                                      "1e400",
+                                      "-1e400",
+                                      "123456789012345678901234567890",
+                                      "1.7976931348623157e308",
+                                      "4.9e-324",
+                                      "00",
+                                      "01",
+                                      "-",
+                                      "1.",
+                                      ".5",
+                                      "+1",
+                                      "0x10",
+                                      "Infinity"};
+  for (const auto n : numbers) {
+    const std::string v(n);
+    check_same_as_reference("{\"type\":" + v + ",\"receiver\":8,\"content\":\"c\"}");
+    check_same_as_reference("{\"type\":" + v + ",\"seq\":1}");
+    check_same_as_reference("{\"type\":1,\"receiver\":" + v + ",\"content\":\"c\"}");
+    check_same_as_reference("{\"type\":1,\"receiver\":8,\"content\":" + v + "}");
+    check_same_as_reference("{\"type\":1,\"receiver\":8,\"content\":\"c\",\"id\":" + v + "}");
+    check_same_as_reference("{\"type\":1,\"sender\":" + v + ",\"receiver\":8,\"content\":\"c\"}");
+    check_same_as_reference("{\"type\":1,\"sender\":" + v + ",\"receiver\":8,\"content\":\"c\"}",
+                            0);
+    check_same_as_reference("{\"type\":2,\"seq\":" + v + "}");
+    check_same_as_reference("{\"type\":3,\"x\":[" + v + "]}");
+  }
+  // The kinds behind the readings of PROTOCOL.md: -0 is the int64 0, 1e2 and
+  // 1.0 are doubles, 2^63 is a uint64, 2^64 a double.
+  check_error(R"({"type":1,"receiver":-0,"content":"c"})", "bad_field", "receiver");
+  BOOST_TEST(expect_receive(R"({"type":2,"seq":-0})").seq == 0u);
+  check_error(R"({"type":2,"seq":1e2})", "bad_field", "seq");
+  BOOST_TEST(expect_receive(R"({"type":2,"seq":9223372036854775808})").seq == 9223372036854775808u);
+  check_error(R"({"type":2,"seq":18446744073709551616})", "bad_field", "seq");
+}
+
+BOOST_AUTO_TEST_CASE(reference_depth_limit) {
+  // max_json_depth counts the frame's own object: 31 more levels pass, 32 do not.
+  const std::size_t inside = sp::max_json_depth - 1;
+  for (const std::size_t levels : {inside - 1, inside, inside + 1, inside + 2, std::size_t{1000}}) {
+    BOOST_TEST_CONTEXT("levels inside the frame: " << levels) {
+      check_same_as_reference("{\"type\":3,\"x\":" + nested(levels, "[", "]") + "}");
+      check_same_as_reference("{\"type\":3,\"x\":" + nested(levels, "{\"a\":", "}", "1") + "}");
+      check_same_as_reference("{\"type\":1,\"receiver\":8,\"content\":" + nested(levels, "[", "]") +
+                              "}");
+      check_same_as_reference("{\"type\":1,\"receiver\":8,\"content\":\"c\",\"id\":" +
+                              nested(levels, "[", "]", "\"x\"") + "}");
+      check_same_as_reference(nested(levels + 1, "[", "]"));
+      check_same_as_reference(nested(levels + 1, "[", "]", "{\"type\":3}"));
+      // Too deep, and broken after (or before) the deep part.
+      check_same_as_reference("{\"type\":3,\"x\":" + nested(levels, "[", "]") + ",}");
+      check_same_as_reference("{\"type\":3,,\"x\":" + nested(levels, "[", "]") + "}");
+      check_same_as_reference("{\"type\":3,\"x\":" + std::string(levels, '['));
+      // Trailing data that is itself too deep.
+      check_same_as_reference("{\"type\":3}" + nested(levels, "[", "]"));
+    }
+  }
+  BOOST_TEST(std::holds_alternative<sp::close_frame>(
+      parse("{\"type\":3,\"x\":" + nested(inside, "{\"a\":", "}", "1") + "}")));
+  BOOST_TEST(
+      expect_error("{\"type\":3,\"x\":" + nested(inside + 1, "{\"a\":", "}", "1") + "}").message ==
+      "frame is nested too deeply");
+}
+
+BOOST_AUTO_TEST_CASE(reference_strings_in_parts) {
+  // Boost.JSON hands a string over in parts around each escape and every
+  // 4,096 bytes of unescaped text (BOOST_JSON_STACK_BUFFER_SIZE); content, id
+  // and keys must come out whole.
+  for (const std::string_view text : {
+           R"({"type":1,"receiver":8,"content":"a\"b\\c\/d\be\ff\ng\rh\ti"})",
+           R"({"type":1,"receiver":8,"content":"\n"})",
+           R"({"type":1,"receiver":8,"content":"\n\n\n"})",
+           R"({"type":1,"receiver":8,"content":"\u0041BC"})",
+           R"({"type":1,"receiver":8,"content":"AB\u0043"})",
+           R"({"type":1,"receiver":8,"content":"\u00e9\u65e5\ud83d\ude00"})",
+           R"({"type":1,"receiver":8,"content":"\u0000"})",
+           R"({"type":1,"receiver":8,"content":"a\u0000b"})",
+           R"({"type":1,"receiver":8,"content":"\ud83d"})",
+           R"({"type":1,"receiver":8,"content":"\ude00"})",
+           R"({"type":1,"receiver":8,"content":"\ud83dx"})",
+           R"({"type":1,"receiver":8,"content":"\ud83d\u0041"})",
+           R"({"type":1,"receiver":8,"content":"\x"})",
+           R"({"type":1,"receiver":8,"content":"\u12"})",
+           R"({"type":1,"receiver":8,"content":"\u12G4"})",
+           R"({"type":1,"receiver":8,"content":"c","id":"\u0031\u0037"})",
+           R"({"type":1,"receiver":8,"content":"c","id":"c-\n"})",
+           R"({"type":1,"receiver":8,"content":"c","id":"\u0000"})",
+           R"({"type":1,"receiver":8,"content":"","id":""})",
+       }) {
+    check_same_as_reference(text);
+  }
+
+  const std::string long_plain(100'000, 'x');
+  check_same_as_reference(R"({"type":1,"receiver":8,"content":")" + long_plain + "\"}");
+  BOOST_TEST(expect_send(R"({"type":1,"receiver":8,"content":")" + long_plain + "\"}").content ==
+             long_plain);
+  std::string long_escaped;
+  for (int i = 0; i < 3000; ++i)
+    long_escaped += std::string(static_cast<std::size_t>(i % 97), 'y') + "\\n\\u00e9";
+  check_same_as_reference(R"({"type":1,"receiver":8,"content":")" + long_escaped + "\"}");
+  // A long escaped content that another, shorter one replaces.
+  check_same_as_reference(R"({"type":1,"receiver":8,"content":")" + long_escaped +
+                          R"(","content":"short"})");
+
+  // ids around 64 bytes, split by escapes at every position.
+  for (std::size_t length : {63, 64, 65, 66, 100}) {
+    for (std::size_t at = 0; at <= length; at += 7) {
+      const std::string id = std::string(at, 'a') + "\\u0062" + std::string(length - at, 'c');
+      check_same_as_reference(R"({"type":1,"receiver":8,"content":"c","id":")" + id + "\"}");
+      check_same_as_reference(R"({"type":2,"seq":1,"id":")" + id + "\"}");
+      check_same_as_reference(R"({"type":1,"receiver":"x","content":"c","id":")" + id + "\"}");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(reference_keys_with_escapes) {
+  for (const std::string_view text : {
+           R"({"type":1,"rec\u0065iver":8,"content":"c"})",
+           R"({"\u0074ype":1,"receiver":8,"content":"c"})",
+           R"({"type":1,"receiver":8,"con\u0074ent":"c"})",
+           R"({"type":1,"receiver":8,"content":"c","i\u0064":"m"})",
+           R"({"\u0074\u0079\u0070\u0065":2,"se\u0071":3})",
+           R"({"type":1,"s\u0065nder":9,"receiver":8,"content":"c"})",
+           R"({"type":1,"receiver\u0000":8,"content":"c"})",
+           R"({"type\u0000":3})",
+           R"({"type ":3})",
+           R"({" type":3})",
+           R"({"TYPE":3})",
+           R"({"typ":3})",
+           R"({"types":3})",
+           R"({"type":1,"receiver1":8,"content":"c"})",
+           R"({"type":1,"receive":8,"content":"c"})",
+           R"({"type":1,"r\u0065c\u0065iv\u0065r":8,"content":"c"})",
+           R"({"type":1,"receiver":8,"content":"c","\u0069\u0064":17})",
+           R"({"type":1,"\u0072eceiverX":8,"content":"c"})",
+           R"({"type":1,"receiver":8,"content":"c","idid":17})",
+           R"({"":3,"type":3})",
+           R"({"\u00e9":3,"type":3})",
+           R"({"type":1,"receiver":8,"content":"c","\ud83d\ude00":1})",
+       }) {
+    check_same_as_reference(text);
+  }
+  BOOST_TEST(expect_send(R"({"type":1,"rec\u0065iver":8,"content":"c"})").receiver == 8u);
+  check_error(R"({"type":1,"receiver\u0000":8,"content":"c"})", "bad_field", "receiver");
+  // A key longer than any the protocol reads, split by an escape.
+  std::string long_key = "{\"type\":3,\"";
+  for (int i = 0; i < 5000; ++i)
+    long_key += "k\\u0041";
+  check_same_as_reference(long_key + "\":1}");
+}
+
+BOOST_AUTO_TEST_CASE(reference_not_an_object_or_not_json) {
+  for (const std::string_view text : {"",
+                                      " ",
+                                      "\n",
+                                      "[]",
+                                      "{}",
+                                      " {} ",
+                                      "[{\"type\":3}]",
+                                      "3",
+                                      "-0",
+                                      "1e2",
+                                      "\"type\"",
+                                      "null",
+                                      "true",
+                                      "false",
+                                      "[",
+                                      "]",
+                                      "{",
+                                      "}",
+                                      "{\"type\":3}}",
+                                      "{\"type\":3}]",
+                                      "{\"type\":3} x",
+                                      "{\"type\":3}{}",
+                                      "{\"type\":3}{\"type\":3}",
+                                      "{\"type\":3}\n",
+                                      "{\"type\":3} \t\r\n ",
+                                      "{\"type\":3},",
+                                      "{\"type\":3,}",
+                                      "{\"type\":3 /* c */}",
+                                      "{\"type\":3} // c",
+                                      "\xef\xbb\xbf{\"type\":3}",
+                                      "{\"type\":3,\"x\":\"\xff\"}",
+                                      "{\"type\":3,\"x\":\"\xc3\"}",
+                                      "{\"type\":3,\"\xff\":1}",
+                                      "{\"type\":3,\"x\":[\"\xed\xa0\x80\"]}",
+                                      "{\"type\":3,\"x\":NaN}",
+                                      "{\"type\":1,\"receiver\":8,\"content\":\"c\"",
+                                      "{\"type\":1,\"receiver\":8,\"content\":\"c",
+                                      "{\"type\":1,\"receiver\":8,\"content\":",
+                                      "{\"type\":1,\"receiver\":8,\"content\"",
+                                      "{\"type\":1,\"receiver\":8,\"cont",
+                                      "{\"type\":1,\"receiver\":8,",
+                                      "{\"type\":1,\"receiver\":8",
+                                      "{\"type\":1,\"receiver\":",
+                                      "{\"type\":tru",
+                                      "{\"type\":nul}",
+                                      "{\"type\":3,\"x\":\"tab\there\"}",
+                                      "{\"type\":3,\"x\":\"nl\nhere\"}"}) {
+    check_same_as_reference(text);
+  }
+  // The same texts with their lengths as written: some hold a NUL.
+  const std::string nul(1, '\0');
+  check_same_as_reference("{\"type\":3}" + nul);
+  check_same_as_reference(nul + "{\"type\":3}");
+  check_same_as_reference("{\"type\":3,\"x\":\"" + nul + "\"}");
+  check_same_as_reference("{\"type\":3,\"" + nul + "\":1}");
+  check_same_as_reference(std::string_view());
+}
+
+BOOST_AUTO_TEST_CASE(reference_random_mutations) {
+  // Valid frames, every prefix of them, and random byte edits.
+  const std::string samples[] = {
+      R"({"type":1,"sender":7,"receiver":18446744073709551615,"content":"h\u00e9\"\\","id":"c-17"})",
+      R"({"type":1,"receiver":179574740400002,"content":"0123456789abcdef0123456789abcdef","id":17})",
+      R"({"type":2,"seq":12345678901234567890,"id":[1,{"id":2}]})",
+      R"({"type":3,"x":[[[{"y":-1.5e300}]]],"type":3})",
+      R"({"type":1,"rec\u0065iver":8,"content":"a\nb","receiver":9,"id":"x\u0041"})",
+  };
+  std::mt19937 rng(20240531);
+  const std::string_view alphabet = "{}[],:\"\\u0123456789-+.eEtrufalsn \x01\x7f\xc3\xa9\xff";
+  for (const auto& sample : samples) {
+    for (std::size_t n = 0; n <= sample.size(); ++n)
+      check_same_as_reference(std::string_view(sample).substr(0, n));
+    for (int round = 0; round < 3000; ++round) {
+      std::string mutated = sample;
+      const int edits = 1 + static_cast<int>(rng() % 4);
+      for (int i = 0; i < edits; ++i) {
+        const auto at = rng() % mutated.size();
+        const char c =
+            rng() % 2 ? alphabet[rng() % alphabet.size()] : static_cast<char>(rng() % 256);
+        switch (rng() % 3) {
+          case 0:
+            mutated[at] = c;
+            break;
+          case 1:
+            mutated.insert(mutated.begin() + static_cast<std::ptrdiff_t>(at), c);
+            break;
+          default:
+            if (mutated.size() > 1) mutated.erase(at, 1);
+        }
+      }
+      check_same_as_reference(mutated);
+      check_same_as_reference(mutated, 0);
+    }
+  }
+}
+
+// ---- server frames: identity with the reference ---------------------------
+
+namespace {
+
+// Every power of ten and its neighbours, and the ends of both ranges.
+std::vector<std::uint64_t> edge_numbers() {
+  std::vector<std::uint64_t> n = {0,
+                                  1,
+                                  2,
+                                  9,
+                                  10,
+                                  11,
+                                  99,
+                                  100,
+                                  101,
+                                  179574740400002u,
+                                  1700000000123u,
+                                  UINT64_MAX,
+                                  UINT64_MAX - 1,
+                                  static_cast<std::uint64_t>(INT64_MAX),
+                                  static_cast<std::uint64_t>(INT64_MAX) + 1};
+  for (std::uint64_t p = 10; p <= UINT64_MAX / 10; p *= 10) {
+    n.push_back(p - 1);
+    n.push_back(p);
+    n.push_back(p + 1);
+    n.push_back(p * 2 - 1);
+  }
+  n.push_back(10000000000000000000u - 1);
+  n.push_back(10000000000000000000u);
+  return n;
+}
+
+void check_deliver_same(const switchboard::store::stored_message& m) {
+  const std::string fast = sp::deliver_frame(m);
+  const std::string slow = reference::deliver_frame(m);
+  BOOST_TEST(fast == slow, "deliver_frame\n  got:       " << fast << "\n  reference: " << slow);
+}
+
+void check_receipt_same(const sp::message_id& id, sp::user_id receiver, sp::seq_t seq,
+                        std::int64_t ts) {
+  const std::string fast = sp::receipt_frame(id, receiver, seq, ts);
+  const std::string slow = reference::receipt_frame(id, receiver, seq, ts);
+  BOOST_TEST(fast == slow, "receipt_frame\n  got:       " << fast << "\n  reference: " << slow);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(reference_server_frame_numbers) {
+  const auto numbers = edge_numbers();
+  std::mt19937_64 rng(7);
+  std::vector<std::uint64_t> all = numbers;
+  for (int i = 0; i < 2000; ++i)
+    all.push_back(rng() >> (rng() % 64));
+  switchboard::store::stored_message m{1, 7, 8, "c", 0, std::nullopt};
+  for (const std::uint64_t n : all) {
+    const auto signed_n = static_cast<std::int64_t>(n);
+    m.seq = n;
+    m.sender = n;
+    m.receiver = ~n;
+    m.ts_ms = signed_n;
+    check_deliver_same(m);
+    const auto negated = static_cast<std::int64_t>(0 - n);  // wraps: INT64_MIN stays itself
+    m.ts_ms = negated;
+    check_deliver_same(m);
+    check_receipt_same(sp::message_id{std::to_string(n), true}, n, ~n, signed_n);
+    check_receipt_same(sp::message_id{"c", false}, ~n, n, negated);
+  }
+  m.ts_ms = INT64_MIN;
+  check_deliver_same(m);
+  m.ts_ms = INT64_MAX;
+  check_deliver_same(m);
+}
+
+BOOST_AUTO_TEST_CASE(reference_server_frame_strings) {
+  switchboard::store::stored_message m{3, 7, 8, "", 1700000000123, std::nullopt};
+  // Each byte value at each offset of a run long enough for two 8-byte
+  // blocks and a tail, around plain bytes.
+  for (int c = 0; c < 256; ++c) {
+    for (std::size_t length : {1, 7, 8, 9, 16, 17, 23}) {
+      for (std::size_t at = 0; at < length; ++at) {
+        m.content.assign(length, 'p');
+        m.content[at] = static_cast<char>(c);
+        check_deliver_same(m);
+      }
+    }
+  }
+  // Runs of escapes, escapes at block edges, and contents that outgrow the
+  // room reserved for them (every byte a six-byte \u00XX).
+  m.content = tricky_content();
+  check_deliver_same(m);
+  m.content.assign(10'000, '\x01');
+  check_deliver_same(m);
+  m.content.assign(10'000, '"');
+  check_deliver_same(m);
+  std::mt19937 rng(99);
+  for (int round = 0; round < 2000; ++round) {
+    m.content.resize(rng() % 300);
+    for (auto& ch : m.content)
+      ch = static_cast<char>(rng() % 4 == 0 ? rng() % 0x24 : 0x20 + rng() % 0x60);
+    check_deliver_same(m);
+  }
+  // Ids as the sender wrote them: numbers, strings, and a number whose text
+  // is not canonical (written as a string).
+  m.content = "c";
+  for (const sp::message_id& id :
+       {sp::message_id{"17", true}, sp::message_id{"0", true},
+        sp::message_id{"18446744073709551615", true}, sp::message_id{"017", true},
+        sp::message_id{"18446744073709551616", true}, sp::message_id{"", true},
+        sp::message_id{"17", false}, sp::message_id{"", false},
+        sp::message_id{"c-\"q\"\\\n\xc3\xa9", false},
+        sp::message_id{std::string(64, '\x1f'), false}, sp::message_id{tricky_content(), false}}) {
+    m.id = id;
+    check_deliver_same(m);
+    check_receipt_same(id, 8, 12, 1700000000123);
+  }
 }
