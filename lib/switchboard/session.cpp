@@ -91,6 +91,7 @@ struct session_state {
   session_state* prev = nullptr;
   session_state* next = nullptr;
   clock::time_point next_ping;
+  bool started = false;  // the welcome is out: the sweeper may post to the writer
   bool idle_notified = false;
 };
 
@@ -114,7 +115,8 @@ clock::duration sweep_period(const config& cfg) {
 void sweep_once(clock::time_point now, clock::duration ping_interval,
                 clock::duration idle_timeout) {
   for (auto* st = this_thread_sessions.head; st != nullptr; st = st->next) {
-    if (st->idle_notified) continue;
+    // Before the welcome the session's first event must be the welcome.
+    if (!st->started || st->idle_notified) continue;
     if (now >= st->last_activity + idle_timeout) {
       SB_LOG(debug) << "session " << st->handle->id << " idle";
       st->idle_notified = true;
@@ -504,6 +506,9 @@ asio::awaitable<void> run_session(transport io, session_request request, service
     const auto text = protocol::welcome_frame(request.user, welcome->position.highest, handle->id);
     const bool written = co_await write_text(st, text);
     if (written) {
+      st.started = true;
+      st.last_activity = clock::now();
+      st.next_ping = st.last_activity + std::chrono::duration_cast<clock::duration>(s.cfg.ping_interval);
       // The reader is a coroutine of its own; the writer runs in this one.
       // When the reader ends, its completion wakes the writer (a cancelled
       // receive) and ends the connection; when the writer ends first, the
