@@ -73,7 +73,7 @@ void transport::append_close_frame(std::uint16_t code, std::string_view reason) 
   payload[0] = static_cast<char>(code >> 8);
   payload[1] = static_cast<char>(code & 0xff);
   const std::size_t n = std::min<std::size_t>(reason.size(), sizeof payload - 2);
-  std::memcpy(payload + 2, reason.data(), n);
+  if (n != 0) std::memcpy(payload + 2, reason.data(), n);  // an empty view may hold null
   append_frame(0x8, std::string_view(payload, 2 + n));
 }
 
