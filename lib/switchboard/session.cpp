@@ -48,7 +48,6 @@ std::string next_session_id() {
   return text;
 }
 
-
 // --rate-limit: a token bucket that starts full with a burst of `rate`.
 class token_bucket {
  public:
@@ -107,9 +106,8 @@ thread_local thread_sessions this_thread_sessions;
 
 clock::duration sweep_period(const config& cfg) {
   const auto shortest = std::min(cfg.ping_interval, cfg.idle_timeout);
-  return std::clamp<clock::duration>(
-      std::chrono::duration_cast<clock::duration>(shortest) / 8,
-      std::chrono::milliseconds(10), std::chrono::seconds(1));
+  return std::clamp<clock::duration>(std::chrono::duration_cast<clock::duration>(shortest) / 8,
+                                     std::chrono::milliseconds(10), std::chrono::seconds(1));
 }
 
 void sweep_once(clock::time_point now, clock::duration ping_interval,
@@ -200,10 +198,10 @@ void on_text(session_state& st, token_bucket& bucket, pending_requests& pending,
                  send->id);
       return;
     }
-    store::store_request append = store::request::append{
-        store::append_request{user, send->receiver, std::move(send->content), unix_ms(),
-                              std::move(send->id)},
-        st.handle, clock::now()};
+    store::store_request append =
+        store::request::append{store::append_request{user, send->receiver, std::move(send->content),
+                                                     unix_ms(), std::move(send->id)},
+                               st.handle, clock::now()};
     submit(st, pending, append);
   } else if (auto* ack = std::get_if<protocol::receive_frame>(&frame)) {
     // Under ack=auto the cursor follows the socket; a RECEIVE is harmless.
@@ -486,6 +484,31 @@ void abort_session(session_state& st, close_reason reason) {
   st.io.close();
 }
 
+// Asks the store to open the user's inbox and waits for its answer: the
+// welcome, written to the client here, or a close; nullopt if the session
+// ended meanwhile. A coroutine of its own, like unregister() below, so that
+// what it needs is not kept in run_session's frame for the whole session
+// (memory per idle session, docs/performance.md).
+asio::awaitable<std::optional<session_event>> open_session(session_state& st,
+                                                           std::optional<store::seq_t> since) {
+  store::store_request open = store::request::open{st.handle, since};
+  co_await st.s.store.submit(std::move(open));
+  auto [ec, first] = co_await st.handle->channel().async_receive(use_tuple);
+  if (ec) co_return std::nullopt;
+  if (auto* welcome = std::get_if<event::welcome>(&first)) {
+    const auto text =
+        protocol::welcome_frame(st.handle->user, welcome->position.highest, st.handle->id);
+    const bool written = co_await write_text(st, text);  // named: GCC 12 (debugging.md)
+    if (!written) co_return std::nullopt;
+  }
+  co_return std::move(first);
+}
+
+asio::awaitable<void> unregister(services& s, session_ptr handle) {
+  hub_message unregistered = hub_event::unregistered{std::move(handle)};
+  co_await s.registry.send(std::move(unregistered));
+}
+
 }  // namespace
 
 asio::awaitable<void> run_session(transport io, session_request request, services& s) {
@@ -499,39 +522,34 @@ asio::awaitable<void> run_session(transport io, session_request request, service
   session_state st(io, handle, s);
   handle->on_abort([&st](close_reason reason) { abort_session(st, reason); });
 
-  store::store_request open = store::request::open{handle, request.since};
-  co_await s.store.submit(std::move(open));
-  auto [ec, first] = co_await handle->channel().async_receive(use_tuple);
-  if (auto* welcome = ec ? nullptr : std::get_if<event::welcome>(&first)) {
-    const auto text = protocol::welcome_frame(request.user, welcome->position.highest, handle->id);
-    const bool written = co_await write_text(st, text);
-    if (written) {
-      st.started = true;
-      st.last_activity = clock::now();
-      st.next_ping = st.last_activity + std::chrono::duration_cast<clock::duration>(s.cfg.ping_interval);
-      // The reader is a coroutine of its own; the writer runs in this one.
-      // When the reader ends, its completion wakes the writer (a cancelled
-      // receive) and ends the connection; when the writer ends first, the
-      // socket is closed under the reader. This frame outlives both.
-      asio::co_spawn(executor, reader(st), [&st](std::exception_ptr e) {
-        if (e) log_exception("session reader")(e);
-        st.reader_ended = true;
-        st.reader_exit.cancel();
-        st.handle->channel().cancel();
-        st.io.close();
-      });
-      try {
-        co_await writer(st, welcome->position, request.since, welcome->live);
-      } catch (const std::exception& e) {
-        SB_LOG(error) << "session " << handle->id << " writer: " << e.what();
-      }
-      if (!st.reader_ended) {
-        st.io.close();
-        st.reader_exit.expires_at(asio::steady_timer::time_point::max());
-        co_await st.reader_exit.async_wait(use_tuple);
-      }
+  const auto first = co_await open_session(st, request.since);
+  if (const auto* welcome = first ? std::get_if<event::welcome>(&*first) : nullptr) {
+    st.started = true;
+    st.last_activity = clock::now();
+    st.next_ping =
+        st.last_activity + std::chrono::duration_cast<clock::duration>(s.cfg.ping_interval);
+    // The reader is a coroutine of its own; the writer runs in this one.
+    // When the reader ends, its completion wakes the writer (a cancelled
+    // receive) and ends the connection; when the writer ends first, the
+    // socket is closed under the reader. This frame outlives both.
+    asio::co_spawn(executor, reader(st), [&st](std::exception_ptr e) {
+      if (e) log_exception("session reader")(e);
+      st.reader_ended = true;
+      st.reader_exit.cancel();
+      st.handle->channel().cancel();
+      st.io.close();
+    });
+    try {
+      co_await writer(st, welcome->position, request.since, welcome->live);
+    } catch (const std::exception& e) {
+      SB_LOG(error) << "session " << handle->id << " writer: " << e.what();
     }
-  } else if (auto* close = ec ? nullptr : std::get_if<event::close>(&first)) {
+    if (!st.reader_ended) {
+      st.io.close();
+      st.reader_exit.expires_at(asio::steady_timer::time_point::max());
+      co_await st.reader_exit.async_wait(use_tuple);
+    }
+  } else if (const auto* close = first ? std::get_if<event::close>(&*first) : nullptr) {
     s.stats.count_close(to_string(close->reason));
     append_close(st, websocket_close_code(close->reason), to_string(close->reason));
     co_await finish(st);
@@ -540,8 +558,7 @@ asio::awaitable<void> run_session(transport io, session_request request, service
   // Closed first, so a registration still on its way finds it closed.
   handle->channel().close();
   handle->on_abort(nullptr);
-  hub_message unregistered = hub_event::unregistered{handle};
-  co_await s.registry.send(std::move(unregistered));
+  co_await unregister(s, handle);
   s.stats.sessions.fetch_sub(1, std::memory_order_relaxed);
   SB_LOG(debug) << "session " << handle->id << " of user " << request.user << " ended";
 }

@@ -156,7 +156,9 @@ class transport {
   template <class Token>
   auto async_shutdown(Token&& token) {
     return asio::async_initiate<Token, void(boost::system::error_code)>(
-        [this](auto handler) { async_teardown(beast::role_type::server, *this, std::move(handler)); },
+        [this](auto handler) {
+          async_teardown(beast::role_type::server, *this, std::move(handler));
+        },
         token);
   }
 

@@ -172,8 +172,8 @@ input_event frame_reader::next() {
       case op_close: {
         if (size == 0) return input::close{};
         if (size == 1) return fail(close_code::protocol_error);
-        const auto code = static_cast<std::uint16_t>(
-            (static_cast<unsigned char>(data[0]) << 8) | static_cast<unsigned char>(data[1]));
+        const auto code = static_cast<std::uint16_t>((static_cast<unsigned char>(data[0]) << 8) |
+                                                     static_cast<unsigned char>(data[1]));
         if (!beast::websocket::detail::is_valid_close_code(code))
           return fail(close_code::protocol_error);
         const auto reason = data.substr(2);

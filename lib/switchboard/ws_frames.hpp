@@ -93,7 +93,7 @@ class frame_reader {
   input_event data_frame(bool fin, std::uint8_t op, char* payload, std::size_t size);
 
   const std::size_t max_message_bytes_;
-  std::vector<char> in_;       // bytes read: [start_, end_) not parsed yet
+  std::vector<char> in_;  // bytes read: [start_, end_) not parsed yet
   std::size_t start_ = 0;
   std::size_t end_ = 0;
   std::size_t read_size_ = 512;  // next read; doubles while reads fill it

@@ -290,8 +290,7 @@ BOOST_AUTO_TEST_CASE(protocol_violations_close_with_1002_or_1007) {
   const std::pair<const char*, std::string> bad_text[] = {
       {"invalid UTF-8", client_frame(fin_text, "{\"type\":1,\"content\":\"\xc3\x28\"}")},
       {"truncated code point", client_frame(fin_text, "\xe2\x82")},
-      {"invalid UTF-8 close reason",
-       client_frame(fin_close, std::string("\x03\xe8", 2) + "\xff")},
+      {"invalid UTF-8 close reason", client_frame(fin_close, std::string("\x03\xe8", 2) + "\xff")},
   };
   for (const auto& [what, bytes] : bad_text) {
     BOOST_TEST_CONTEXT(what) {
@@ -311,7 +310,8 @@ BOOST_AUTO_TEST_CASE(an_oversized_message_in_fragments_closes_with_1009) {
   raw_client alice(server.port(), "/ws/1");
   // 600 + 600 bytes: each fragment fits, the message does not. What follows
   // is skipped; the close handshake still completes.
-  alice.write(client_frame(0x01, std::string(600, 'a')) + client_frame(0x80, std::string(600, 'b')) +
+  alice.write(client_frame(0x01, std::string(600, 'a')) +
+              client_frame(0x80, std::string(600, 'b')) +
               client_frame(fin_text, send_text(1, "after")));
   BOOST_TEST(alice.close_code() == 1009);
   alice.write(client_frame(fin_close, std::string("\x03\xe8", 2)));
