@@ -275,6 +275,27 @@ BOOST_AUTO_TEST_CASE(split_at_every_byte_boundary) {
   BOOST_TEST(h.payloads.back() == filler(300));
 }
 
+// Each header length (2 + 0, 2 or 8 + 4 bytes) cut at each of its bytes.
+BOOST_AUTO_TEST_CASE(headers_split_at_every_byte) {
+  for (const std::size_t n : {5u, 200u, 65541u}) {
+    const auto bytes = frame(op::binary, filler(n));
+    const std::size_t header = n < 126 ? 6 : n <= 0xFFFF ? 8 : 14;
+    for (std::size_t split = 1; split <= header; ++split) {
+      BOOST_TEST_INFO("payload size " << n << ", split at " << split);
+      harness h;
+      BOOST_TEST(h.read(bytes.substr(0, split)) == "");
+      BOOST_TEST(h.read(bytes.substr(split)) == "binary " + quoted(filler(n)));
+      BOOST_TEST(h.payloads.at(0) == filler(n));
+    }
+  }
+  // A refusal waits for the bytes it rests on: the last byte of a 64-bit
+  // length (5, not in its shortest form) is not read before it arrives.
+  const auto not_shortest = frame(op::binary, filler(5), {.form = length_form::bits64});
+  harness h;
+  BOOST_TEST(h.read(not_shortest.substr(0, 9), 1) == "");
+  BOOST_TEST(h.read(not_shortest.substr(9, 1)) == "failure 1002");
+}
+
 BOOST_AUTO_TEST_CASE(lengths_in_16_and_64_bits) {
   for (const std::size_t n : {126u, 1000u, 65535u, 65536u, 70000u}) {
     BOOST_TEST_INFO("payload size " << n);
