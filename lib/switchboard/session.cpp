@@ -237,6 +237,7 @@ asio::awaitable<void> reader(session_state& st) {
   token_bucket bucket(st.s.cfg.rate_limit);
   pending_requests pending;
   const bool tls = st.io.is_tls();
+  bool drained = false;  // the last read took less than it could: nothing was left
   for (;;) {
     std::size_t n = 0;
     if (tls) {
@@ -244,19 +245,26 @@ asio::awaitable<void> reader(session_state& st) {
       if (ec) co_return;
       n = read;
     } else {
-      // Read what is there; when nothing is, wait for the socket without a
-      // buffer (an idle session's read buffer was half a kilobyte). Nothing
-      // can be missed: the wait is registered before this thread next
-      // polls the socket.
-      boost::system::error_code ec;
-      n = st.io.read_some_now(frames.prepare(), ec);
-      if (ec == asio::error::would_block) {
+      // Over TCP, wait for readability without a buffer (an idle session's
+      // read buffer was half a kilobyte), then read what is there. Once a
+      // read came back short the socket was empty: wait at once rather than
+      // spend a system call on a read that would fail. Nothing can be
+      // missed: Asio re-arms the socket in epoll when the wait starts, and
+      // epoll then reports data that is already there.
+      if (drained) {
         frames.release_while_waiting();
         auto [wait_ec] = co_await st.io.async_wait_readable(use_tuple);
         if (wait_ec) co_return;
+      }
+      boost::system::error_code ec;
+      const auto room = frames.prepare();
+      n = st.io.read_some_now(room, ec);
+      if (ec == asio::error::would_block) {
+        drained = true;
         continue;
       }
       if (ec) co_return;
+      drained = n < room.size();
     }
     frames.commit(n);
     st.last_activity = clock::now();
