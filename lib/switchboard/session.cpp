@@ -69,6 +69,8 @@ class token_bucket {
   clock::time_point last_;
 };
 
+struct thread_sessions;
+
 // What the reader, the writer and the sweeper share. All of them run on the
 // session's I/O thread.
 struct session_state {
@@ -87,6 +89,7 @@ struct session_state {
   asio::steady_timer reader_exit;
 
   // The sweeper's: this thread's sessions, pings and idleness.
+  thread_sessions* list;  // the list of the thread that built it
   session_state* prev = nullptr;
   session_state* next = nullptr;
   clock::time_point next_ping;
@@ -110,9 +113,9 @@ clock::duration sweep_period(const config& cfg) {
                                      std::chrono::milliseconds(10), std::chrono::seconds(1));
 }
 
-void sweep_once(clock::time_point now, clock::duration ping_interval,
+void sweep_once(thread_sessions& list, clock::time_point now, clock::duration ping_interval,
                 clock::duration idle_timeout) {
-  for (auto* st = this_thread_sessions.head; st != nullptr; st = st->next) {
+  for (auto* st = list.head; st != nullptr; st = st->next) {
     // Before the welcome the session's first event must be the welcome.
     if (!st->started || st->idle_notified) continue;
     if (now >= st->last_activity + idle_timeout) {
@@ -129,39 +132,46 @@ void sweep_once(clock::time_point now, clock::duration ping_interval,
 
 // Runs while this thread has sessions.
 asio::awaitable<void> sweep(const config& cfg) {
-  struct running {  // also when the frame is destroyed at shutdown
-    ~running() { this_thread_sessions.sweeping = false; }
-  } guard;
+  // The list is this thread's; a frame destroyed at shutdown may be
+  // destroyed on another thread, hence the pointer.
+  struct running {
+    thread_sessions* list;
+    ~running() { list->sweeping = false; }
+  } guard{&this_thread_sessions};
   const auto ping_interval = std::chrono::duration_cast<clock::duration>(cfg.ping_interval);
   const auto idle_timeout = std::chrono::duration_cast<clock::duration>(cfg.idle_timeout);
   asio::steady_timer timer(co_await asio::this_coro::executor);
-  while (this_thread_sessions.head != nullptr) {
+  while (guard.list->head != nullptr) {
     timer.expires_after(sweep_period(cfg));
     auto [ec] = co_await timer.async_wait(use_tuple);
     if (ec) co_return;
-    sweep_once(clock::now(), ping_interval, idle_timeout);
+    sweep_once(*guard.list, clock::now(), ping_interval, idle_timeout);
   }
 }
 
 session_state::session_state(transport& io_, session_ptr handle_, services& s_)
-    : io(io_), handle(std::move(handle_)), s(s_), reader_exit(io_.get_executor()) {
+    : io(io_),
+      handle(std::move(handle_)),
+      s(s_),
+      reader_exit(io_.get_executor()),
+      list(&this_thread_sessions) {
   next_ping = last_activity + std::chrono::duration_cast<clock::duration>(s.cfg.ping_interval);
-  auto& list = this_thread_sessions;
-  next = list.head;
+  next = list->head;
   if (next != nullptr) next->prev = this;
-  list.head = this;
-  if (!list.sweeping) {
-    list.sweeping = true;
+  list->head = this;
+  if (!list->sweeping) {
+    list->sweeping = true;
     asio::co_spawn(io.get_executor(), sweep(s.cfg), log_exception("session sweeper"));
   }
 }
 
+// Frames still queued at shutdown are destroyed on the thread that destroys
+// the server: unlink from the list this session joined, not that thread's.
 session_state::~session_state() {
-  auto& list = this_thread_sessions;
   if (prev != nullptr)
     prev->next = next;
   else
-    list.head = next;
+    list->head = next;
   if (next != nullptr) next->prev = prev;
 }
 
