@@ -77,18 +77,41 @@ void transport::append_close_frame(std::uint16_t code, std::string_view reason) 
   append_frame(0x8, std::string_view(payload, 2 + n));
 }
 
+// Owns the output state for the socket write in flight. If the write's
+// handler is destroyed without running (the io_context shut down with the
+// write queued), it destroys the flush waiters too: each owns a suspended
+// coroutine whose frame owns the transport, which owns this output; nothing
+// else would break that cycle, and the whole session would leak.
+class transport::write_owner {
+ public:
+  explicit write_owner(std::shared_ptr<output> out) : out_(std::move(out)) {}
+  write_owner(write_owner&&) noexcept = default;
+  write_owner& operator=(write_owner&&) = delete;
+  ~write_owner() {
+    if (!out_) return;  // moved from, or ran
+    auto waiters = std::move(out_->waiters);
+    out_->waiters.clear();
+  }
+  // The write completed: hands the output over.
+  std::shared_ptr<output> take() { return std::move(out_); }
+
+ private:
+  std::shared_ptr<output> out_;
+};
+
 void transport::start_write() {
   auto& out = *out_;
   if (out.in_flight || out.error || out.pending.empty()) return;
   out.writing.swap(out.pending);
   out.in_flight = true;
   if (tls_) {
-    auto done = [out = out_, stream = tls_](boost::system::error_code ec, std::size_t) {
-      wrote(out, ec);
-    };
+    auto done = [owner = write_owner(out_), stream = tls_](
+                    boost::system::error_code ec, std::size_t) mutable { wrote(owner.take(), ec); };
     asio::async_write(*tls_, asio::buffer(out.writing), std::move(done));
   } else {
-    auto done = [out = out_](boost::system::error_code ec, std::size_t) { wrote(out, ec); };
+    auto done = [owner = write_owner(out_)](boost::system::error_code ec, std::size_t) mutable {
+      wrote(owner.take(), ec);
+    };
     asio::async_write(socket_, asio::buffer(out.writing), std::move(done));
   }
 }

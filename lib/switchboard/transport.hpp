@@ -191,6 +191,7 @@ class transport {
   };
 
   void start_write();
+  class write_owner;
   static void wrote(const std::shared_ptr<output>& out, boost::system::error_code ec);
 
   socket_type socket_;  // clear text; empty with TLS

@@ -527,6 +527,31 @@ BOOST_AUTO_TEST_CASE(shutdown_tells_every_session) {
   BOOST_TEST(server.exit_code() == 0);
 }
 
+BOOST_AUTO_TEST_CASE(shutdown_with_a_write_stuck_on_a_client_that_does_not_read) {
+  // The receiver reads nothing, so its writer waits on a full socket when
+  // the drain times out and the I/O threads stop. The session must still be
+  // torn down whole: under the asan preset a leaked session (its coroutine
+  // frames own the transport whose pending flush owns them) fails this test.
+  auto cfg = test_config();
+  cfg.send_queue_bytes = 64 * 1024 * 1024;
+  cfg.drain_timeout = std::chrono::seconds(1);
+  test_server server(cfg);
+  ws_client stuck(server.port(), "/ws/2");  // never reads
+  ws_client sender(server.port(), "/ws/1");
+  const std::string content(4000, 'x');
+  // 12 MB: more than loopback's socket buffers take (tcp_wmem max 4 MB).
+  for (int i = 1; i <= 3000; ++i)
+    sender.send(send_frame(2, content));
+  // A round trip through the hub: everything before it reached the writer.
+  sender.send(send_frame(1, "mark", "mark"));
+  sender.read_until([](const json::object& f) { return type_of(f) == 1; });
+  const auto started = std::chrono::steady_clock::now();
+  server.stop();
+  BOOST_TEST(server.exit_code() == 0);
+  const auto took = std::chrono::steady_clock::now() - started;
+  BOOST_TEST(std::chrono::duration_cast<std::chrono::milliseconds>(took).count() < 10000);
+}
+
 BOOST_AUTO_TEST_CASE(upgrades_beyond_max_connections_get_503) {
   auto cfg = test_config();
   cfg.max_connections = 1;
