@@ -79,6 +79,14 @@ struct session_state {
   session_state(const session_state&) = delete;
   session_state& operator=(const session_state&) = delete;
 
+  // The welcome is out: idleness counts from now, the first ping is due
+  // one --ping-interval later.
+  void start() {
+    started = true;
+    last_activity = clock::now();
+    next_ping = last_activity + std::chrono::duration_cast<clock::duration>(s.cfg.ping_interval);
+  }
+
   transport& io;
   session_ptr handle;
   services& s;
@@ -92,8 +100,8 @@ struct session_state {
   thread_sessions* list;  // the list of the thread that built it
   session_state* prev = nullptr;
   session_state* next = nullptr;
-  clock::time_point next_ping;
-  bool started = false;  // the welcome is out: the sweeper may post to the writer
+  clock::time_point next_ping;  // set by start()
+  bool started = false;         // the welcome is out: the sweeper may post to the writer
   bool idle_notified = false;
 };
 
@@ -155,7 +163,6 @@ session_state::session_state(transport& io_, session_ptr handle_, services& s_)
       s(s_),
       reader_exit(io_.get_executor()),
       list(&this_thread_sessions) {
-  next_ping = last_activity + std::chrono::duration_cast<clock::duration>(s.cfg.ping_interval);
   next = list->head;
   if (next != nullptr) next->prev = this;
   list->head = this;
@@ -542,10 +549,7 @@ asio::awaitable<void> run_session(transport io, session_request request, service
 
   const auto first = co_await open_session(st, request.since);
   if (const auto* welcome = first ? std::get_if<event::welcome>(&*first) : nullptr) {
-    st.started = true;
-    st.last_activity = clock::now();
-    st.next_ping =
-        st.last_activity + std::chrono::duration_cast<clock::duration>(s.cfg.ping_interval);
+    st.start();
     // The reader is a coroutine of its own; the writer runs in this one.
     // When the reader ends, its completion wakes the writer (a cancelled
     // receive) and ends the connection; when the writer ends first, the

@@ -5,16 +5,16 @@
 //   - One socket write per batch. The writer appends every frame it has
 //     (append_text_frame) and then flushes once; a send() costs about 2 µs on
 //     loopback, so one per frame cannot relay fast.
-//   - Nothing interleaves on the wire. Beast writes pongs and close frames
-//     from inside its read operation; here those writes (async_write_some)
-//     land in the same buffer, whole, so frames never mix, and at most one
-//     socket write is in flight at a time.
+//   - Nothing interleaves on the wire. Every frame (the writer's messages,
+//     pings and close frames, the reader's pongs) and Beast's 101 response
+//     (async_write_some) land in the same buffer, whole, so frames never
+//     mix, and at most one socket write is in flight at a time.
 //   - The same session code serves ws and wss: the transport hides whether
 //     TLS is under it.
 //
-// Everything here runs on the connection's I/O thread. Beast finds teardown(),
-// async_teardown() and beast_close_socket() below by argument-dependent
-// lookup.
+// Everything here runs on the connection's I/O thread. Beast's upgrade (and
+// async_shutdown() here) find teardown(), async_teardown() and
+// beast_close_socket() below by argument-dependent lookup.
 #pragma once
 
 #include <cstddef>
