@@ -1,15 +1,15 @@
 // One WebSocket session (PROTOCOL.md sections 2 to 4).
 //
-// The coroutine owns the stream. After the welcome it runs three children on
-// the session's I/O thread in one parallel group, so that when one ends the others are
-// cancelled and clean-up happens once, after all of them:
-//   reader    reads frames, answers ERRORs, hands SENDs to the store;
-//   writer    awaits the session's channel and is the only one that writes
-//             frames: welcome, replay pages, live messages, receipts, CLOSE;
-//   ticker    pings every --ping-interval and closes an idle session.
-// An abort (slow_consumer) closes the socket at once from the handle's
-// callback, even while the writer is blocked on it: the reader and the
-// writer then fail.
+// The coroutine owns the transport. After the welcome it spawns the reader
+// and runs the writer itself, both on the session's I/O thread; clean-up
+// happens once, after both ended:
+//   reader    reads frames (ws_frames.hpp), answers pings, ERRORs and close
+//             frames, hands SENDs to the store;
+//   writer    awaits the session's channel and writes the frames: replay
+//             pages, live messages, receipts, pings, CLOSE.
+// Pings and idleness come from one sweeper per I/O thread. An abort
+// (slow_consumer) closes the socket at once from the handle's callback, even
+// while the writer is blocked on it: the reader and the writer then fail.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
