@@ -129,21 +129,40 @@ std::string parse_listen(std::string_view text, config& c) {
 }
 
 std::string store_uri_error(std::string_view uri, store_location& out) {
-  constexpr std::string_view forms = "expected memory:, sqlite:PATH or redis://HOST:PORT";
+  constexpr std::string_view forms =
+      "expected memory:, sqlite:PATH or redis://[USER@]HOST:PORT[/DB]";
   if (uri == "memory:") {
     out = {};
     return {};
   }
   if (uri.starts_with("sqlite:")) {
     if (uri.size() == 7) return "sqlite: needs a file path, as in sqlite:switchboard.db";
-    out = {store_location::kind::sqlite, std::string(uri.substr(7)), {}, 0};
+    out = {store_location::kind::sqlite, std::string(uri.substr(7)), {}, 0, {}, 0};
     return {};
   }
   if (uri.starts_with("redis://")) {
+    std::string_view rest = uri.substr(8);
+    std::string user;
+    if (const auto at = rest.find('@'); at != std::string_view::npos) {
+      user = std::string(rest.substr(0, at));
+      if (user.empty() || user.find_first_of(":/ ") != std::string::npos)
+        return "not an ACL user name before @: " + quoted(user);
+      rest = rest.substr(at + 1);
+    }
+    unsigned db = 0;
+    if (const auto slash = rest.rfind('/');
+        slash != std::string_view::npos && rest.find(']', slash) == std::string_view::npos) {
+      const auto db_text = rest.substr(slash + 1);
+      std::uint64_t value = 0;
+      if (auto why = parse_unsigned(db_text, 0, 1u << 20, value); !why.empty())
+        return "the database after / must be a number: " + why + ", not " + quoted(db_text);
+      db = static_cast<unsigned>(value);
+      rest = rest.substr(0, slash);
+    }
     std::string host;
     std::string_view port_text;
     bool bracketed = false;
-    if (auto why = split_host_port(uri.substr(8), host, port_text, bracketed); !why.empty()) {
+    if (auto why = split_host_port(rest, host, port_text, bracketed); !why.empty()) {
       return why + " after redis://, not " + quoted(uri);
     }
     const bool host_ok = bracketed ? is_ipv6(host)
@@ -156,7 +175,7 @@ std::string store_uri_error(std::string_view uri, store_location& out) {
     if (auto why = parse_port(port_text, 1, port); !why.empty()) {
       return why + ", not " + quoted(port_text);
     }
-    out = {store_location::kind::redis, {}, std::move(host), port};
+    out = {store_location::kind::redis, {}, std::move(host), port, std::move(user), db};
     return {};
   }
   return std::string(forms) + ", not " + quoted(uri);
@@ -229,7 +248,9 @@ const option_spec option_table[] = {
     {"threads", "N", "I/O threads",
      [](const config&) -> std::string { return "the number of cores"; },
      set_number<&config::threads, 1, max_threads>, option_kind::value},
-    {"store", "URI", "where messages are kept: memory:, sqlite:PATH or redis://HOST:PORT",
+    {"store", "URI",
+     "where messages are kept: memory:, sqlite:PATH or redis://[USER@]HOST:PORT[/DB] (a "
+     "cluster: every node on the same Redis is one Switchboard)",
      [](const config& c) { return c.store; },
      [](config& c, const std::string& v) {
        store_location location;
@@ -259,6 +280,14 @@ const option_spec option_table[] = {
        c.node_id = v;
        return {};
      },
+     option_kind::value},
+    {"redis-password-file", "PATH", "the Redis password (AUTH), read from PATH",
+     [](const config&) -> std::string { return "off"; }, set_path<&config::redis_password_file>,
+     option_kind::value},
+    {"session-lease", "S",
+     "cluster: seconds a node's sessions keep counting after the node stops refreshing them "
+     "(it died)",
+     show_seconds<&config::session_lease>, set_seconds<&config::session_lease, 1>,
      option_kind::value},
     {"dedup-window", "S", "seconds a (sender, id) is remembered to drop resends",
      show_seconds<&config::dedup_window>, set_seconds<&config::dedup_window, 0>,

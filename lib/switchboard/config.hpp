@@ -24,6 +24,8 @@ struct config {
   std::string store = "sqlite:switchboard.db";
   sync_mode sync = sync_mode::normal;
   std::string node_id;  // empty until parsed: then "<hostname>:<port>"
+  std::optional<std::string> redis_password_file;
+  std::chrono::seconds session_lease{30};
   std::chrono::seconds dedup_window{600};
   std::chrono::seconds handshake_timeout{10};
   std::size_t max_message_bytes = 65536;
@@ -62,14 +64,17 @@ config_result parse_config(int argc, const char* const argv[]);
 
 // A `--store` URI taken apart, so that the store factory and parse_config()
 // agree on what is valid: `memory:`, `sqlite:PATH` (PATH non-empty) or
-// `redis://HOST:PORT` (HOST a name, an IPv4 address or a bracketed IPv6
-// address, stored without the brackets; PORT 1..65535).
+// `redis://[USER@]HOST:PORT[/DB]` (HOST a name, an IPv4 address or a
+// bracketed IPv6 address, stored without the brackets; PORT 1..65535; USER
+// the ACL user for AUTH; DB the database number, 0 by default).
 struct store_location {
   enum class kind { memory, sqlite, redis };
   kind type = kind::memory;
   std::string path;        // sqlite only
   std::string host;        // redis only
   std::uint16_t port = 0;  // redis only
+  std::string user;        // redis only: ACL user, empty for the default user
+  unsigned db = 0;         // redis only
 };
 
 // nullopt if `uri` is none of the forms above.

@@ -4,11 +4,13 @@
 #include <utility>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "switchboard/log.hpp"
 #include "switchboard/metrics.hpp"
 #include "switchboard/protocol.hpp"
+#include "switchboard/spawn.hpp"
 
 namespace switchboard {
 
@@ -16,6 +18,10 @@ namespace {
 // Events waiting for the hub. Senders wait when it is full, which slows the
 // store and the sessions down instead of growing memory without bound.
 constexpr std::size_t mailbox_capacity = 8192;
+// Events post()ed while the mailbox is full. Beyond it an event is dropped:
+// only the cluster's subscriber posts, and the cluster repairs a dropped
+// message from the inbox (a gap, or a resync).
+constexpr std::size_t overflow_limit = 65536;
 }  // namespace
 
 hub::hub(asio::any_io_executor executor, std::size_t max_sessions_per_user, metrics& m)
@@ -38,6 +44,30 @@ asio::awaitable<void> hub::send(hub_message message) {
                                asio::as_tuple(asio::use_awaitable));
 }
 
+bool hub::post(hub_message message) {
+  if (overflow_.empty() && mailbox_.try_send(boost::system::error_code{}, std::move(message)))
+    return true;
+  if (overflow_.size() >= overflow_limit) return false;
+  overflow_.push_back(std::move(message));
+  if (!overflow_draining_) {
+    overflow_draining_ = true;
+    asio::co_spawn(mailbox_.get_executor(), drain_overflow(), log_exception("hub overflow"));
+  }
+  return true;
+}
+
+asio::awaitable<void> hub::drain_overflow() {
+  while (!overflow_.empty()) {
+    auto message = std::move(overflow_.front());
+    overflow_.pop_front();
+    auto [ec] = co_await mailbox_.async_send(boost::system::error_code{}, std::move(message),
+                                             asio::as_tuple(asio::use_awaitable));
+    if (ec) break;
+  }
+  overflow_.clear();
+  overflow_draining_ = false;
+}
+
 void hub::close() {
   mailbox_.close();
 }
@@ -53,7 +83,7 @@ void hub::on(hub_event::registered& e) {
     if (!e.session->post(event::close{close_reason::shutdown}))
       e.session->abort(close_reason::shutdown);
   }
-  while (user.sessions.size() >= max_sessions_per_user_) {
+  while (max_sessions_per_user_ != 0 && user.sessions.size() >= max_sessions_per_user_) {
     // One session too many: the oldest goes, never the one just opened.
     auto oldest = std::move(user.sessions.front().session);
     user.sessions.erase(user.sessions.begin());
@@ -75,7 +105,17 @@ void hub::on(hub_event::committed& e) {
     auto it = users_.find(message.receiver);
     if (it == users_.end()) continue;  // offline: the inbox holds it for the next session
     auto& user = it->second;
-    user.highest = std::max(user.highest, message.seq);
+    // A repeat (this node's own publish, or a seq a replay covers): every
+    // session has it or will read it from the inbox.
+    if (message.seq <= user.highest) continue;
+    if (message.seq != user.highest + 1) {
+      // A jump: pub/sub lost what lies between. The inbox has it.
+      user.highest = message.seq;
+      catch_up(message.receiver, user);
+      if (user.sessions.empty()) users_.erase(it);
+      continue;
+    }
+    user.highest = message.seq;
     std::shared_ptr<const std::string> text;  // serialised once, shared by all sessions
     for (std::size_t i = 0; i < user.sessions.size();) {
       auto& m = user.sessions[i];
@@ -101,6 +141,61 @@ void hub::on(hub_event::committed& e) {
   notify_if_drained();
 }
 
+void hub::on(hub_event::inbox_at& e) {
+  auto it = users_.find(e.user);
+  if (it == users_.end()) return;
+  auto& user = it->second;
+  if (e.highest < user.highest) {
+    // The store was reset (a Redis without persistence restarted): seqs
+    // start again below what the sessions have. New messages must still
+    // reach them, as a `since` above the highest does on a new session.
+    user.highest = e.highest;
+    for (auto& m : user.sessions)
+      if (m.live) m.from = std::min(m.from, e.highest);
+    return;
+  }
+  if (e.highest == user.highest) return;
+  user.highest = e.highest;
+  catch_up(e.user, user);
+  if (user.sessions.empty()) users_.erase(it);
+  notify_if_drained();
+}
+
+void hub::on(hub_event::replace& e) {
+  auto it = users_.find(e.user);
+  if (it == users_.end()) return;
+  auto& sessions = it->second.sessions;
+  auto m = std::find_if(sessions.begin(), sessions.end(),
+                        [&](const member& m) { return m.session->id == e.session_id; });
+  if (m == sessions.end()) return;
+  auto session = std::move(m->session);
+  sessions.erase(m);
+  --registered_;
+  if (sessions.empty()) users_.erase(it);
+  SB_LOG(debug) << "session " << session->id << " of user " << session->user << " replaced";
+  if (!session->post(event::close{close_reason::replaced})) session->abort(close_reason::replaced);
+  notify_if_drained();
+}
+
+void hub::catch_up(store::user_id, user_state& user) {
+  for (std::size_t i = 0; i < user.sessions.size();) {
+    auto& m = user.sessions[i];
+    if (!m.live) {
+      // Replaying: its caught_up is compared with the new highest.
+      ++i;
+      continue;
+    }
+    m.live = false;
+    if (m.session->post(event::replay_more{user.highest})) {
+      ++i;
+      continue;
+    }
+    m.session->abort(close_reason::slow_consumer);
+    user.sessions.erase(user.sessions.begin() + static_cast<std::ptrdiff_t>(i));
+    --registered_;
+  }
+}
+
 void hub::on(hub_event::caught_up& e) {
   auto it = users_.find(e.session->user);
   if (it == users_.end()) return;
@@ -113,6 +208,7 @@ void hub::on(hub_event::caught_up& e) {
     // from now on reaches the hub after this event, so it goes out live.
     m->live = true;
     m->from = e.seq;
+    user.highest = e.seq;
   } else if (!m->session->post(event::replay_more{user.highest})) {
     m->session->abort(close_reason::slow_consumer);
   }

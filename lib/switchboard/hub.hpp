@@ -8,11 +8,20 @@
 // makes a replay racing with live sends gap-free (docs/architecture.md).
 // One mailbox rather than a select over several channels because cancelling
 // the losing receive of a select can drop a value that was already taken.
+//
+// In a cluster (PROTOCOL.md section 7) messages also arrive from Redis
+// pub/sub, which may lose some and repeats this node's own: the hub keeps
+// per user the highest seq it has seen and delivers a message live only if
+// it is the next one. A repeat is dropped; a jump (a lost publish) sends
+// the user's live sessions back to the inbox to fill the gap, through the
+// same replay that a new session uses (docs/cluster.md, "no gap").
 #pragma once
 
 #include <cstddef>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <variant>
 #include <vector>
@@ -23,7 +32,7 @@
 
 #include "switchboard/net.hpp"
 #include "switchboard/session_handle.hpp"
-#include "switchboard/store/backend.hpp"
+#include "switchboard/store/types.hpp"
 
 namespace switchboard {
 
@@ -43,6 +52,18 @@ struct unregistered {
 struct committed {
   std::vector<store::stored_message> messages;
 };
+// From the cluster: the inbox of `user` has reached at least `highest`
+// (after a lost subscription): sessions behind it catch up from the inbox.
+struct inbox_at {
+  store::user_id user;
+  store::seq_t highest;
+};
+// From the cluster: close this session with `replaced` (it was the oldest
+// over --max-sessions-per-user, maybe opened on another node).
+struct replace {
+  store::user_id user;
+  std::string session_id;
+};
 // From a session's writer: it wrote everything up to `seq` from the inbox.
 struct caught_up {
   session_ptr session;
@@ -55,11 +76,14 @@ struct drain {
 };
 }  // namespace hub_event
 
-using hub_message = std::variant<hub_event::registered, hub_event::unregistered,
-                                 hub_event::committed, hub_event::caught_up, hub_event::drain>;
+using hub_message =
+    std::variant<hub_event::registered, hub_event::unregistered, hub_event::committed,
+                 hub_event::inbox_at, hub_event::replace, hub_event::caught_up, hub_event::drain>;
 
 class hub {
  public:
+  // max_sessions_per_user 0: no local limit (a cluster enforces it
+  // cluster-wide and sends `replace`).
   hub(asio::any_io_executor executor, std::size_t max_sessions_per_user, metrics& m);
 
   // The hub coroutine; runs until the mailbox is closed.
@@ -67,6 +91,13 @@ class hub {
 
   // Sends an event, waiting while the mailbox is full. Safe from any thread.
   asio::awaitable<void> send(hub_message message);
+
+  // Sends an event without waiting, after every event post()ed before it:
+  // what the mailbox cannot take at once waits in an overflow queue, drained
+  // in order. Only from the hub's own thread (the cluster's subscriber runs
+  // there). False if the overflow is full too (overflow_limit events): the
+  // event was dropped, which a cluster repairs from the inbox.
+  bool post(hub_message message);
 
   void close();
 
@@ -87,9 +118,14 @@ class hub {
   void on(hub_event::registered& e);
   void on(hub_event::unregistered& e);
   void on(hub_event::committed& e);
+  void on(hub_event::inbox_at& e);
+  void on(hub_event::replace& e);
   void on(hub_event::caught_up& e);
   void on(hub_event::drain& e);
   void remove(store::user_id user, const session_handle* session);
+  // Sends the live sessions of `user` back to the inbox up to its highest.
+  void catch_up(store::user_id user_id, user_state& user);
+  asio::awaitable<void> drain_overflow();
   void notify_if_drained();
 
   using mailbox_type =
@@ -102,6 +138,8 @@ class hub {
   std::unordered_map<store::user_id, user_state> users_;  // the registry
   std::size_t registered_ = 0;
   bool draining_ = false;
+  std::deque<hub_message> overflow_;  // post()ed events waiting for room, in order
+  bool overflow_draining_ = false;
 };
 
 }  // namespace switchboard

@@ -102,16 +102,52 @@ void metrics::count_rejection(unsigned http_status) noexcept {
   rejections_[slot_of(rejection_statuses, http_status)].fetch_add(1, relaxed);
 }
 
-void metrics::observe_store_append(double seconds) noexcept {
+void latency_histogram::observe(double seconds) noexcept {
   if (!(seconds > 0)) seconds = 0;  // also catches NaN
+  const auto& buckets = metrics::append_buckets;
   std::size_t bucket = 0;
-  while (bucket < append_buckets.size() && seconds > append_buckets[bucket])
+  while (bucket < buckets.size() && seconds > buckets[bucket])
     ++bucket;
-  append_counts_[bucket].fetch_add(1, relaxed);
+  counts_[bucket].fetch_add(1, relaxed);
   // Clamped so that an absurd value cannot overflow the conversion.
   constexpr double max_seconds = 1e9;
   const double clamped = seconds < max_seconds ? seconds : max_seconds;
-  append_sum_ns_.fetch_add(static_cast<std::uint64_t>(std::llround(clamped * 1e9)), relaxed);
+  sum_ns_.fetch_add(static_cast<std::uint64_t>(std::llround(clamped * 1e9)), relaxed);
+}
+
+void latency_histogram::render(std::string& out, std::string_view name,
+                               std::string_view help) const {
+  static_assert(std::tuple_size_v<decltype(counts_)> == metrics::append_buckets.size() + 1);
+  const auto& buckets = metrics::append_buckets;
+  append_header(out, name, "histogram", help);
+  // The count is the sum of the buckets as read, so that +Inf and _count
+  // agree even while observations land during the scrape.
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < counts_.size(); ++i) {
+    cumulative += counts_[i].load(relaxed);
+    out += name;
+    out += "_bucket{le=\"";
+    if (i < buckets.size()) {
+      append_double(out, buckets[i]);
+    } else {
+      out += "+Inf";
+    }
+    out += "\"} ";
+    append_unsigned(out, cumulative);
+    out += '\n';
+  }
+  out += name;
+  out += "_sum ";
+  append_double(out, static_cast<double>(sum_ns_.load(relaxed)) / 1e9);
+  out += '\n';
+  out += name;
+  out += "_count ";
+  append_unsigned(out, cumulative);
+  out += '\n';
+}
+
+void metrics::observe_store_append(double seconds) noexcept {
+  append_.observe(seconds);
 }
 
 std::string metrics::render() const {
@@ -146,33 +182,26 @@ std::string metrics::render() const {
                   "HTTP requests refused instead of upgraded, by status.", rejection_statuses,
                   rejections_);
 
-  constexpr std::string_view histogram = "switchboard_store_append_seconds";
-  append_header(out, histogram, "histogram",
-                "Time from a SEND being parsed to it being stored, in seconds.");
-  // The count is the sum of the buckets as read, so that +Inf and _count
-  // agree even while observations land during the scrape.
-  std::uint64_t cumulative = 0;
-  for (std::size_t i = 0; i < append_counts_.size(); ++i) {
-    cumulative += append_counts_[i].load(relaxed);
-    out += histogram;
-    out += "_bucket{le=\"";
-    if (i < append_buckets.size()) {
-      append_double(out, append_buckets[i]);
-    } else {
-      out += "+Inf";
-    }
-    out += "\"} ";
-    append_unsigned(out, cumulative);
-    out += '\n';
+  append_.render(out, "switchboard_store_append_seconds",
+                 "Time from a SEND being parsed to it being stored, in seconds.");
+
+  append_header(out, "switchboard_store_available", "gauge",
+                "1 while the store can take messages; 0 while a cluster's Redis is unreachable.");
+  out += "switchboard_store_available ";
+  out += store_available.load(relaxed) ? '1' : '0';
+  out += '\n';
+
+  if (cluster.load(relaxed)) {
+    append_counter(out, "switchboard_redis_round_trips_total",
+                   "Pipelined batches of Redis commands answered.", redis_round_trips_total);
+    append_counter(out, "switchboard_redis_reconnects_total",
+                   "Connections to Redis made again after one was lost.", redis_reconnects_total);
+    append_counter(out, "switchboard_redis_publishes_received_total",
+                   "Messages received from Redis pub/sub.", redis_publishes_received_total);
+    redis_round_trip_seconds.render(out, "switchboard_redis_round_trip_seconds",
+                                    "Time for one pipelined batch of Redis scripts or commands "
+                                    "to be answered, in seconds.");
   }
-  out += histogram;
-  out += "_sum ";
-  append_double(out, static_cast<double>(append_sum_ns_.load(relaxed)) / 1e9);
-  out += '\n';
-  out += histogram;
-  out += "_count ";
-  append_unsigned(out, cumulative);
-  out += '\n';
   return out;
 }
 

@@ -13,6 +13,21 @@
 
 namespace switchboard {
 
+// A Prometheus histogram of durations in seconds over metrics::append_buckets.
+class latency_histogram {
+ public:
+  // Negative or NaN values (a clock stepping back) count as 0.
+  void observe(double seconds) noexcept;
+  void render(std::string& out, std::string_view name, std::string_view help) const;
+
+ private:
+  // Per bucket, not cumulative (one increment per observation); the last
+  // slot is +Inf. render() accumulates.
+  std::array<std::atomic<std::uint64_t>, 17> counts_{};
+  // Nanoseconds: integer addition is exact and needs no CAS loop.
+  std::atomic<std::uint64_t> sum_ns_{0};
+};
+
 class metrics {
  public:
   // Label values known in advance, so that every series is exposed (at 0)
@@ -25,7 +40,7 @@ class metrics {
   static constexpr std::array<std::string_view, 6> close_codes{"bye",  "replaced", "slow_consumer",
                                                                "idle", "shutdown", "too_large"};
   static constexpr std::array<unsigned, 7> rejection_statuses{400, 401, 403, 404, 426, 431, 503};
-  // Upper bounds in seconds of switchboard_store_append_seconds: an append
+  // Upper bounds in seconds of the histograms: an append
   // takes about 10 µs in memory and up to a second for an fsync on a busy disk.
   static constexpr std::array<double, 16> append_buckets{
       0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
@@ -37,6 +52,18 @@ class metrics {
   std::atomic<std::uint64_t> messages_delivered_total{0};  // frames of type 1 written
   std::atomic<std::uint64_t> messages_replayed_total{0};
   std::atomic<std::uint64_t> messages_evicted_total{0};
+
+  // The store can take writes (always, but for a cluster whose Redis is
+  // unreachable): /healthz answers 503 store_unavailable without it.
+  std::atomic<bool> store_available{true};
+
+  // The cluster's Redis figures (redis:// store), rendered once `cluster`
+  // is set.
+  std::atomic<bool> cluster{false};
+  std::atomic<std::uint64_t> redis_round_trips_total{0};
+  std::atomic<std::uint64_t> redis_reconnects_total{0};
+  std::atomic<std::uint64_t> redis_publishes_received_total{0};
+  latency_histogram redis_round_trip_seconds;  // one pipelined batch of commands or scripts
 
   void count_error(std::string_view code) noexcept;
   void count_close(std::string_view code) noexcept;
@@ -53,11 +80,7 @@ class metrics {
   std::array<std::atomic<std::uint64_t>, error_codes.size() + 1> errors_{};
   std::array<std::atomic<std::uint64_t>, close_codes.size() + 1> closes_{};
   std::array<std::atomic<std::uint64_t>, rejection_statuses.size() + 1> rejections_{};
-  // Per bucket, not cumulative (one increment per observation); the last
-  // slot is +Inf. render() accumulates.
-  std::array<std::atomic<std::uint64_t>, append_buckets.size() + 1> append_counts_{};
-  // Nanoseconds: integer addition is exact and needs no CAS loop.
-  std::atomic<std::uint64_t> append_sum_ns_{0};
+  latency_histogram append_;
 };
 
 }  // namespace switchboard

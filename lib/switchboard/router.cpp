@@ -99,6 +99,8 @@ route_result router::route(const route_request& request) {
     if (path == "/healthz") {
       if (draining())
         return http_answer{503, std::string(json_type), R"({"status":"draining"})", {}};
+      if (!metrics_.store_available.load(std::memory_order_relaxed))
+        return http_answer{503, std::string(json_type), R"({"status":"store_unavailable"})", {}};
       return http_answer{200, std::string(json_type), R"({"status":"ok"})", {}};
     }
     if (path == "/metrics")
@@ -163,6 +165,10 @@ route_result router::route_websocket(const route_request& request, std::string_v
           config_.allow_origins.end())
     return reject(403, "origin_not_allowed", "this origin may not open sessions");
   if (draining()) return reject(503, "draining", "the server is shutting down");
+  // A cluster node whose Redis is unreachable could not open the inbox:
+  // the client retries, maybe on another node (docs/cluster.md).
+  if (!metrics_.store_available.load(std::memory_order_relaxed))
+    return reject(503, "store_unavailable", "the store cannot be reached; try again later");
   return session;
 }
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "switchboard/session_handle.hpp"
-#include "switchboard/store/backend.hpp"
+#include "switchboard/store/types.hpp"
 
 namespace switchboard {
 

@@ -14,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "switchboard/delivery.hpp"
 #include "switchboard/hub.hpp"
 #include "switchboard/jwt.hpp"
 #include "switchboard/listener.hpp"
@@ -34,12 +35,18 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // How often retention and the dedup window are enforced.
 constexpr std::chrono::seconds sweep_interval{1};
 
-std::unique_ptr<store::backend> open_backend(const config& cfg) {
+bool is_cluster(const config& cfg) {
+  return cfg.store.starts_with("redis://");
+}
+
+std::unique_ptr<store::async_backend> open_backend(const config& cfg) {
   const store::backend_limits limits{cfg.retention, cfg.inbox_limit, cfg.dedup_window};
-  if (cfg.store == "memory:") return std::make_unique<store::memory_backend>(limits);
+  if (cfg.store == "memory:")
+    return std::make_unique<store::sync_adapter>(std::make_unique<store::memory_backend>(limits));
   if (cfg.store.starts_with("sqlite:")) {
     try {
-      return std::make_unique<store::sqlite_backend>(cfg.store.substr(7), cfg.sync, limits);
+      return std::make_unique<store::sync_adapter>(
+          std::make_unique<store::sqlite_backend>(cfg.store.substr(7), cfg.sync, limits));
     } catch (const std::exception& e) {
       throw startup_error(e.what());
     }
@@ -89,11 +96,16 @@ struct server::parts {
   parts(config& cfg, io_threads& io)
       : tls(load_tls(cfg)),
         routes(cfg, stats, load_jwt_secret(cfg)),
-        registry(io.main().get_executor(), cfg.max_sessions_per_user, stats),
-        store(open_backend(cfg), registry, stats, sweep_interval,
-              // The memory store never blocks: it runs on the main I/O thread.
-              cfg.store == "memory:" ? asio::any_io_executor(io.main().get_executor())
-                                     : asio::any_io_executor{}),
+        // A cluster counts sessions per user across nodes and tells the
+        // hub which to close.
+        registry(io.main().get_executor(), is_cluster(cfg) ? 0 : cfg.max_sessions_per_user, stats),
+        outcomes(registry, stats),
+        store(open_backend(cfg), outcomes, stats, sweep_interval,
+              // The memory and Redis stores never block: they run on the
+              // main I/O thread, with the hub.
+              cfg.store == "memory:" || is_cluster(cfg)
+                  ? asio::any_io_executor(io.main().get_executor())
+                  : asio::any_io_executor{}),
         acceptor(bind(io, cfg)),
         signals(io.main(), SIGINT, SIGTERM),
         shared{cfg, stats, registry, store, routes, tls.get()} {}
@@ -112,6 +124,7 @@ struct server::parts {
   metrics stats;
   router routes;
   hub registry;
+  delivery outcomes;
   store::worker store;
   listener acceptor;
   asio::signal_set signals;

@@ -438,6 +438,9 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
         if (f->seq != 0) {
           ++b.messages;
           b.top = std::max(b.top, f->seq);
+          // Live frames move the replay position too: the hub may send the
+          // session back to the inbox (a gap in a cluster) from here.
+          w.position_ = std::max(w.position_, f->seq);
         }
       } else if (auto* page = std::get_if<event::replay_page>(&ev)) {
         // An empty page below the target: the rest was evicted meanwhile.
@@ -530,6 +533,11 @@ asio::awaitable<std::optional<session_event>> open_session(session_state& st,
 }
 
 asio::awaitable<void> unregister(services& s, session_ptr handle) {
+  if (handle->store_opened.load(std::memory_order_relaxed)) {
+    // A cluster counts the session until the store hears it ended.
+    store::store_request close = store::request::close{handle};
+    co_await s.store.submit(std::move(close));
+  }
   hub_message unregistered = hub_event::unregistered{std::move(handle)};
   co_await s.registry.send(std::move(unregistered));
 }

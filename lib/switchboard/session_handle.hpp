@@ -17,7 +17,7 @@
 #include <boost/asio/experimental/concurrent_channel.hpp>
 
 #include "switchboard/net.hpp"
-#include "switchboard/store/backend.hpp"
+#include "switchboard/store/types.hpp"
 #include "switchboard/ws_query.hpp"  // ack_mode
 
 namespace switchboard {
@@ -68,6 +68,9 @@ class session_handle : public std::enable_shared_from_this<session_handle> {
   const store::user_id user;
   const std::string id;  // the opaque session id of the welcome frame
   const ack_mode ack;
+  // Set by the store worker once the store opened the session (and, in a
+  // cluster, registered it): its end must then be told to the store.
+  std::atomic<bool> store_opened{false};
 
   // Queues a frame for the writer unless that would put more than
   // --send-queue-bytes in the queue. Never blocks: false means the session is

@@ -19,7 +19,7 @@
 #include <string_view>
 #include <variant>
 
-#include "switchboard/store/backend.hpp"
+#include "switchboard/store/types.hpp"
 
 namespace switchboard {
 

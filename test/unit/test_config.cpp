@@ -218,6 +218,19 @@ BOOST_AUTO_TEST_CASE(store_uris) {
   BOOST_TEST((redis->type == sb::store_location::kind::redis));
   BOOST_TEST(redis->host == "::1");
   BOOST_TEST(redis->port == 6379);
+  BOOST_TEST(redis->user.empty());
+  BOOST_TEST(redis->db == 0u);
+
+  const auto full = sb::parse_store_uri("redis://switchboard@redis-1.internal:6380/3");
+  BOOST_REQUIRE(full.has_value());
+  BOOST_TEST(full->user == "switchboard");
+  BOOST_TEST(full->host == "redis-1.internal");
+  BOOST_TEST(full->port == 6380);
+  BOOST_TEST(full->db == 3u);
+  const auto v6 = sb::parse_store_uri("redis://app@[::1]:6379/15");
+  BOOST_REQUIRE(v6.has_value());
+  BOOST_TEST(v6->host == "::1");
+  BOOST_TEST(v6->db == 15u);
 
   const auto sqlite = sb::parse_store_uri("sqlite:a.db");
   BOOST_REQUIRE(sqlite.has_value());
@@ -230,10 +243,26 @@ BOOST_AUTO_TEST_CASE(store_uris) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_store) {
-  for (const char* bad : {"", "memory", "memory:x", "sqlite:", "sqlite", "redis://", "redis://host",
-                          "redis://host:", "redis://host:0", "redis://host:65536",
-                          "redis://host:63x9", "redis://:6379", "redis://host:6379/0",
-                          "redis://a b:6379", "postgres://h:5432", "file:x.db"}) {
+  for (const char* bad : {"",
+                          "memory",
+                          "memory:x",
+                          "sqlite:",
+                          "sqlite",
+                          "redis://",
+                          "redis://host",
+                          "redis://host:",
+                          "redis://host:0",
+                          "redis://host:65536",
+                          "redis://host:63x9",
+                          "redis://:6379",
+                          "redis://host:6379/",
+                          "redis://host:6379/x",
+                          "redis://host:6379/-1",
+                          "redis://@host:6379",
+                          "redis://a:b@host:6379",
+                          "redis://a b:6379",
+                          "postgres://h:5432",
+                          "file:x.db"}) {
     BOOST_TEST_CONTEXT(bad) {
       check_usage_error({"--store", bad}, "store");
       BOOST_TEST(!sb::parse_store_uri(bad).has_value());

@@ -9,10 +9,8 @@
 #include <boost/asio/use_future.hpp>
 
 #include "switchboard/clock.hpp"
-#include "switchboard/hub.hpp"
 #include "switchboard/log.hpp"
 #include "switchboard/metrics.hpp"
-#include "switchboard/protocol.hpp"
 #include "switchboard/spawn.hpp"
 
 namespace switchboard::store {
@@ -25,13 +23,16 @@ constexpr std::size_t max_round = 1024;
 // Messages per replay page: the writer asks for the next page only after it
 // wrote this one, so a replay never has more than one page queued.
 constexpr std::size_t replay_page_size = 128;
+// A fetch that found the store unavailable is tried again after this; the
+// session waits (a replay never fails a session for an outage).
+constexpr std::chrono::milliseconds retry_pause{500};
 
 }  // namespace
 
-worker::worker(std::unique_ptr<backend> b, switchboard::hub& h, metrics& m,
+worker::worker(std::unique_ptr<async_backend> b, outcomes& out, metrics& m,
                std::chrono::seconds sweep_interval, asio::any_io_executor executor)
     : backend_(std::move(b)),
-      hub_(h),
+      out_(out),
       metrics_(m),
       sweep_interval_(sweep_interval),
       own_thread_(!executor),
@@ -43,12 +44,14 @@ worker::~worker() {
 }
 
 void worker::start() {
+  backend_->start();
   asio::co_spawn(executor_, run(), log_exception("store worker"));
   asio::co_spawn(executor_, sweep(), log_exception("store sweep"));
   if (own_thread_) thread_ = std::thread([this] { context_.run(); });
 }
 
 void worker::stop() {
+  backend_->stop();
   if (!thread_.joinable()) return;
   // A sentinel, not close(): closing a channel drops what it buffers.
   requests_.async_send(boost::system::error_code{}, request::stop{}, asio::use_future).get();
@@ -69,7 +72,7 @@ asio::awaitable<void> worker::submit(store_request r) {
 asio::awaitable<void> worker::run() {
   std::vector<store_request> round;
   std::vector<request::append> group;
-  std::vector<backend::cursor_move> moves;
+  std::vector<cursor_move> moves;
   bool stopping = false;
   while (!stopping) {
     auto [ec, first] = co_await requests_.async_receive(asio::as_tuple(asio::use_awaitable));
@@ -87,33 +90,47 @@ asio::awaitable<void> worker::run() {
         group.push_back(std::move(*a));
         continue;
       }
+      if (auto* m = std::get_if<request::advance>(&r)) {
+        // Cursor moves commute with appends, so they wait for the end of the
+        // round and go in one transaction.
+        moves.push_back({m->user, m->seq});
+        continue;
+      }
       // An open or a fetch must see every append that came before it.
       if (!group.empty()) co_await commit(group);
       if (auto* o = std::get_if<request::open>(&r)) {
         co_await handle(*o);
       } else if (auto* f = std::get_if<request::fetch>(&r)) {
-        handle(*f);
-      } else if (auto* m = std::get_if<request::advance>(&r)) {
-        // Cursor moves commute with appends, so they wait for the end of the
-        // round and go in one transaction.
-        moves.push_back({m->user, m->seq});
+        co_await handle(*f);
+      } else if (auto* c = std::get_if<request::close>(&r)) {
+        co_await handle(*c);
       } else {
         stopping = true;
       }
     }
     if (!group.empty()) co_await commit(group);
-    if (!moves.empty()) {
-      try {
-        backend_->advance_cursors(moves);
-      } catch (const std::exception& e) {
-        // The cursor stays behind: those messages are replayed once more,
-        // which at-least-once delivery allows.
-        SB_LOG(warn) << "store: cursor update failed: " << e.what();
-      }
-      moves.clear();
-    }
+    if (!moves.empty()) co_await move_cursors(moves);
   }
   if (own_thread_) context_.stop();
+}
+
+asio::awaitable<void> worker::move_cursors(std::vector<cursor_move>& moves) {
+  try {
+    co_await backend_->advance_cursors(moves);
+    moves.clear();
+  } catch (const unavailable& e) {
+    // Kept for the next round: a lost move under ack=auto would replay
+    // what a client already has. Bounded: one entry per user is enough.
+    if (moves.size() > request_capacity) {
+      SB_LOG(warn) << "store: " << moves.size() << " cursor moves dropped: " << e.what();
+      moves.clear();
+    }
+  } catch (const std::exception& e) {
+    // The cursor stays behind: those messages are replayed once more,
+    // which at-least-once delivery allows.
+    SB_LOG(warn) << "store: cursor update failed: " << e.what();
+    moves.clear();
+  }
 }
 
 asio::awaitable<void> worker::commit(std::vector<request::append>& group) {
@@ -124,58 +141,53 @@ asio::awaitable<void> worker::commit(std::vector<request::append>& group) {
 
   append_outcome outcome;
   try {
-    outcome = backend_->append(batch);
+    outcome = co_await backend_->append(batch);
   } catch (const std::exception& e) {
     // Nothing of the group was stored: every sender hears so and may resend.
     SB_LOG(warn) << "store: append of " << batch.size() << " messages failed: " << e.what();
-    for (std::size_t i = 0; i < group.size(); ++i) {
-      metrics_.count_error("unavailable");
-      auto text = std::make_shared<const std::string>(protocol::error_frame(
-          protocol::error_code::unavailable, "the store cannot take messages now", batch[i].id));
-      if (!group[i].sender->push(std::move(text)))
-        group[i].sender->abort(close_reason::slow_consumer);
-    }
+    for (std::size_t i = 0; i < group.size(); ++i)
+      out_.refused(group[i].sender, batch[i].id);
     group.clear();
     co_return;
   }
 
   metrics_.messages_evicted_total.fetch_add(outcome.evicted, std::memory_order_relaxed);
   const auto stored_at = std::chrono::steady_clock::now();
-  hub_event::committed committed;
-  committed.messages.reserve(batch.size());
+  const bool routed = backend_->routes_messages();
+  std::vector<stored_message> committed;
+  if (!routed) committed.reserve(batch.size());
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const auto& result = outcome.results[i];
     auto& message = batch[i];
+    if (result.refused) {
+      out_.refused(group[i].sender, message.id);
+      continue;
+    }
     metrics_.observe_store_append(
         std::chrono::duration<double>(stored_at - group[i].parsed_at).count());
-    if (message.id) {
-      auto text = std::make_shared<const std::string>(
-          protocol::receipt_frame(*message.id, result.receiver, result.seq, result.ts_ms));
-      if (!group[i].sender->push(std::move(text)))
-        group[i].sender->abort(close_reason::slow_consumer);
-    }
-    if (result.stored) {
-      committed.messages.push_back(stored_message{result.seq, message.sender, message.receiver,
-                                                  std::move(message.content), message.ts_ms,
-                                                  std::move(message.id)});
+    if (message.id) out_.receipt(group[i].sender, *message.id, result);
+    if (result.stored && !routed) {
+      committed.push_back(stored_message{result.seq, message.sender, message.receiver,
+                                         std::move(message.content), message.ts_ms,
+                                         std::move(message.id)});
     }
   }
   group.clear();
-  if (committed.messages.empty()) co_return;
-  hub_message message = std::move(committed);
-  co_await hub_.send(std::move(message));
+  if (committed.empty()) co_return;
+  co_await out_.committed(std::move(committed));
 }
 
 asio::awaitable<void> worker::handle(request::open& r) {
   user_position position;
   try {
-    position = backend_->position(r.session->user);
+    position = co_await backend_->open({r.session->user, r.session->id});
   } catch (const std::exception& e) {
-    SB_LOG(warn) << "store: cannot read the inbox of user " << r.session->user << ": " << e.what();
+    SB_LOG(warn) << "store: cannot open the inbox of user " << r.session->user << ": " << e.what();
     // The session waits for its welcome: a close ends that wait.
     r.session->post(event::close{close_reason::shutdown});
     co_return;
   }
+  r.session->store_opened.store(true, std::memory_order_relaxed);
   // The hub hears of the session before the session hears its welcome:
   // the writer's first caught_up must find it registered. Nothing else can
   // come first: the hub sends a session nothing but answers to caught_up
@@ -190,20 +202,44 @@ asio::awaitable<void> worker::handle(request::open& r) {
   const seq_t from = std::min(r.since.value_or(position.cursor), position.highest);
   const bool live = from == position.highest;
   auto session = r.session;
-  hub_message registered = hub_event::registered{std::move(r.session), position, live};
-  co_await hub_.send(std::move(registered));
+  co_await out_.registered(std::move(r.session), position, live);
   session->post(event::welcome{position, live});
 }
 
-void worker::handle(request::fetch& r) {
+asio::awaitable<void> worker::handle(request::fetch& r) {
   try {
-    auto messages = backend_->fetch(r.session->user, r.after, replay_page_size);
+    auto messages = co_await backend_->fetch(r.session->user, r.after, replay_page_size);
     if (!r.session->post(event::replay_page{std::move(messages)}))
       r.session->abort(close_reason::slow_consumer);
+  } catch (const unavailable& e) {
+    // The session keeps its place and waits; the outage is logged by the
+    // backend, once.
+    if (r.session->channel().is_open()) retry_later(std::move(r));
   } catch (const std::exception& e) {
     SB_LOG(warn) << "store: replay for user " << r.session->user << " failed: " << e.what();
     r.session->abort(close_reason::shutdown);
   }
+}
+
+asio::awaitable<void> worker::handle(request::close& r) {
+  try {
+    co_await backend_->close({r.session->user, r.session->id});
+  } catch (const std::exception& e) {
+    // A cluster forgets a session whose registration lapses (its lease).
+    SB_LOG(debug) << "store: closing session " << r.session->id << ": " << e.what();
+  }
+}
+
+void worker::retry_later(store_request r) {
+  asio::co_spawn(
+      executor_,
+      [this, r = std::move(r)]() mutable -> asio::awaitable<void> {
+        asio::steady_timer pause(executor_, retry_pause);
+        auto [ec] = co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (ec) co_return;
+        co_await submit(std::move(r));
+      },
+      log_exception("store retry"));
 }
 
 asio::awaitable<void> worker::sweep() {
@@ -213,7 +249,7 @@ asio::awaitable<void> worker::sweep() {
     auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
     if (ec) co_return;
     try {
-      const auto evicted = backend_->evict_expired(unix_ms());
+      const auto evicted = co_await backend_->evict_expired(unix_ms());
       metrics_.messages_evicted_total.fetch_add(evicted, std::memory_order_relaxed);
     } catch (const std::exception& e) {
       SB_LOG(warn) << "store: eviction failed: " << e.what();

@@ -6,9 +6,15 @@
 //
 // Requests arrive on one bounded channel and are handled in arrival order.
 // Appends that arrive together are grouped into one backend call (one
-// transaction: group commit); a receipt goes out only after the group was
-// committed, and committed messages go to the hub in commit order, which is
-// seq order for every receiver.
+// transaction, or one pipelined round trip to Redis: group commit); a
+// receipt goes out only after the group was committed, and committed
+// messages go to the layer above in commit order, which is seq order for
+// every receiver.
+//
+// The worker knows nothing of the hub or of frames: it reports typed
+// outcomes (registered, committed, receipt, refused) to store::outcomes, which
+// the layer above implements (delivery.hpp). A Redis backend runs on the main
+// I/O thread like memory:, since it never blocks (it awaits the network).
 #pragma once
 
 #include <chrono>
@@ -23,10 +29,10 @@
 
 #include "switchboard/net.hpp"
 #include "switchboard/session_handle.hpp"
-#include "switchboard/store/backend.hpp"
+#include "switchboard/store/async_backend.hpp"
+#include "switchboard/store/types.hpp"
 
 namespace switchboard {
-class hub;
 class metrics;
 }  // namespace switchboard
 
@@ -52,22 +58,46 @@ struct advance {
   user_id user;
   seq_t seq;
 };
+// A session that was opened ended: the cluster forgets it.
+struct close {
+  session_ptr session;
+};
 
 // Sent by stop(): everything before it is handled, then the thread ends.
 struct stop {};
 }  // namespace request
 
-using store_request =
-    std::variant<request::append, request::open, request::fetch, request::advance, request::stop>;
+using store_request = std::variant<request::append, request::open, request::fetch, request::advance,
+                                   request::close, request::stop>;
+
+// What the worker's requests came to, told to the layer above, which turns
+// them into hub events and frames.
+class outcomes {
+ public:
+  virtual ~outcomes() = default;
+  // The session is known to the store; its welcome follows at once. Must
+  // reach the hub before anything committed later does.
+  virtual asio::awaitable<void> registered(session_ptr session, user_position position,
+                                           bool live) = 0;
+  // Messages stored, in seq order per receiver (not called when the
+  // backend routes messages itself).
+  virtual asio::awaitable<void> committed(std::vector<stored_message> messages) = 0;
+  // The message of `sender` with `id` was stored (or was a resend).
+  virtual void receipt(const session_ptr& sender, const message_id& id,
+                       const append_result& result) = 0;
+  // Nothing of the message was stored: ERROR unavailable.
+  virtual void refused(const session_ptr& sender, const std::optional<message_id>& id) = 0;
+};
 
 class worker {
  public:
   // Without `executor`, the worker runs on a thread of its own.
-  worker(std::unique_ptr<backend> b, switchboard::hub& h, metrics& m,
+  worker(std::unique_ptr<async_backend> b, outcomes& out, metrics& m,
          std::chrono::seconds sweep_interval, asio::any_io_executor executor = {});
   ~worker();
 
   void start();
+  async_backend& backend() { return *backend_; }
   // With a thread of its own: finishes what was already queued, then stops
   // the thread. On the I/O threads: nothing to do, the server's loop ended.
   void stop();
@@ -83,13 +113,17 @@ class worker {
   asio::awaitable<void> sweep();
   asio::awaitable<void> commit(std::vector<request::append>& group);
   asio::awaitable<void> handle(request::open& r);
-  void handle(request::fetch& r);
+  asio::awaitable<void> handle(request::fetch& r);
+  asio::awaitable<void> handle(request::close& r);
+  asio::awaitable<void> move_cursors(std::vector<cursor_move>& moves);
+  // Submits `r` again after a pause: a fetch that found the store unavailable.
+  void retry_later(store_request r);
 
   using channel_type =
       asio::experimental::concurrent_channel<void(boost::system::error_code, store_request)>;
 
-  std::unique_ptr<backend> backend_;
-  switchboard::hub& hub_;
+  std::unique_ptr<async_backend> backend_;
+  outcomes& out_;
   metrics& metrics_;
   const std::chrono::seconds sweep_interval_;
   const bool own_thread_;

@@ -1,0 +1,116 @@
+// The store seam: what the store worker (store.hpp) asks of a backend, as
+// coroutines, so that a backend may wait on the network (Redis) without a
+// thread of its own. The memory and SQLite backends are synchronous
+// (backend.hpp) and sit behind sync_adapter; the Redis backend
+// (redis_backend.hpp) is asynchronous. The same behaviour tests run against
+// all three (test/unit/test_store_backend.cpp).
+//
+// The store knows nothing of the hub or of frames. A backend that routes
+// messages between nodes itself (the cluster, PROTOCOL.md section 7) reports
+// what arrives from elsewhere to a route_sink, which the layer above turns
+// into hub events; the worker reports its own outcomes to store::outcomes
+// (store.hpp).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "switchboard/net.hpp"
+#include "switchboard/store/backend.hpp"
+#include "switchboard/store/types.hpp"
+
+namespace switchboard::store {
+
+// What a cluster backend learns from the other nodes, in the order it learnt
+// it. Called on the backend's executor.
+class route_sink {
+ public:
+  virtual ~route_sink() = default;
+  // A message appended to an inbox this node subscribed to, on any node.
+  virtual void message(stored_message m) = 0;
+  // The inbox of `user` has reached at least `highest` (after a lost
+  // subscription or a reconnection: fill any gap from the inbox).
+  virtual void inbox_at(user_id user, seq_t highest) = 0;
+  // The cluster closed this session: over --max-sessions-per-user on some
+  // node, or its registration was lost.
+  virtual void replaced(user_id user, std::string session_id) = 0;
+};
+
+// A session as the store sees it: whose inbox, and a name unique in the
+// cluster.
+struct session_key {
+  user_id user = 0;
+  std::string_view id;
+};
+
+class async_backend {
+ public:
+  virtual ~async_backend() = default;
+
+  // As backend::append. Throws unavailable when nothing of the batch was
+  // stored.
+  virtual asio::awaitable<append_outcome> append(std::span<const append_request> batch) = 0;
+
+  // A session opens: where its user's inbox stands. A cluster backend also
+  // registers the session cluster-wide (--max-sessions-per-user counts every
+  // node) and starts routing the user's messages to this node before it
+  // reads the position, so that nothing stored after the position is missed.
+  virtual asio::awaitable<user_position> open(session_key session) = 0;
+  // The session ended (always after a successful open).
+  virtual asio::awaitable<void> close(session_key session) = 0;
+
+  virtual asio::awaitable<std::vector<stored_message>> fetch(user_id user, seq_t after,
+                                                             std::size_t max_count) = 0;
+  virtual asio::awaitable<void> advance_cursors(std::span<const cursor_move> moves) = 0;
+  // Retention and dedup sweeps; a backend with TTLs does nothing here.
+  virtual asio::awaitable<std::uint64_t> evict_expired(std::int64_t now_ms) = 0;
+
+  // True when committed messages reach the hub through route_sink (pub/sub)
+  // rather than from the worker after each commit.
+  virtual bool routes_messages() const { return false; }
+  // Whether the backend can take writes now (/healthz, /metrics).
+  virtual bool available() const { return true; }
+
+  virtual void start() {}
+  virtual void stop() {}
+};
+
+// A synchronous backend behind the asynchronous seam: each call runs to the
+// end on the caller's thread (the store thread, or the main I/O thread for
+// memory:).
+class sync_adapter final : public async_backend {
+ public:
+  explicit sync_adapter(std::unique_ptr<backend> b) : backend_(std::move(b)) {}
+
+  asio::awaitable<append_outcome> append(std::span<const append_request> batch) override {
+    co_return backend_->append(batch);
+  }
+  asio::awaitable<user_position> open(session_key session) override {
+    co_return backend_->position(session.user);
+  }
+  asio::awaitable<void> close(session_key) override { co_return; }
+  asio::awaitable<std::vector<stored_message>> fetch(user_id user, seq_t after,
+                                                     std::size_t max_count) override {
+    co_return backend_->fetch(user, after, max_count);
+  }
+  asio::awaitable<void> advance_cursors(std::span<const cursor_move> moves) override {
+    backend_->advance_cursors(moves);
+    co_return;
+  }
+  asio::awaitable<std::uint64_t> evict_expired(std::int64_t now_ms) override {
+    co_return backend_->evict_expired(now_ms);
+  }
+
+  backend& wrapped() { return *backend_; }
+
+ private:
+  std::unique_ptr<backend> backend_;
+};
+
+}  // namespace switchboard::store
