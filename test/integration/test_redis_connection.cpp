@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <future>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,22 @@ struct fixture {
                           "not connected within " << limit.count() << " ms");
   }
 
+  // A second command connection to the same server, up.
+  redis::connection& publisher_of(const test::redis_server& server) {
+    if (!other) {
+      other = std::make_unique<redis::connection>(context.get_executor(), at(server),
+                                                  fast_options(), counters);
+      other->start();
+      wait_connected(*other);
+    }
+    return *other;
+  }
+  std::unique_ptr<redis::connection> other;
+
+  ~fixture() {
+    if (other) stop(*other);
+  }
+
   // Stops `c` and lets what it had pending end before the context goes.
   void stop(redis::connection& c) {
     c.stop();
@@ -135,6 +152,8 @@ BOOST_AUTO_TEST_CASE(pipelines_n_commands_and_returns_n_replies_in_order) {
   BOOST_TEST(replies[n].elements[n - 1].str == std::to_string(n - 1));
   BOOST_TEST(counters.round_trips.load() == 1u);
   BOOST_TEST(counters.command_up.load());
+  BOOST_TEST(server.cli({"INFO", "commandstats"}).find("cmdstat_rpush:calls=500,") !=
+             std::string::npos);
 
   // Binary-safe both ways.
   const std::string binary("a\0b\r\nc", 6);
@@ -237,6 +256,38 @@ BOOST_AUTO_TEST_CASE(late_replies_never_reach_the_next_call) {
   const auto replies = exec(c, {{"SET", "k", "v"}, {"GET", "k"}});
   BOOST_TEST(replies[0].str == "OK");
   BOOST_TEST(replies[1].str == "v");
+  stop(c);
+}
+
+BOOST_AUTO_TEST_CASE(an_append_only_redis_keeps_data_across_a_restart) {
+  test::redis_server_options o;
+  o.append_only = true;
+  test::redis_server server(o);
+  redis::connection c(context.get_executor(), at(server), fast_options(), counters);
+  c.start();
+  wait_connected(c);
+  exec(c, {{"SET", "durable", "yes"}});
+  server.restart();
+  BOOST_TEST(run_until([&] { return !c.connected(); }, 3000ms));
+  wait_connected(c, 3000ms);
+  BOOST_TEST(exec(c, {{"GET", "durable"}})[0].str == "yes");
+  stop(c);
+}
+
+BOOST_AUTO_TEST_CASE(one_exec_at_a_time) {
+  test::redis_server server;
+  redis::connection c(context.get_executor(), at(server), fast_options(), counters);
+  c.start();
+  c.start();  // a second start does nothing
+  wait_connected(c);
+  auto first = asio::co_spawn(context, c.exec(encode({{"BLPOP", "q", "1"}}), 1), asio::use_future);
+  run_for(20ms);
+  BOOST_CHECK_THROW(exec(c, {{"PING"}}), std::logic_error);
+  exec(publisher_of(server), {{"RPUSH", "q", "item"}});
+  BOOST_REQUIRE(run_until([&] { return first.wait_for(0s) == std::future_status::ready; }));
+  const auto replies = first.get();
+  BOOST_TEST(replies[0].elements.at(1).str == "item");
+  BOOST_TEST(exec(c, {{"PING"}})[0].str == "PONG");
   stop(c);
 }
 

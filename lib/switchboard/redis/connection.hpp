@@ -76,7 +76,7 @@ class connection {
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
 
-  void start();
+  void start();  // once; after stop() it does nothing
   // Closes, no more reconnects; a pending exec throws unavailable. on_state
   // is not called for this last change.
   void stop();
@@ -92,7 +92,8 @@ class connection {
   // connection's executor.
   asio::awaitable<std::vector<reply>> exec(std::string commands, std::size_t count);
 
-  std::function<void(bool up)> on_state;  // optional: called on every up/down change
+  // Optional: called on every up/down change. Must not throw.
+  std::function<void(bool up)> on_state;
 
  private:
   struct impl;

@@ -87,6 +87,7 @@ struct subscriber::impl {
   backoff backoff_;
   failure_log log_;
   subscriber* owner_ = nullptr;  // for the callbacks; null once stopped
+  bool started_ = false;
   bool stopped_ = false;
   bool up_ = false;
   bool ever_up_ = false;
@@ -346,6 +347,9 @@ subscriber::~subscriber() {
 }
 
 void subscriber::start() {
+  // Once: a second run loop would race the first for the socket.
+  if (impl_->started_ || impl_->stopped_) return;
+  impl_->started_ = true;
   asio::co_spawn(impl_->executor_, impl::run(impl_), log_exception("redis subscriber"));
 }
 

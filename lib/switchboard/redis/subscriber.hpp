@@ -36,12 +36,15 @@ class subscriber {
   subscriber(const subscriber&) = delete;
   subscriber& operator=(const subscriber&) = delete;
 
-  void start();
+  void start();  // once; after stop() it does nothing
   // Closes, no more reconnects; a pending subscribe throws unavailable. No
   // callback is called from here on, not even on_state for this change.
   void stop();
   bool connected() const;  // every channel confirmed, on_connected called, not failed since
 
+  // The callbacks are optional and must not throw (an exception from one
+  // ends the connection, which then reconnects). on_message's views are valid
+  // during the call only.
   std::function<void(std::string_view channel, std::string_view payload)> on_message;
   std::function<void()> on_connected;  // after all channels are confirmed, every (re)connect
   std::function<void(bool up)> on_state;
