@@ -51,8 +51,8 @@ struct endpoint {
 // Counters the server's /metrics reads (atomics, relaxed; read from other threads).
 struct counters {
   std::atomic<std::uint64_t> round_trips{0};  // exec() calls that got their replies
-  std::atomic<std::uint64_t> reconnects{
-      0};                                  // successful connects after the first, both connections
+  // Successful connects after the first, both connections.
+  std::atomic<std::uint64_t> reconnects{0};
   std::atomic<std::uint64_t> messages{0};  // pub/sub messages received
   std::atomic<bool> command_up{false}, subscriber_up{false};
 };
