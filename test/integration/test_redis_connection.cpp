@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <future>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "support/redis_server.hpp"
 #include "switchboard/redis/connection.hpp"
 #include "switchboard/redis/resp.hpp"
+#include "switchboard/redis/subscriber.hpp"
 
 using namespace switchboard;
 using namespace std::chrono_literals;
@@ -102,6 +104,22 @@ struct fixture {
                           "not connected within " << limit.count() << " ms");
   }
 
+  // A second command connection to the same server, up.
+  redis::connection& publisher_of(const test::redis_server& server) {
+    if (!other) {
+      other = std::make_unique<redis::connection>(context.get_executor(), at(server),
+                                                  fast_options(), counters);
+      other->start();
+      wait_connected(*other);
+    }
+    return *other;
+  }
+  std::unique_ptr<redis::connection> other;
+
+  ~fixture() {
+    if (other) stop(*other);
+  }
+
   // Stops `c` and lets what it had pending end before the context goes.
   void stop(redis::connection& c) {
     c.stop();
@@ -134,6 +152,8 @@ BOOST_AUTO_TEST_CASE(pipelines_n_commands_and_returns_n_replies_in_order) {
   BOOST_TEST(replies[n].elements[n - 1].str == std::to_string(n - 1));
   BOOST_TEST(counters.round_trips.load() == 1u);
   BOOST_TEST(counters.command_up.load());
+  BOOST_TEST(server.cli({"INFO", "commandstats"}).find("cmdstat_rpush:calls=500,") !=
+             std::string::npos);
 
   // Binary-safe both ways.
   const std::string binary("a\0b\r\nc", 6);
@@ -239,6 +259,38 @@ BOOST_AUTO_TEST_CASE(late_replies_never_reach_the_next_call) {
   stop(c);
 }
 
+BOOST_AUTO_TEST_CASE(an_append_only_redis_keeps_data_across_a_restart) {
+  test::redis_server_options o;
+  o.append_only = true;
+  test::redis_server server(o);
+  redis::connection c(context.get_executor(), at(server), fast_options(), counters);
+  c.start();
+  wait_connected(c);
+  exec(c, {{"SET", "durable", "yes"}});
+  server.restart();
+  BOOST_TEST(run_until([&] { return !c.connected(); }, 3000ms));
+  wait_connected(c, 3000ms);
+  BOOST_TEST(exec(c, {{"GET", "durable"}})[0].str == "yes");
+  stop(c);
+}
+
+BOOST_AUTO_TEST_CASE(one_exec_at_a_time) {
+  test::redis_server server;
+  redis::connection c(context.get_executor(), at(server), fast_options(), counters);
+  c.start();
+  c.start();  // a second start does nothing
+  wait_connected(c);
+  auto first = asio::co_spawn(context, c.exec(encode({{"BLPOP", "q", "1"}}), 1), asio::use_future);
+  run_for(20ms);
+  BOOST_CHECK_THROW(exec(c, {{"PING"}}), std::logic_error);
+  exec(publisher_of(server), {{"RPUSH", "q", "item"}});
+  BOOST_REQUIRE(run_until([&] { return first.wait_for(0s) == std::future_status::ready; }));
+  const auto replies = first.get();
+  BOOST_TEST(replies[0].elements.at(1).str == "item");
+  BOOST_TEST(exec(c, {{"PING"}})[0].str == "PONG");
+  stop(c);
+}
+
 BOOST_AUTO_TEST_CASE(auth_with_password) {
   test::redis_server_options o;
   o.password = "s3cret";
@@ -338,6 +390,229 @@ BOOST_AUTO_TEST_CASE(stop_fails_a_pending_exec_and_nothing_runs_after) {
   BOOST_REQUIRE(run_until([&] { return pending.wait_for(0s) == std::future_status::ready; }));
   BOOST_CHECK_THROW(pending.get(), redis::unavailable);
   run_for(50ms);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+namespace {
+
+// A subscriber that records what it is told, and a command connection to publish with.
+struct pubsub_fixture : fixture {
+  test::redis_server server;
+  redis::connection publisher{context.get_executor(), at(server), fast_options(), counters};
+  redis::subscriber sub{context.get_executor(), at(server), fast_options(), counters};
+  std::vector<std::pair<std::string, std::string>> received;
+  int connected_calls = 0;
+  std::vector<bool> states;
+
+  pubsub_fixture() {
+    sub.on_message = [this](std::string_view channel, std::string_view payload) {
+      received.emplace_back(channel, payload);
+    };
+    sub.on_connected = [this] { ++connected_calls; };
+    sub.on_state = [this](bool up) { states.push_back(up); };
+    publisher.start();
+    sub.start();
+    wait_connected(publisher);
+    BOOST_REQUIRE(run_until([&] { return sub.connected(); }));
+  }
+  ~pubsub_fixture() {
+    sub.stop();
+    publisher.stop();
+    run_for(20ms);
+  }
+
+  void subscribe(const std::string& channel) { await(sub.subscribe(channel)); }
+
+  long long publish(const std::string& channel, const std::string& payload) {
+    return exec(publisher, {{"PUBLISH", channel, payload}})[0].integer;
+  }
+
+  // PUBSUB NUMSUB, as Redis sees it.
+  std::string subscribers_of(const std::string& channel) {
+    const auto r = exec(publisher, {{"PUBSUB", "NUMSUB", channel}});
+    return std::to_string(r[0].elements.at(1).integer);
+  }
+
+  bool receive(std::size_t n, milliseconds limit = 3000ms) {
+    return run_until([&] { return received.size() >= n; }, limit);
+  }
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(subscriber, pubsub_fixture)
+
+BOOST_AUTO_TEST_CASE(receives_published_messages_in_order) {
+  BOOST_TEST(connected_calls == 1);
+  subscribe("room");
+  constexpr int n = 200;
+  std::vector<command> publishes;
+  for (int i = 0; i < n; ++i)
+    publishes.push_back({"PUBLISH", "room", "m" + std::to_string(i)});
+  const auto replies = exec(publisher, publishes);
+  BOOST_TEST(replies[0].integer == 1);  // one subscriber got it
+  BOOST_REQUIRE(receive(n));
+  for (int i = 0; i < n; ++i) {
+    BOOST_TEST(received[i].first == "room");
+    BOOST_TEST(received[i].second == "m" + std::to_string(i));
+  }
+  BOOST_TEST(counters.messages.load() == std::uint64_t(n));
+
+  // Binary payloads arrive whole.
+  const std::string binary("x\0y\r\n", 5);
+  publish("room", binary);
+  BOOST_REQUIRE(receive(n + 1));
+  BOOST_TEST(received.back().second == binary);
+}
+
+BOOST_AUTO_TEST_CASE(subscribe_completes_once_redis_confirmed) {
+  subscribe("a");
+  // No waiting here: the confirmation came before subscribe() returned.
+  BOOST_TEST(subscribers_of("a") == "1");
+  BOOST_TEST(publish("a", "hello") == 1);
+  BOOST_REQUIRE(receive(1));
+  // Already confirmed: completes at once.
+  subscribe("a");
+}
+
+BOOST_AUTO_TEST_CASE(subscribe_when_down_throws_at_once) {
+  redis::subscriber down(context.get_executor(), at(server), fast_options(), counters);
+  const auto before = steady_clock::now();
+  BOOST_CHECK_THROW(await(down.subscribe("x")), redis::unavailable);
+  BOOST_TEST(elapsed_ms(before) < 50);
+}
+
+BOOST_AUTO_TEST_CASE(unsubscribe_is_reference_counted) {
+  subscribe("c");
+  subscribe("c");
+  sub.unsubscribe("c");
+  run_for(50ms);
+  BOOST_TEST(subscribers_of("c") == "1");
+  publish("c", "still");
+  BOOST_REQUIRE(receive(1));
+
+  sub.unsubscribe("c");
+  BOOST_TEST(run_until([&] { return subscribers_of("c") == "0"; }, 2000ms));
+  BOOST_TEST(publish("c", "gone") == 0);
+  run_for(50ms);
+  BOOST_TEST(received.size() == 1u);
+  sub.unsubscribe("never-subscribed");  // ignored
+
+  // And back again.
+  subscribe("c");
+  BOOST_TEST(subscribers_of("c") == "1");
+}
+
+BOOST_AUTO_TEST_CASE(client_kill_pubsub_resubscribes_every_channel) {
+  for (const auto* c : {"x", "y", "z"})
+    subscribe(c);
+  subscribe("x");  // counted twice: one entry on the wire
+  BOOST_TEST(connected_calls == 1);
+
+  server.cli({"CLIENT", "KILL", "TYPE", "pubsub"});
+  BOOST_REQUIRE(run_until([&] { return connected_calls == 2; }, 3000ms));
+  BOOST_TEST(sub.connected());
+  BOOST_TEST(counters.reconnects.load() == 1u);
+  BOOST_TEST((states == std::vector<bool>{true, false, true}));
+  for (const auto* c : {"x", "y", "z"}) {
+    BOOST_TEST(subscribers_of(c) == "1");
+    publish(c, std::string("after ") + c);
+  }
+  BOOST_REQUIRE(receive(3));
+  BOOST_TEST(received[0].second == "after x");
+  BOOST_TEST(received[2].second == "after z");
+}
+
+BOOST_AUTO_TEST_CASE(restart_resubscribes_and_calls_on_connected) {
+  subscribe("r");
+  server.restart();
+  BOOST_REQUIRE(run_until([&] { return connected_calls == 2; }, 3000ms));
+  wait_connected(publisher, 3000ms);
+  BOOST_TEST(publish("r", "back") == 1);
+  BOOST_REQUIRE(receive(1));
+}
+
+BOOST_AUTO_TEST_CASE(a_hung_redis_is_noticed_within_the_deadline) {
+  subscribe("h");
+  server.pause();
+  const auto before = steady_clock::now();
+  // A PING goes out at most deadline/3 after the pause, and its answer is
+  // given up on a deadline later.
+  BOOST_REQUIRE(run_until([&] { return !sub.connected(); }, 3000ms));
+  const auto took = elapsed_ms(before);
+  BOOST_TEST(took >= deadline.count() - 10);
+  BOOST_TEST(took < 2 * deadline.count() + 200);
+  BOOST_TEST(!counters.subscriber_up.load());
+
+  server.resume();
+  BOOST_REQUIRE(run_until([&] { return connected_calls == 2; }, 3000ms));
+  wait_connected(publisher, 3000ms);
+  BOOST_TEST(publish("h", "awake") == 1);
+  BOOST_REQUIRE(receive(1));
+}
+
+BOOST_AUTO_TEST_CASE(an_unconfirmed_subscribe_throws_and_is_rolled_back) {
+  subscribe("kept");
+  server.pause();
+  const auto before = steady_clock::now();
+  BOOST_CHECK_THROW(await(sub.subscribe("lost")), redis::unavailable);
+  BOOST_TEST(elapsed_ms(before) < deadline.count() + 300);
+  BOOST_TEST(!sub.connected());  // taken for hung: reconnecting
+
+  server.resume();
+  BOOST_REQUIRE(run_until([&] { return connected_calls == 2; }, 3000ms));
+  wait_connected(publisher, 3000ms);
+  BOOST_TEST(subscribers_of("kept") == "1");
+  BOOST_TEST(subscribers_of("lost") == "0");  // not resubscribed: the count was rolled back
+}
+
+BOOST_AUTO_TEST_CASE(stop_fails_a_pending_subscribe_and_nothing_runs_after) {
+  redis::counters local;
+  auto s = std::make_unique<redis::subscriber>(context.get_executor(), at(server), fast_options(),
+                                               local);
+  int calls = 0;
+  s->on_connected = [&] { ++calls; };
+  s->start();
+  BOOST_REQUIRE(run_until([&] { return s->connected(); }));
+  server.pause();  // so that the confirmation never comes
+  auto pending = asio::co_spawn(context, s->subscribe("p"), asio::use_future);
+  run_for(50ms);
+  s->stop();
+  s.reset();
+  BOOST_REQUIRE(run_until([&] { return pending.wait_for(0s) == std::future_status::ready; }));
+  BOOST_CHECK_THROW(pending.get(), redis::unavailable);
+  server.resume();
+  run_for(100ms);
+  BOOST_TEST(calls == 1);
+}
+
+BOOST_AUTO_TEST_CASE(auth_and_acl_user_on_the_subscriber) {
+  test::redis_server_options o;
+  o.acl_user = "listener";
+  o.acl_password = "pw";
+  test::redis_server secured(o);
+  auto ep = at(secured);
+  ep.user = "listener";
+  ep.password = "pw";
+  redis::subscriber s(context.get_executor(), ep, fast_options(), counters);
+  std::vector<std::string> got;
+  s.on_message = [&](std::string_view, std::string_view p) { got.emplace_back(p); };
+  s.start();
+  BOOST_REQUIRE(run_until([&] { return s.connected(); }));
+  await(s.subscribe("secure"));
+  secured.cli({"PUBLISH", "secure", "ok"});
+  BOOST_REQUIRE(run_until([&] { return got.size() == 1; }, 3000ms));
+  BOOST_TEST(got[0] == "ok");
+
+  ep.password = "wrong";
+  redis::subscriber bad(context.get_executor(), ep, fast_options(), counters);
+  bad.start();
+  run_for(300ms);
+  BOOST_TEST(!bad.connected());
+  s.stop();
+  bad.stop();
+  run_for(20ms);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

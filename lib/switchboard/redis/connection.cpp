@@ -86,6 +86,7 @@ struct connection::impl {
   backoff backoff_;
   failure_log log_;
   connection* owner_ = nullptr;  // for on_state; null once stopped
+  bool started_ = false;
   bool stopped_ = false;
   bool up_ = false;
   bool ever_up_ = false;  // a later successful connect counts as a reconnect
@@ -111,6 +112,7 @@ asio::awaitable<void> connection::impl::run(std::shared_ptr<impl> self) {
     if (self->stopped_) co_return;
     if (failure.empty()) {
       self->set_up();
+      if (self->stopped_) co_return;  // on_state may have stopped us
       auto why = co_await self->read_replies();
       if (self->stopped_) co_return;
       self->set_down(why);
@@ -234,6 +236,9 @@ connection::~connection() {
 }
 
 void connection::start() {
+  // Once: a second run loop would race the first for the socket.
+  if (impl_->started_ || impl_->stopped_) return;
+  impl_->started_ = true;
   asio::co_spawn(impl_->executor_, impl::run(impl_), log_exception("redis command connection"));
 }
 

@@ -51,8 +51,8 @@ struct endpoint {
 // Counters the server's /metrics reads (atomics, relaxed; read from other threads).
 struct counters {
   std::atomic<std::uint64_t> round_trips{0};  // exec() calls that got their replies
-  std::atomic<std::uint64_t> reconnects{
-      0};                                  // successful connects after the first, both connections
+  // Successful connects after the first, both connections.
+  std::atomic<std::uint64_t> reconnects{0};
   std::atomic<std::uint64_t> messages{0};  // pub/sub messages received
   std::atomic<bool> command_up{false}, subscriber_up{false};
 };
@@ -76,7 +76,7 @@ class connection {
   connection(const connection&) = delete;
   connection& operator=(const connection&) = delete;
 
-  void start();
+  void start();  // once; after stop() it does nothing
   // Closes, no more reconnects; a pending exec throws unavailable. on_state
   // is not called for this last change.
   void stop();
@@ -92,7 +92,8 @@ class connection {
   // connection's executor.
   asio::awaitable<std::vector<reply>> exec(std::string commands, std::size_t count);
 
-  std::function<void(bool up)> on_state;  // optional: called on every up/down change
+  // Optional: called on every up/down change. Must not throw.
+  std::function<void(bool up)> on_state;
 
  private:
   struct impl;

@@ -16,7 +16,7 @@ std::chrono::milliseconds backoff::next() {
   const auto doublings = std::min(attempt_, 20u);
   if (attempt_ < 20) ++attempt_;
   const auto nominal = std::min<std::int64_t>(max_.count(), min_.count() << doublings);
-  std::uniform_int_distribution<std::int64_t> pick(nominal / 2, nominal);
+  std::uniform_int_distribution<std::int64_t> pick(std::max<std::int64_t>(1, nominal / 2), nominal);
   return std::chrono::milliseconds(pick(random_));
 }
 
