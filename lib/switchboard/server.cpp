@@ -23,6 +23,7 @@
 #include "switchboard/router.hpp"
 #include "switchboard/spawn.hpp"
 #include "switchboard/store/memory_backend.hpp"
+#include "switchboard/store/redis_backend.hpp"
 #include "switchboard/store/sqlite_backend.hpp"
 #include "switchboard/store/store.hpp"
 
@@ -32,6 +33,9 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
+// How long a cluster node waits for Redis before it announces itself anyway.
+constexpr std::chrono::seconds store_start_grace{3};
+
 // How often retention and the dedup window are enforced.
 constexpr std::chrono::seconds sweep_interval{1};
 
@@ -39,8 +43,29 @@ bool is_cluster(const config& cfg) {
   return cfg.store.starts_with("redis://");
 }
 
-std::unique_ptr<store::async_backend> open_backend(const config& cfg) {
+std::unique_ptr<store::async_backend> open_backend(const config& cfg, asio::any_io_executor main,
+                                                   store::route_sink& routes, metrics& stats) {
   const store::backend_limits limits{cfg.retention, cfg.inbox_limit, cfg.dedup_window};
+  if (is_cluster(cfg)) {
+    const auto location = parse_store_uri(cfg.store);
+    store::redis_settings s;
+    s.host = location->host;
+    s.port = location->port;
+    s.user = location->user;
+    s.db = location->db;
+    if (cfg.redis_password_file) {
+      try {
+        s.password = jwt::read_secret_file(*cfg.redis_password_file);
+      } catch (const std::exception& e) {
+        throw startup_error(std::string("--redis-password-file: ") + e.what());
+      }
+    }
+    s.node_id = cfg.node_id;
+    s.limits = limits;
+    s.max_sessions_per_user = cfg.max_sessions_per_user;
+    s.session_lease = cfg.session_lease;
+    return std::make_unique<store::redis_backend>(main, std::move(s), routes, stats);
+  }
   if (cfg.store == "memory:")
     return std::make_unique<store::sync_adapter>(std::make_unique<store::memory_backend>(limits));
   if (cfg.store.starts_with("sqlite:")) {
@@ -100,7 +125,8 @@ struct server::parts {
         // hub which to close.
         registry(io.main().get_executor(), is_cluster(cfg) ? 0 : cfg.max_sessions_per_user, stats),
         outcomes(registry, stats),
-        store(open_backend(cfg), outcomes, stats, sweep_interval,
+        store(open_backend(cfg, io.main().get_executor(), outcomes, stats), outcomes, stats,
+              sweep_interval,
               // The memory and Redis stores never block: they run on the
               // main I/O thread, with the hub.
               cfg.store == "memory:" || is_cluster(cfg)
@@ -145,6 +171,16 @@ asio::ip::tcp::endpoint server::endpoint() const {
   return parts_->acceptor.local_endpoint();
 }
 
+void server::announce() {
+  const auto local = endpoint();
+  const auto address = local.address().is_v6() ? "[" + local.address().to_string() + "]"
+                                               : local.address().to_string();
+  std::printf("listening on %s:%u\n", address.c_str(), static_cast<unsigned>(local.port()));
+  std::fflush(stdout);
+  SB_LOG(info) << "listening on " << address << ":" << local.port() << ", store " << config_.store
+               << ", " << config_.threads << " I/O threads, node " << config_.node_id;
+}
+
 int server::run() {
   auto& p = *parts_;
   set_log_level(config_.level);
@@ -184,20 +220,42 @@ int server::run() {
         }};
         co_await p.registry.send(std::move(drain));
         if (!state->drained) co_await state->deadline.async_wait(use_tuple);
+        // A cluster removes this node's sessions at once rather than when
+        // their leases lapse: the store hears of every session that ended
+        // before the listener closes (within what is left of the deadline).
+        state->drained = false;
+        store::store_request barrier = store::request::barrier{[state, main_thread] {
+          asio::post(main_thread, [state] {
+            state->drained = true;
+            state->deadline.cancel();
+          });
+        }};
+        co_await p.store.submit(std::move(barrier));
+        if (!state->drained) co_await state->deadline.async_wait(use_tuple);
         p.acceptor.close();
         p.registry.close();
         io_.stop();
       },
       log_exception("shutdown"));
 
-  const auto local = endpoint();
-  const auto address = local.address().is_v6() ? "[" + local.address().to_string() + "]"
-                                               : local.address().to_string();
-  std::printf("listening on %s:%u\n", address.c_str(), static_cast<unsigned>(local.port()));
-  std::fflush(stdout);
-  SB_LOG(info) << "listening on " << address << ":" << local.port() << ", store " << config_.store
-               << ", " << config_.threads << " I/O threads";
+  // A cluster node announces itself once Redis answered, so that a client
+  // that connects as soon as it reads the line is not refused; a Redis that
+  // does not answer within the deadline does not hold the start (the node
+  // runs on, PROTOCOL.md section 7).
+  asio::co_spawn(
+      main_thread,
+      [&]() -> asio::awaitable<void> {
+        asio::steady_timer pause(main_thread);
+        const auto give_up = std::chrono::steady_clock::now() + store_start_grace;
+        while (!p.store.backend().available() && std::chrono::steady_clock::now() < give_up) {
+          pause.expires_after(std::chrono::milliseconds(10));
+          co_await pause.async_wait(use_tuple);
+        }
+        announce();
+      },
+      log_exception("announce"));
 
+  io_.run();
   io_.run();
 
   // The I/O threads are gone; the store finishes what it was given and closes.

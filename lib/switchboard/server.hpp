@@ -36,6 +36,9 @@ class server {
   void stop();
 
  private:
+  // Prints `listening on ADDR:PORT` (PROTOCOL.md section 8).
+  void announce();
+
   struct parts;
   config config_;
   io_threads io_;  // built before the parts, destroyed after them

@@ -47,9 +47,18 @@ struct test_server::impl {
   std::thread thread;
 };
 
-test_server::test_server(config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {
+test_server::test_server(config cfg)
+    : cfg_is_cluster_(cfg.store.starts_with("redis://")),
+      impl_(std::make_unique<impl>(std::move(cfg))) {
+  const bool cluster = cfg_is_cluster_;
   port_ = impl_->srv.endpoint().port();
   impl_->thread = std::thread([this] { exit_code_ = impl_->srv.run(); });
+  // As a client of the binary waits for its `listening on` line, which a
+  // cluster node prints once Redis answered (or after 3 s).
+  if (cluster) {
+    for (int i = 0; i < 300 && http_get(port_, "/healthz").status != 200; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 void test_server::stop() {

@@ -44,6 +44,7 @@ class test_server {
 
  private:
   struct impl;
+  bool cfg_is_cluster_ = false;
   std::unique_ptr<impl> impl_;
   std::uint16_t port_ = 0;
   int exit_code_ = -1;

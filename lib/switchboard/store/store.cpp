@@ -104,6 +104,9 @@ asio::awaitable<void> worker::run() {
         co_await handle(*f);
       } else if (auto* c = std::get_if<request::close>(&r)) {
         co_await handle(*c);
+      } else if (auto* b = std::get_if<request::barrier>(&r)) {
+        if (!moves.empty()) co_await move_cursors(moves);
+        if (b->done) b->done();
       } else {
         stopping = true;
       }

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -63,12 +64,17 @@ struct close {
   session_ptr session;
 };
 
+// Calls `done` once everything submitted before it was handled (the
+// shutdown waits so for the cluster to hear of every closed session).
+struct barrier {
+  std::function<void()> done;
+};
 // Sent by stop(): everything before it is handled, then the thread ends.
 struct stop {};
 }  // namespace request
 
 using store_request = std::variant<request::append, request::open, request::fetch, request::advance,
-                                   request::close, request::stop>;
+                                   request::close, request::barrier, request::stop>;
 
 // What the worker's requests came to, told to the layer above, which turns
 // them into hub events and frames.

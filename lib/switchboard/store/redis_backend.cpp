@@ -1,0 +1,476 @@
+#include "switchboard/store/redis_backend.hpp"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <limits>
+#include <unordered_map>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "switchboard/clock.hpp"
+#include "switchboard/log.hpp"
+#include "switchboard/metrics.hpp"
+#include "switchboard/redis/connection.hpp"
+#include "switchboard/redis/subscriber.hpp"
+#include "switchboard/spawn.hpp"
+#include "switchboard/store/redis_codec.hpp"
+#include "switchboard/store/redis_scripts.hpp"
+
+namespace switchboard::store {
+
+namespace {
+
+namespace codec = redis_codec;
+using redis::reply;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// Redis refuses expiry times that overflow its clock; a century is "never"
+// for an inbox or a dedup entry.
+constexpr std::int64_t max_ttl_ms = 100LL * 365 * 24 * 3600 * 1000;
+
+// How long an acknowledged message stays in the inbox (redis_scripts.hpp,
+// append): longer than a lost subscription takes to be noticed and repaired
+// (a deadline, a reconnection, a resync), so that a session on another node
+// can still fill its gap after another session of the user moved the cursor.
+constexpr std::chrono::milliseconds ack_grace{60000};
+
+std::int64_t ttl_ms(std::chrono::seconds window) {
+  if (window.count() >= max_ttl_ms / 1000) return max_ttl_ms;
+  return window.count() * 1000;
+}
+
+std::string sha1_hex(std::string_view text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha1(), nullptr);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < length; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+// A script and its SHA1, the name EVALSHA calls it by.
+struct script {
+  explicit script(const char* text) : source(text), sha(sha1_hex(text)) {}
+  std::string source;
+  std::string sha;
+};
+
+std::uint64_t as_u64(const reply& r) {
+  if (r.type == reply::kind::integer && r.integer >= 0)
+    return static_cast<std::uint64_t>(r.integer);
+  if (r.type == reply::kind::string) {
+    if (auto v = codec::parse_u64(r.str)) return *v;
+  }
+  throw std::runtime_error("redis: unexpected reply (" + std::string(redis::to_string(r.type)) +
+                           " " + r.str + ")");
+}
+
+std::int64_t as_i64(const reply& r) {
+  if (r.type == reply::kind::integer) return r.integer;
+  if (r.type == reply::kind::string) {
+    try {
+      std::size_t used = 0;
+      const auto v = std::stoll(r.str, &used);
+      if (used == r.str.size()) return v;
+    } catch (const std::exception&) {
+    }
+  }
+  throw std::runtime_error("redis: expected an integer, got " + r.str);
+}
+
+}  // namespace
+
+struct redis_backend::impl {
+  impl(asio::any_io_executor ex, redis_settings s, route_sink& sink_, metrics& stats_)
+      : executor(ex),
+        settings(std::move(s)),
+        sink(sink_),
+        stats(stats_),
+        append_script(redis_scripts::append),
+        advance_script(redis_scripts::advance),
+        open_script(redis_scripts::open),
+        refresh_script(redis_scripts::refresh),
+        commands(ex, endpoint(true), options(), counters, setup()),
+        subscriber(ex, endpoint(false), options(), counters),
+        lock(ex, 1),
+        lease_timer(ex) {}
+
+  redis::endpoint endpoint(bool with_db) const {
+    redis::endpoint ep;
+    ep.host = settings.host;
+    ep.port = settings.port;
+    if (!settings.user.empty()) ep.user = settings.user;
+    ep.password = settings.password;
+    ep.db = with_db ? settings.db : 0;
+    return ep;
+  }
+  redis::options options() const {
+    redis::options o;
+    o.deadline = settings.deadline;
+    return o;
+  }
+  // Loaded again on every connection: a restarted Redis forgot them.
+  std::vector<std::vector<std::string>> setup() const {
+    std::vector<std::vector<std::string>> out;
+    for (const auto* s : {&append_script, &advance_script, &open_script, &refresh_script})
+      out.push_back({"SCRIPT", "LOAD", s->source});
+    return out;
+  }
+
+  // One pipelined round trip on the command connection. The connection
+  // takes one call at a time; the worker, the lease renewal and the resync
+  // after a lost subscription take turns through `lock`.
+  asio::awaitable<std::vector<reply>> call(std::string text, std::size_t count) {
+    co_await lock.async_send(boost::system::error_code{}, asio::use_awaitable);
+    struct release {
+      lock_type& lock;
+      ~release() {
+        lock.try_receive([](boost::system::error_code) {});
+      }
+    } guard{lock};
+    const auto started = std::chrono::steady_clock::now();
+    try {
+      auto replies = co_await commands.exec(std::move(text), count);
+      stats.redis_round_trips_total.fetch_add(1, std::memory_order_relaxed);
+      stats.redis_round_trip_seconds.observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      co_return replies;
+    } catch (const redis::unavailable& e) {
+      throw unavailable(e.what());
+    }
+  }
+
+  bool available() const { return commands.connected() && subscriber.connected(); }
+
+  void state_changed() {
+    const bool up = available();
+    if (stats.store_available.exchange(up, std::memory_order_relaxed) == up) return;
+    if (up)
+      SB_LOG(info) << "store: Redis " << settings.host << ":" << settings.port << " available";
+    else
+      SB_LOG(warn) << "store: Redis " << settings.host << ":" << settings.port
+                   << " unavailable: SENDs get ERROR unavailable until it answers again";
+  }
+
+  void on_message(std::string_view channel, std::string_view payload) {
+    stats.redis_publishes_received_total.fetch_add(1, std::memory_order_relaxed);
+    const auto user = codec::channel_user(channel, settings.db);
+    if (!user) return;
+    auto it = users.find(*user);
+    if (it == users.end()) return;  // unsubscribed meanwhile
+    auto published = codec::decode_published(payload, *user);
+    if (auto* m = std::get_if<codec::published_message>(&published)) {
+      it->second.seen = std::max(it->second.seen, m->message.seq);
+      sink.message(std::move(m->message));
+    } else if (auto* k = std::get_if<codec::published_kick>(&published)) {
+      sink.replaced(*user, std::move(k->session_id));
+    }
+  }
+
+  // After the subscriber (re)connected: whatever was published while it was
+  // away is lost, so every user with a session here is brought up to date
+  // from the inbox, also when no later message comes (PROTOCOL.md
+  // section 7). Retried until it succeeds or the subscriber drops again.
+  asio::awaitable<void> resync() {
+    asio::steady_timer pause(executor);
+    while (!stopped && subscriber.connected()) {
+      std::vector<user_id> ids;
+      std::string text;
+      for (const auto& [id, routing] : users) {
+        ids.push_back(id);
+        redis::append_command(text, {"GET", codec::seq_key(id)});
+      }
+      if (ids.empty()) co_return;
+      try {
+        auto replies = co_await call(std::move(text), ids.size());
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+          const seq_t highest = replies[i].type == reply::kind::nil ? 0 : as_u64(replies[i]);
+          sink.inbox_at(ids[i], highest);
+        }
+        SB_LOG(info) << "store: " << ids.size() << " users brought up to date after a "
+                     << "reconnection";
+        co_return;
+      } catch (const std::exception& e) {
+        SB_LOG(debug) << "store: resync failed, trying again: " << e.what();
+      }
+      pause.expires_after(std::chrono::milliseconds(200));
+      co_await pause.async_wait(use_tuple);
+    }
+  }
+
+  // Renews the lease of every session of this node, a third of a lease
+  // apart, so that a node that dies has its sessions forgotten a lease
+  // later and a live one never does.
+  asio::awaitable<void> renew_leases() {
+    const auto period = std::max<std::chrono::milliseconds>(settings.session_lease / 3,
+                                                            std::chrono::milliseconds(100));
+    while (!stopped) {
+      lease_timer.expires_after(period);
+      auto [ec] = co_await lease_timer.async_wait(use_tuple);
+      if (ec || stopped) co_return;
+      if (sessions.empty() || !commands.connected()) continue;
+      std::vector<std::pair<std::string, user_id>> batch(sessions.begin(), sessions.end());
+      std::string text;
+      const auto lease = std::to_string(settings.session_lease.count());
+      for (const auto& [id, user] : batch)
+        redis::append_command(
+            text, {"EVALSHA", refresh_script.sha, "1", codec::sessions_key(user), id, lease});
+      try {
+        auto replies = co_await call(std::move(text), batch.size());
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          if (replies[i].type == reply::kind::integer && replies[i].integer == 0 &&
+              sessions.contains(batch[i].first)) {
+            // Closed as replaced while this node missed the notice, or
+            // forgotten while it could not reach Redis: the cluster no
+            // longer counts it, so it goes.
+            sink.replaced(batch[i].second, batch[i].first);
+          }
+        }
+      } catch (const std::exception& e) {
+        SB_LOG(debug) << "store: lease renewal failed: " << e.what();
+      }
+    }
+  }
+
+  using lock_type = asio::experimental::channel<void(boost::system::error_code)>;
+  struct routing {
+    std::size_t sessions = 0;  // this node's sessions of the user
+    seq_t seen = 0;            // the highest seq published to it since it subscribed
+  };
+
+  asio::any_io_executor executor;
+  redis_settings settings;
+  route_sink& sink;
+  metrics& stats;
+  script append_script;
+  script advance_script;
+  script open_script;
+  script refresh_script;
+  redis::counters counters;
+  redis::connection commands;
+  redis::subscriber subscriber;
+  lock_type lock;  // holds one token while a call is in flight
+  asio::steady_timer lease_timer;
+  std::unordered_map<user_id, routing> users;         // subscribed users
+  std::unordered_map<std::string, user_id> sessions;  // this node's sessions, by id
+  bool stopped = false;
+};
+
+redis_backend::redis_backend(asio::any_io_executor executor, redis_settings settings,
+                             route_sink& sink, metrics& stats)
+    : impl_(std::make_shared<impl>(executor, std::move(settings), sink, stats)) {
+  stats.cluster.store(true, std::memory_order_relaxed);
+  stats.store_available.store(false, std::memory_order_relaxed);
+}
+
+redis_backend::~redis_backend() {
+  stop();
+}
+
+void redis_backend::start() {
+  auto& d = *impl_;
+  d.commands.on_state = [&d](bool) {
+    d.stats.redis_reconnects_total.store(d.counters.reconnects.load(std::memory_order_relaxed),
+                                         std::memory_order_relaxed);
+    d.state_changed();
+  };
+  d.subscriber.on_state = d.commands.on_state;
+  d.subscriber.on_message = [&d](std::string_view channel, std::string_view payload) {
+    d.on_message(channel, payload);
+  };
+  d.subscriber.on_connected = [self = impl_] {
+    self->state_changed();
+    asio::co_spawn(self->executor, self->resync(), log_exception("redis resync"));
+  };
+  d.commands.start();
+  d.subscriber.start();
+  asio::co_spawn(
+      d.executor, [self = impl_]() { return self->renew_leases(); },
+      log_exception("redis lease renewal"));
+  SB_LOG(info) << "store: cluster node " << d.settings.node_id << " on Redis " << d.settings.host
+               << ":" << d.settings.port << " db " << d.settings.db;
+}
+
+void redis_backend::stop() {
+  if (!impl_ || impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->lease_timer.cancel();
+  impl_->commands.stop();
+  impl_->subscriber.stop();
+}
+
+bool redis_backend::available() const {
+  return impl_->available();
+}
+
+asio::awaitable<append_outcome> redis_backend::append(std::span<const append_request> batch) {
+  auto& d = *impl_;
+  append_outcome outcome;
+  if (batch.empty()) co_return outcome;
+  // A script still queued in Redis after half the deadline refuses to run:
+  // its sender was (or is about to be) told that it failed. The other half
+  // is the margin for clocks of nodes and Redis that disagree.
+  const auto deadline = std::to_string(unix_ms() + d.settings.deadline.count() / 2);
+  const auto window = d.settings.limits.dedup_window;
+  const auto dedup_ms = std::to_string(ttl_ms(window));
+  const auto retention_ms =
+      std::to_string(std::max<std::int64_t>(1, ttl_ms(d.settings.limits.retention)));
+  const auto limit = std::to_string(d.settings.limits.inbox_limit);
+  const auto grace_ms = std::to_string(ack_grace.count());
+  std::string text;
+  text.reserve(batch.size() * 256);
+  for (const auto& r : batch) {
+    const auto message = codec::encode_message(r.ts_ms, r.sender, r.id, r.content);
+    const auto ts = std::to_string(r.ts_ms);
+    const auto channel = codec::channel(r.receiver, d.settings.db);
+    const auto receiver = std::to_string(r.receiver);
+    const auto seq_key = codec::seq_key(r.receiver);
+    const auto inbox_key = codec::inbox_key(r.receiver);
+    const auto cursor_key = codec::cursor_key(r.receiver);
+    if (r.id && window.count() > 0) {
+      const auto dedup_key = codec::dedup_key(r.sender, *r.id);
+      redis::append_command(text, {"EVALSHA", d.append_script.sha, "4", seq_key, inbox_key,
+                                   cursor_key, dedup_key, message, ts, deadline, dedup_ms, limit,
+                                   retention_ms, channel, receiver, grace_ms});
+    } else {
+      redis::append_command(
+          text, {"EVALSHA", d.append_script.sha, "3", seq_key, inbox_key, cursor_key, message, ts,
+                 deadline, dedup_ms, limit, retention_ms, channel, receiver, grace_ms});
+    }
+  }
+  auto replies = co_await d.call(std::move(text), batch.size());
+  outcome.results.reserve(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const auto& r = replies[i];
+    append_result result;
+    if (r.type != reply::kind::array || r.elements.empty() || r.is_error()) {
+      // An error reply (out of memory, a script error): this message alone.
+      if (r.is_error()) SB_LOG(warn) << "store: Redis refused an append: " << r.str;
+      result.refused = true;
+    } else {
+      const auto status = as_i64(r.elements[0]);
+      if (status == 1 && r.elements.size() >= 3) {
+        result = append_result{true, batch[i].receiver, as_u64(r.elements[1]), batch[i].ts_ms};
+        outcome.evicted += as_u64(r.elements[2]);
+      } else if (status == 0 && r.elements.size() >= 4) {
+        result = append_result{false, as_u64(r.elements[1]), as_u64(r.elements[2]),
+                               as_i64(r.elements[3])};
+      } else {
+        result.refused = true;  // -1: past its deadline, nothing done
+      }
+    }
+    outcome.results.push_back(result);
+  }
+  co_return outcome;
+}
+
+asio::awaitable<user_position> redis_backend::open(session_key session) {
+  auto self = impl_;
+  auto& d = *self;
+  const auto channel = codec::channel(session.user, d.settings.db);
+  // Subscribed first, then the position read: whatever is stored after the
+  // position is published to this node.
+  ++d.users[session.user].sessions;
+  try {
+    co_await d.subscriber.subscribe(channel);
+  } catch (const std::exception& e) {
+    if (--d.users[session.user].sessions == 0) d.users.erase(session.user);
+    throw unavailable(e.what());
+  }
+  std::vector<reply> replies;
+  try {
+    std::string text;
+    redis::append_command(
+        text, {"EVALSHA", d.open_script.sha, "3", codec::sessions_key(session.user),
+               codec::seq_key(session.user), codec::cursor_key(session.user), session.id,
+               d.settings.node_id, std::to_string(d.settings.session_lease.count()),
+               std::to_string(d.settings.max_sessions_per_user), channel});
+    replies = co_await d.call(std::move(text), 1);
+    if (replies[0].is_error()) throw unavailable("Redis refused the session: " + replies[0].str);
+    if (replies[0].type != reply::kind::array || replies[0].elements.size() != 2)
+      throw unavailable("unexpected reply to the session script");
+  } catch (...) {
+    d.subscriber.unsubscribe(channel);
+    if (--d.users[session.user].sessions == 0) d.users.erase(session.user);
+    throw;
+  }
+  user_position position{as_u64(replies[0].elements[0]), as_u64(replies[0].elements[1])};
+  // What pub/sub brought since the subscription may be newer than the
+  // position: the session replays up to it. The hub hears of the session
+  // before it hears anything the subscriber receives from now on (same
+  // thread, no suspension between here and the registration).
+  position.highest = std::max(position.highest, d.users[session.user].seen);
+  d.sessions.emplace(std::string(session.id), session.user);
+  co_return position;
+}
+
+asio::awaitable<void> redis_backend::close(session_key session) {
+  auto self = impl_;
+  auto& d = *self;
+  d.sessions.erase(std::string(session.id));
+  const auto channel = codec::channel(session.user, d.settings.db);
+  d.subscriber.unsubscribe(channel);
+  if (auto it = d.users.find(session.user); it != d.users.end() && --it->second.sessions == 0)
+    d.users.erase(it);
+  // The cluster stops counting it at once; if Redis cannot hear it now,
+  // its lease lapses instead.
+  std::string text;
+  redis::append_command(text, {"HDEL", codec::sessions_key(session.user), session.id});
+  co_await d.call(std::move(text), 1);
+}
+
+asio::awaitable<std::vector<stored_message>> redis_backend::fetch(user_id user, seq_t after,
+                                                                  std::size_t max_count) {
+  std::vector<stored_message> out;
+  if (max_count == 0 || after == std::numeric_limits<seq_t>::max()) co_return out;
+  auto self = impl_;
+  std::string text;
+  redis::append_command(text, {"XRANGE", codec::inbox_key(user), std::to_string(after + 1) + "-0",
+                               "+", "COUNT", std::to_string(max_count)});
+  auto replies = co_await self->call(std::move(text), 1);
+  const auto& entries = replies[0];
+  if (entries.is_error()) throw unavailable("Redis refused a fetch: " + entries.str);
+  out.reserve(entries.elements.size());
+  for (const auto& entry : entries.elements) {
+    // [id, [field, value]]
+    if (entry.elements.size() != 2 || entry.elements[1].elements.size() < 2) continue;
+    const auto seq = codec::entry_seq(entry.elements[0].str);
+    if (!seq) continue;
+    if (auto m = codec::decode_message(entry.elements[1].elements[1].str, *seq, user))
+      out.push_back(std::move(*m));
+  }
+  co_return out;
+}
+
+asio::awaitable<void> redis_backend::advance_cursors(std::span<const cursor_move> moves) {
+  if (moves.empty()) co_return;
+  auto self = impl_;
+  // One move per user, the furthest.
+  std::unordered_map<user_id, seq_t> furthest;
+  for (const auto& m : moves) {
+    auto& seq = furthest[m.user];
+    seq = std::max(seq, m.seq);
+  }
+  std::string text;
+  for (const auto& [user, seq] : furthest)
+    redis::append_command(text, {"EVALSHA", self->advance_script.sha, "2", codec::cursor_key(user),
+                                 codec::seq_key(user), std::to_string(seq)});
+  co_await self->call(std::move(text), furthest.size());
+}
+
+asio::awaitable<std::uint64_t> redis_backend::evict_expired(std::int64_t) {
+  // Redis expires inboxes and dedup entries itself (TTLs), and the append
+  // script trims expired messages at the head of the inbox it writes.
+  co_return 0;
+}
+
+}  // namespace switchboard::store

@@ -1,0 +1,62 @@
+// The cluster's formats in Redis, as pure code (no I/O; test/unit/
+// test_redis_codec.cpp): key and channel names, and how a message is kept
+// in an inbox stream and published. docs/cluster.md has the whole layout.
+//
+// Every key of one user carries the user in a hash tag, `{u:42}:...`, so
+// that on a Redis Cluster they share one hash slot and one script may touch
+// them all; the user's pub/sub channel has the same tag, for sharded pub/sub.
+//
+// A message is one string, the same in the stream and in the publish:
+//
+//   <ts_ms> <sender> <id kind><id length>:<id><content>
+//
+// id kind is `-` (no id, length and id empty), `n` (a number) or `s` (a
+// string). The content runs to the end, so it may hold any byte. The Lua
+// scripts read only the leading ts (retention). A publish prefixes it with
+// `m <seq> `; a session the cluster closes is published as `k <session id>`.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "switchboard/store/types.hpp"
+
+namespace switchboard::store::redis_codec {
+
+std::string seq_key(user_id user);       // {u:U}:seq       highest seq assigned (INCR)
+std::string cursor_key(user_id user);    // {u:U}:cursor    delivered cursor
+std::string inbox_key(user_id user);     // {u:U}:inbox     stream, entry ids <seq>-0
+std::string sessions_key(user_id user);  // {u:U}:sessions  hash: session id -> lease
+std::string dedup_key(user_id sender, const message_id& id);  // {u:S}:dedup:<id>
+// Pub/sub is not per database: the database number keeps two clusters on
+// one Redis apart.
+std::string channel(user_id user, unsigned db);  // {u:U}:ch:<db>
+// The user of a channel name, nullopt if it is not one of ours for `db`.
+std::optional<user_id> channel_user(std::string_view channel, unsigned db);
+
+std::string encode_message(std::int64_t ts_ms, user_id sender, const std::optional<message_id>& id,
+                           std::string_view content);
+// nullopt if `text` is not an encoded message.
+std::optional<stored_message> decode_message(std::string_view text, seq_t seq, user_id receiver);
+
+// What arrives on a user's channel.
+struct published_message {
+  stored_message message;
+};
+struct published_kick {
+  std::string session_id;
+};
+using published = std::variant<std::monostate, published_message, published_kick>;
+// monostate: not a payload of ours (ignored, counted by the caller).
+published decode_published(std::string_view payload, user_id receiver);
+
+// A stream entry id, "<seq>-0"; nullopt if malformed.
+std::optional<seq_t> entry_seq(std::string_view entry_id);
+
+// Decimal text of an unsigned number, nullopt if not exactly one.
+std::optional<std::uint64_t> parse_u64(std::string_view text);
+
+}  // namespace switchboard::store::redis_codec

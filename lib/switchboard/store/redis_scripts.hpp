@@ -1,0 +1,153 @@
+// The cluster's server-side scripts (Lua, run by EVALSHA; loaded again by
+// SCRIPT LOAD on every connection, since a restarted Redis forgets them).
+// Each runs atomically in Redis: nothing is ever half-stored. Key layout and
+// formats: redis_codec.hpp and docs/cluster.md.
+//
+// Numbers: user ids are up to 2^64-1, beyond Lua's exact integers (2^53), so
+// the scripts keep them as strings; seqs are Redis integers (INCR), exact in
+// Lua up to 2^53, which no inbox reaches. string.format('%d') writes them
+// without an exponent.
+#pragma once
+
+namespace switchboard::store::redis_scripts {
+
+// One SEND. KEYS: seq, inbox, cursor, [dedup]. ARGV: message (encoded),
+// ts_ms, deadline_ms (Redis clock), dedup_ms, inbox_limit, retention_ms,
+// channel, receiver, grace_ms.
+// Returns {-1} past the deadline (nothing done: a call that waited in a
+// paused Redis must not store what its sender was told failed), {0,
+// receiver, seq, ts} for a resend within the window (nothing stored), or
+// {1, seq, evicted}.
+//
+// Trimming, at the head of the inbox (the oldest entries), every 16th
+// append (it reads the oldest entry): a message older than --retention goes
+// (counted as evicted); an acknowledged one (at or below the cursor) goes
+// once it is grace_ms old. Acknowledged messages stay that long because a
+// session of the user on another node that lost a publish fills the gap
+// from the inbox, after another session moved the cursor past it.
+// --inbox-limit trims the oldest entries, acknowledged ones first; only
+// those above the cursor count as evicted.
+inline constexpr const char* append = R"lua(
+local now = redis.call('TIME')
+if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[3]) then
+  return {-1}
+end
+local ts = tonumber(ARGV[2])
+if KEYS[4] then
+  local prev = redis.call('GET', KEYS[4])
+  if prev then
+    local receiver, seq, pts = string.match(prev, '^(%d+) (%d+) (%-?%d+)$')
+    if pts and tonumber(pts) >= ts - tonumber(ARGV[4]) then
+      return {0, receiver, seq, pts}
+    end
+  end
+end
+local seq = redis.call('INCR', KEYS[1])
+local evicted = 0
+local len = redis.call('XLEN', KEYS[2])
+local cursor = nil
+if len > 0 and seq % 16 == 0 then
+  cursor = tonumber(redis.call('GET', KEYS[3]) or '0')
+  local expired = ts - tonumber(ARGV[6])
+  local settled = ts - tonumber(ARGV[9])
+  while len > 0 do
+    local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+    local fseq = tonumber(string.match(first[1], '^(%d+)'))
+    local fts = tonumber(string.match(first[2][2], '^(%-?%d+) '))
+    if fts == nil or fseq == nil then break end
+    if fts < expired then
+      if fseq > cursor then evicted = evicted + 1 end
+    elseif not (fseq <= cursor and fts < settled) then
+      break
+    end
+    redis.call('XDEL', KEYS[2], first[1])
+    len = len - 1
+  end
+end
+local limit = tonumber(ARGV[5])
+if len >= limit then
+  cursor = cursor or tonumber(redis.call('GET', KEYS[3]) or '0')
+  local old = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', len - limit + 1)
+  for i = 1, #old do
+    if tonumber(string.match(old[i][1], '^(%d+)')) > cursor then evicted = evicted + 1 end
+  end
+  redis.call('XTRIM', KEYS[2], 'MAXLEN', limit - 1)
+end
+redis.call('XADD', KEYS[2], string.format('%d-0', seq), 'm', ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+if KEYS[4] then
+  redis.call('SET', KEYS[4], ARGV[8] .. ' ' .. string.format('%d', seq) .. ' ' .. ARGV[2],
+             'PX', ARGV[4])
+end
+redis.call('PUBLISH', ARGV[7], 'm ' .. string.format('%d', seq) .. ' ' .. ARGV[1])
+return {1, seq, evicted}
+)lua";
+
+// A cursor move. KEYS: cursor, seq. ARGV: seq (decimal, may exceed 2^53:
+// then it is above any highest and clamps). Moves the cursor to
+// min(seq, highest) if that is ahead. What it passed is trimmed later, by
+// the appends (see append).
+inline constexpr const char* advance = R"lua(
+local highest = tonumber(redis.call('GET', KEYS[2]) or '0')
+local want = tonumber(ARGV[1])
+if want > highest then want = highest end
+local cursor = tonumber(redis.call('GET', KEYS[1]) or '0')
+if want <= cursor then return 0 end
+redis.call('SET', KEYS[1], string.format('%d', want))
+return 1
+)lua";
+
+// A session opens. KEYS: sessions, seq, cursor. ARGV: session id, node,
+// lease_ms, max_sessions, channel.
+// Forgets sessions whose lease lapsed (their node died), registers this
+// one, closes the oldest beyond max_sessions wherever they are (published
+// as `k <id>` on the user's channel) and returns {highest, cursor}.
+// Hash fields: session id -> "<order> <lease end ms> <node>"; "#" holds the
+// order counter (oldest first, across the cluster).
+inline constexpr const char* open = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[3])
+local all = redis.call('HGETALL', KEYS[1])
+local live = {}
+for i = 1, #all, 2 do
+  local field, value = all[i], all[i + 1]
+  if field ~= '#' then
+    local order, expires = string.match(value, '^(%d+) (%d+) ')
+    if order == nil or tonumber(expires) < now then
+      redis.call('HDEL', KEYS[1], field)
+    else
+      live[#live + 1] = {tonumber(order), field}
+    end
+  end
+end
+local order = redis.call('HINCRBY', KEYS[1], '#', 1)
+redis.call('HSET', KEYS[1], ARGV[1],
+           string.format('%d %d ', order, now + lease) .. ARGV[2])
+redis.call('PEXPIRE', KEYS[1], lease)
+table.sort(live, function(a, b) return a[1] < b[1] end)
+local excess = #live + 1 - tonumber(ARGV[4])
+for i = 1, excess do
+  redis.call('HDEL', KEYS[1], live[i][2])
+  redis.call('PUBLISH', ARGV[5], 'k ' .. live[i][2])
+end
+return {redis.call('GET', KEYS[2]) or '0', redis.call('GET', KEYS[3]) or '0'}
+)lua";
+
+// A node renews the lease of one of its sessions. KEYS: sessions. ARGV:
+// session id, lease_ms. Returns 0 if the session is no longer registered
+// (closed as replaced, or forgotten while its node could not reach Redis):
+// the node closes it then.
+inline constexpr const char* refresh = R"lua(
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+if not value then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local order, node = string.match(value, '^(%d+) %d+ (.*)$')
+redis.call('HSET', KEYS[1], ARGV[1],
+           string.format('%d %d ', tonumber(order), now + tonumber(ARGV[2])) .. node)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+)lua";
+
+}  // namespace switchboard::store::redis_scripts

@@ -1,0 +1,417 @@
+#define BOOST_TEST_MODULE cluster
+#include <boost/test/unit_test.hpp>
+
+// Several nodes on one real redis-server (PROTOCOL.md section 7): sections 2
+// to 4 hold across nodes, and Redis refused, killed, restarted or paused,
+// and subscriber connections killed, lose, duplicate or reorder no receipted
+// message. Nodes run in this process (test_server) except where a node must
+// die with SIGKILL (the binary then). Every case runs with --threads 1 and 2.
+
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "support/process.hpp"
+#include "support/redis_server.hpp"
+#include "support/test_support.hpp"
+
+using namespace switchboard::test;
+using switchboard::config;
+namespace json = boost::json;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+config node_config(const redis_server& redis, unsigned db = 0) {
+  auto cfg = test_config();
+  cfg.store = "redis://127.0.0.1:" + std::to_string(redis.port()) + "/" + std::to_string(db);
+  cfg.session_lease = std::chrono::seconds(3);
+  return cfg;
+}
+
+// Waits until `pred` holds, polling; false after `timeout`.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout) {
+  const auto end = clock_type::now() + timeout;
+  while (clock_type::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return pred();
+}
+
+bool healthy(std::uint16_t port) {
+  return http_get(port, "/healthz").status == 200;
+}
+
+// Sends `count` messages with ids prefix-0.. and returns the receipts' seqs
+// by id; ERROR unavailable counts as not receipted.
+struct send_result {
+  std::map<std::string, std::uint64_t> receipted;  // id -> seq
+  std::set<std::string> refused;
+};
+
+send_result send_and_collect(ws_client& sender, std::uint64_t receiver, const std::string& prefix,
+                             int count, milliseconds timeout = 15000ms) {
+  for (int i = 0; i < count; ++i)
+    sender.send(send_frame(receiver, prefix + std::to_string(i), prefix + std::to_string(i)));
+  send_result r;
+  while (static_cast<int>(r.receipted.size() + r.refused.size()) < count) {
+    auto f = sender.read(timeout);
+    if (type_of(f) == 2) {
+      r.receipted[str(f.at("id"))] = u64(f.at("seq"));
+    } else if (type_of(f) == 4) {
+      BOOST_TEST(str(f.at("code")) == "unavailable");
+      r.refused.insert(str(f.at("id")));
+    }
+  }
+  return r;
+}
+
+// Reads message frames until every seq of `want` arrived; fails on a
+// duplicate or a seq out of order.
+void expect_in_order(ws_client& receiver, const std::set<std::uint64_t>& want, std::uint64_t after,
+                     milliseconds timeout = 20000ms) {
+  std::set<std::uint64_t> got;
+  std::uint64_t last = after;
+  while (!std::includes(got.begin(), got.end(), want.begin(), want.end())) {
+    auto f = receiver.read(timeout);
+    if (type_of(f) != 1) continue;
+    const auto seq = u64(f.at("seq"));
+    BOOST_TEST_REQUIRE(seq > last, "seq " << seq << " after " << last);
+    BOOST_TEST(got.insert(seq).second);
+    last = seq;
+  }
+}
+
+std::set<std::uint64_t> seqs_of(const send_result& r) {
+  std::set<std::uint64_t> out;
+  for (const auto& [id, seq] : r.receipted)
+    out.insert(seq);
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_send_on_one_node_reaches_every_session_on_the_others_in_order) {
+  redis_server redis;
+  test_server a(node_config(redis)), b(node_config(redis)), c(node_config(redis));
+  ws_client alice(a.port(), "/ws/1");
+  ws_client bob_b(b.port(), "/ws/2");
+  ws_client bob_c(c.port(), "/ws/2");
+  ws_client bob_a(a.port(), "/ws/2");
+
+  const auto sent = send_and_collect(alice, 2, "m", 300);
+  BOOST_TEST(sent.refused.empty());
+  BOOST_TEST(sent.receipted.size() == 300u);
+  for (auto* bob : {&bob_b, &bob_c, &bob_a})
+    expect_in_order(*bob, seqs_of(sent), 0);
+
+  // And back the other way, from a node with no session of the receiver
+  // before: the subscription comes with the session.
+  bob_c.send(send_frame(1, "back", "r1"));
+  BOOST_TEST(type_of(bob_c.read()) == 2);
+  const auto back = alice.read_until([](const json::object& f) { return type_of(f) == 1; });
+  BOOST_TEST(str(back.at("content")) == "back");
+  BOOST_TEST(u64(back.at("sender")) == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(an_offline_receiver_gets_it_on_any_node_and_seqs_are_shared) {
+  redis_server redis;
+  test_server a(node_config(redis)), b(node_config(redis));
+  {
+    ws_client alice(a.port(), "/ws/1");
+    ws_client carol(b.port(), "/ws/3");
+    BOOST_TEST(send_and_collect(alice, 2, "a", 3).receipted.size() == 3u);
+    BOOST_TEST(send_and_collect(carol, 2, "c", 2).receipted.size() == 2u);
+  }
+  ws_client bob(b.port(), "/ws/2");
+  BOOST_TEST(u64(bob.welcome().at("seq")) == 5u);
+  expect_in_order(bob, {1, 2, 3, 4, 5}, 0);
+  bob.close();
+
+  // ack=auto moved the cursor in Redis: another node replays nothing.
+  ws_client again(a.port(), "/ws/2");
+  BOOST_TEST(!again.read_maybe(500ms).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(manual_acks_and_since_hold_across_nodes) {
+  redis_server redis;
+  test_server a(node_config(redis)), b(node_config(redis));
+  ws_client alice(a.port(), "/ws/1");
+  BOOST_TEST(send_and_collect(alice, 2, "m", 4).receipted.size() == 4u);
+  {
+    ws_client bob(b.port(), "/ws/2?ack=manual");
+    expect_in_order(bob, {1, 2, 3, 4}, 0);
+    bob.send(json::object{{"type", 2}, {"seq", 2}});
+    bob.send(json::object{{"type", 3}});
+    bob.read_until_closed();
+  }
+  {
+    // Not acknowledged: 3 and 4 again, on the other node.
+    ws_client bob(a.port(), "/ws/2?ack=manual");
+    expect_in_order(bob, {3, 4}, 2);
+  }
+  ws_client bob(b.port(), "/ws/2?since=0&ack=manual");
+  expect_in_order(bob, {3, 4}, 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_resend_through_another_node_gets_the_original_receipt) {
+  redis_server redis;
+  test_server a(node_config(redis)), b(node_config(redis));
+  ws_client bob(b.port(), "/ws/2");
+  json::object first;
+  {
+    ws_client alice(a.port(), "/ws/1");
+    alice.send(send_frame(2, "once", "dup-1"));
+    first = alice.read();
+    BOOST_TEST(type_of(first) == 2);
+  }
+  ws_client alice(b.port(), "/ws/1");
+  alice.send(send_frame(9, "twice?", "dup-1"));  // another receiver: still the original
+  const auto again = alice.read();
+  BOOST_TEST(type_of(again) == 2);
+  BOOST_TEST(u64(again.at("receiver")) == 2u);
+  BOOST_TEST(u64(again.at("seq")) == u64(first.at("seq")));
+  BOOST_TEST(again.at("ts") == first.at("ts"));
+  const auto m = bob.read();
+  BOOST_TEST(str(m.at("content")) == "once");
+  BOOST_TEST(!bob.read_maybe(500ms).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(the_session_limit_counts_the_cluster_and_replaces_the_oldest_anywhere) {
+  redis_server redis;
+  auto cfg = [&] {
+    auto c = node_config(redis);
+    c.max_sessions_per_user = 2;
+    return c;
+  };
+  test_server a(cfg()), b(cfg());
+  ws_client first(b.port(), "/ws/5");
+  ws_client second(a.port(), "/ws/5");
+  ws_client third(a.port(), "/ws/5");
+  std::vector<json::object> frames;
+  BOOST_TEST(first.read_until_closed(&frames) == 4001u);
+  BOOST_TEST_REQUIRE(!frames.empty());
+  BOOST_TEST(str(frames.back().at("code")) == "replaced");
+
+  ws_client fourth(b.port(), "/ws/5");
+  BOOST_TEST(second.read_until_closed() == 4001u);
+  // The two newest stay and both get messages.
+  ws_client alice(a.port(), "/ws/1");
+  alice.send(send_frame(5, "hi"));
+  BOOST_TEST(str(third.read().at("content")) == "hi");
+  BOOST_TEST(str(fourth.read().at("content")) == "hi");
+}
+
+BOOST_AUTO_TEST_CASE(the_inbox_limit_is_cluster_wide) {
+  redis_server redis;
+  auto cfg = node_config(redis);
+  cfg.inbox_limit = 3;
+  test_server a(cfg), b(cfg);
+  {
+    ws_client alice(a.port(), "/ws/1");
+    BOOST_TEST(send_and_collect(alice, 2, "m", 5).receipted.size() == 5u);
+  }
+  ws_client bob(b.port(), "/ws/2");
+  BOOST_TEST(u64(bob.welcome().at("seq")) == 5u);
+  expect_in_order(bob, {3, 4, 5}, 2);
+  BOOST_TEST(!bob.read_maybe(300ms).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(two_clusters_on_one_redis_with_different_databases_stay_apart) {
+  redis_server redis;
+  test_server a(node_config(redis, 1)), b(node_config(redis, 2));
+  ws_client bob_b(b.port(), "/ws/2");
+  ws_client bob_a(a.port(), "/ws/2");
+  ws_client alice(a.port(), "/ws/1");
+  alice.send(send_frame(2, "db1 only"));
+  BOOST_TEST(str(bob_a.read().at("content")) == "db1 only");
+  BOOST_TEST(!bob_b.read_maybe(500ms).has_value());
+}
+
+// A node that dies with SIGKILL: its sessions stop counting toward the
+// limit once their lease lapses (--session-lease; the contract allows 60 s),
+// and a clean stop removes them at once. A stale entry shows when it is
+// newer than a live session: it would make the live one the oldest of too
+// many.
+BOOST_AUTO_TEST_CASE(a_killed_nodes_sessions_are_forgotten_after_their_lease) {
+  redis_server redis;
+  const auto store = "redis://127.0.0.1:" + std::to_string(redis.port());
+  auto cfg = node_config(redis);
+  cfg.max_sessions_per_user = 2;
+  test_server survivor(cfg);
+  ws_client first(survivor.port(), "/ws/7");
+
+  child_process doomed({"--listen", "127.0.0.1:0", "--store", store, "--max-sessions-per-user", "2",
+                        "--session-lease", "2", "--threads", std::to_string(test_threads())});
+  const auto doomed_port = doomed.wait_listening();
+  auto on_doomed = std::make_unique<ws_client>(doomed_port, "/ws/7");
+  doomed.signal(SIGKILL);
+  BOOST_TEST(doomed.wait() == 128 + SIGKILL);
+  const auto killed_at = clock_type::now();
+
+  std::this_thread::sleep_for(2500ms);
+  ws_client second(survivor.port(), "/ws/7");
+  BOOST_TEST((clock_type::now() - killed_at < 60s));
+  BOOST_TEST(!first.read_maybe(700ms).has_value());  // not replaced: the dead one is forgotten
+  ws_client third(survivor.port(), "/ws/7");
+  ws_client alice(survivor.port(), "/ws/1");
+  alice.send(send_frame(7, "after"));
+  BOOST_TEST(str(third.read().at("content")) == "after");
+  BOOST_TEST(str(second.read().at("content")) == "after");
+}
+
+BOOST_AUTO_TEST_CASE(a_node_that_stops_cleanly_removes_its_sessions_at_once) {
+  redis_server redis;
+  auto cfg = node_config(redis);
+  cfg.max_sessions_per_user = 2;
+  cfg.session_lease = std::chrono::seconds(600);
+  test_server survivor(cfg);
+  ws_client first(survivor.port(), "/ws/8");
+  auto leaving = std::make_unique<test_server>(cfg);
+  {
+    // A client that answers the close handshake, as a real one does.
+    ws_client gone(leaving->port(), "/ws/8");
+    std::thread reader([&] { BOOST_CHECK_NO_THROW(gone.read_until_closed()); });
+    leaving->stop();
+    reader.join();
+  }
+  ws_client second(survivor.port(), "/ws/8");
+  ws_client alice(survivor.port(), "/ws/1");
+  alice.send(send_frame(8, "still here"));
+  BOOST_TEST(str(first.read().at("content")) == "still here");
+  BOOST_TEST(str(second.read().at("content")) == "still here");
+}
+
+// Redis unreachable at start, then killed and restarted at run time.
+BOOST_AUTO_TEST_CASE(redis_down_gives_unavailable_and_the_node_recovers_by_itself) {
+  redis_server_options persistent;
+  persistent.append_only = true;
+  redis_server redis(persistent);
+  test_server a(node_config(redis)), b(node_config(redis));
+  ws_client alice(a.port(), "/ws/1");
+  ws_client bob(b.port(), "/ws/2");
+  BOOST_TEST(send_and_collect(alice, 2, "before", 5).receipted.size() == 5u);
+  expect_in_order(bob, {1, 2, 3, 4, 5}, 0);
+
+  redis.kill();
+  // Every SEND gets ERROR unavailable within 10 s; sessions stay open.
+  const auto started = clock_type::now();
+  alice.send(send_frame(2, "during", "during-1"));
+  const auto refused = alice.read(10000ms);
+  BOOST_TEST(type_of(refused) == 4);
+  BOOST_TEST(str(refused.at("code")) == "unavailable");
+  BOOST_TEST((clock_type::now() - started < 10s));
+  BOOST_TEST(eventually([&] { return !healthy(a.port()); }, 10000ms));
+  const auto health = http_get(a.port(), "/healthz");
+  BOOST_TEST(health.status == 503u);
+  BOOST_TEST(health.body == R"({"status":"store_unavailable"})");
+  BOOST_TEST(upgrade_status(a.port(), "/ws/3") == 503u);
+
+  redis.restart();
+  const auto back = clock_type::now();
+  BOOST_TEST(eventually([&] { return healthy(a.port()) && healthy(b.port()); }, 15000ms));
+  BOOST_TEST((clock_type::now() - back < 15s));
+  // The same sessions: receipts and cross-node delivery resume, nothing of
+  // the refused SEND was stored.
+  const auto after = send_and_collect(alice, 2, "after", 5);
+  BOOST_TEST(after.receipted.size() == 5u);
+  BOOST_TEST(seqs_of(after) == (std::set<std::uint64_t>{6, 7, 8, 9, 10}));
+  expect_in_order(bob, {6, 7, 8, 9, 10}, 5);
+  BOOST_TEST(!bob.read_maybe(300ms).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(a_node_starts_without_redis_and_joins_when_it_answers) {
+  redis_server redis;
+  const auto port = redis.port();
+  redis.kill();
+  auto cfg = test_config();
+  cfg.store = "redis://127.0.0.1:" + std::to_string(port);
+  test_server a(cfg);
+  BOOST_TEST(http_get(a.port(), "/healthz").status == 503u);
+  redis.restart();
+  BOOST_TEST(eventually([&] { return healthy(a.port()); }, 15000ms));
+  ws_client alice(a.port(), "/ws/1");
+  ws_client bob(a.port(), "/ws/2");
+  BOOST_TEST(send_and_collect(alice, 2, "m", 2).receipted.size() == 2u);
+  expect_in_order(bob, {1, 2}, 0);
+}
+
+// A hung Redis (SIGSTOP) accepts connections and never answers: only
+// deadlines notice it. What its sender was told failed is never delivered.
+BOOST_AUTO_TEST_CASE(a_paused_redis_gives_unavailable_and_nothing_refused_is_delivered_later) {
+  redis_server redis;
+  test_server a(node_config(redis)), b(node_config(redis));
+  ws_client alice(a.port(), "/ws/1");
+  ws_client bob(b.port(), "/ws/2");
+  BOOST_TEST(send_and_collect(alice, 2, "before", 2).receipted.size() == 2u);
+  expect_in_order(bob, {1, 2}, 0);
+
+  redis.pause();
+  const auto started = clock_type::now();
+  const auto during = send_and_collect(alice, 2, "during", 3, 12000ms);
+  BOOST_TEST((clock_type::now() - started < 10s));
+  BOOST_TEST(during.receipted.empty());
+  BOOST_TEST(during.refused.size() == 3u);
+  std::this_thread::sleep_for(2s);  // past the scripts' own deadline
+  redis.resume();
+  BOOST_TEST(eventually([&] { return healthy(a.port()) && healthy(b.port()); }, 15000ms));
+
+  const auto after = send_and_collect(alice, 2, "after", 2);
+  BOOST_TEST(after.receipted.size() == 2u);
+  BOOST_TEST(seqs_of(after) == (std::set<std::uint64_t>{3, 4}));
+  std::vector<std::string> contents;
+  while (contents.size() < 2) {
+    auto f = bob.read(10000ms);
+    if (type_of(f) == 1) contents.push_back(str(f.at("content")));
+  }
+  BOOST_TEST(contents == (std::vector<std::string>{"after0", "after1"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(!bob.read_maybe(500ms).has_value());
+}
+
+// Pub/sub is at-most-once: subscriber connections killed again and again
+// during a flood lose publishes, which the receivers fill from the inbox,
+// also the last ones, after which nothing more is sent.
+BOOST_AUTO_TEST_CASE(subscriber_connections_killed_during_a_flood_lose_nothing) {
+  redis_server redis;
+  test_server a(node_config(redis)), b(node_config(redis));
+  ws_client alice(a.port(), "/ws/1");
+  ws_client bob(b.port(), "/ws/2");
+  ws_client bob_a(a.port(), "/ws/2?ack=manual");
+
+  std::atomic<bool> flooding{true};
+  std::thread killer([&] {
+    while (flooding) {
+      try {
+        redis.cli({"CLIENT", "KILL", "TYPE", "pubsub"});
+      } catch (const std::exception&) {
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+  });
+  send_result all;
+  for (int round = 0; round < 40; ++round) {
+    const auto r = send_and_collect(alice, 2, "r" + std::to_string(round) + "-", 100);
+    all.receipted.insert(r.receipted.begin(), r.receipted.end());
+    BOOST_TEST(r.refused.empty());
+    std::this_thread::sleep_for(5ms);
+  }
+  flooding = false;
+  killer.join();
+  BOOST_TEST(all.receipted.size() == 4000u);
+  expect_in_order(bob, seqs_of(all), 0, 30000ms);
+  expect_in_order(bob_a, seqs_of(all), 0, 30000ms);
+  BOOST_TEST(!bob.read_maybe(300ms).has_value());
+}
