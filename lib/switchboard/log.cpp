@@ -2,10 +2,13 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <list>
+#include <mutex>
 #include <string>
 
 namespace switchboard {
@@ -38,6 +41,13 @@ namespace detail {
 
 namespace {
 
+// "[node] " or null: set at start (set_log_node()). An atomic pointer into
+// a list that only grows, because tests run several nodes in one process and
+// a line may be built while another node starts.
+std::atomic<const std::string*> node_tag{nullptr};
+std::mutex node_tags_mutex;
+std::list<std::string> node_tags;  // every tag ever set, so none is freed while in use
+
 // "2026-11-26T20:51:03.123Z info  ": UTC, so that the logs of several nodes
 // sort together; the level padded so that messages line up.
 std::string line_prefix(log_level level) {
@@ -52,7 +62,9 @@ std::string line_prefix(log_level level) {
       std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s ",
                     utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
                     utc.tm_sec, static_cast<int>(millis), std::string(to_string(level)).c_str());
-  return std::string(buffer, size > 0 ? static_cast<std::size_t>(size) : 0);
+  std::string prefix(buffer, size > 0 ? static_cast<std::size_t>(size) : 0);
+  if (const auto* tag = node_tag.load(std::memory_order_acquire)) prefix += *tag;
+  return prefix;
 }
 
 }  // namespace
@@ -100,5 +112,14 @@ log_line::~log_line() {
 }
 
 }  // namespace detail
+
+void set_log_node(std::string_view node_id) {
+  const std::string* tag = nullptr;
+  if (!node_id.empty()) {
+    std::lock_guard lock(detail::node_tags_mutex);
+    tag = &detail::node_tags.emplace_back("[" + std::string(node_id) + "] ");
+  }
+  detail::node_tag.store(tag, std::memory_order_release);
+}
 
 }  // namespace switchboard

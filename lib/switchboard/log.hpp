@@ -21,6 +21,10 @@ namespace switchboard {
 // The name used in log lines and on the command line (`--log-level`).
 std::string_view to_string(log_level level) noexcept;
 
+// Every line names this node after its level: "... info  [node-a] ...".
+// A cluster node sets it at start. Safe to call from any thread.
+void set_log_node(std::string_view node_id);
+
 // Lines below `level` are dropped from now on. Safe to call from any thread.
 void set_log_level(log_level level) noexcept;
 
