@@ -1,5 +1,9 @@
 #include "switchboard/delivery.hpp"
 
+#include <utility>
+
+#include <boost/asio/post.hpp>
+
 #include "switchboard/hub.hpp"
 #include "switchboard/log.hpp"
 #include "switchboard/metrics.hpp"
@@ -38,20 +42,32 @@ void delivery::refused(const session_ptr& sender, const std::optional<store::mes
 }
 
 void delivery::message(store::stored_message m) {
-  std::vector<store::stored_message> one;
-  one.push_back(std::move(m));
-  // A drop is logged once per run of drops, not once per message.
-  const bool posted = hub_.post(hub_event::committed{std::move(one)});
+  routed_.push_back(std::move(m));
+  if (flush_posted_) return;
+  // After the subscriber handled everything its last read brought.
+  flush_posted_ = true;
+  asio::post(hub_.get_executor(), [this] {
+    flush_posted_ = false;
+    flush_routed();
+  });
+}
+
+void delivery::flush_routed() {
+  if (routed_.empty()) return;
+  // A drop is logged once per run of drops, not once per batch.
+  const bool posted = hub_.post(hub_event::committed{std::exchange(routed_, {})});
   if (!posted && !dropping_)
     SB_LOG(warn) << "hub overflow: routed messages dropped; sessions catch up at the next one";
   dropping_ = !posted;
 }
 
 void delivery::inbox_at(store::user_id user, store::seq_t highest) {
+  flush_routed();
   hub_.post(hub_event::inbox_at{user, highest});
 }
 
 void delivery::replaced(store::user_id user, std::string session_id) {
+  flush_routed();
   hub_.post(hub_event::replace{user, std::move(session_id)});
 }
 

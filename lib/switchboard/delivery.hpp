@@ -27,14 +27,22 @@ class delivery final : public store::outcomes, public store::route_sink {
   void refused(const session_ptr& sender, const std::optional<store::message_id>& id) override;
 
   // store::route_sink, from the cluster's subscriber (on the hub's thread).
+  // Messages are handed to the hub in batches: those that arrive together
+  // (one read of the subscriber's socket) make one hub event.
   void message(store::stored_message m) override;
   void inbox_at(store::user_id user, store::seq_t highest) override;
   void replaced(store::user_id user, std::string session_id) override;
 
  private:
+  // Hands the routed messages gathered so far to the hub, before anything
+  // else routed after them.
+  void flush_routed();
+
   hub& hub_;
   metrics& metrics_;
-  bool dropping_ = false;  // the last routed message found the hub full
+  std::vector<store::stored_message> routed_;  // from pub/sub, not yet posted
+  bool flush_posted_ = false;
+  bool dropping_ = false;  // the last routed batch found the hub full
 };
 
 }  // namespace switchboard

@@ -101,10 +101,15 @@ BOOST_AUTO_TEST_CASE(publishes_are_messages_or_kicks) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(entry_ids_give_the_seq) {
-  BOOST_TEST(codec::entry_seq("5-0").value() == 5u);
-  BOOST_TEST(codec::entry_seq("18446744073709551615-0").value() == max_u64);
-  BOOST_TEST(!codec::entry_seq("5").has_value());
-  BOOST_TEST(!codec::entry_seq("-0").has_value());
-  BOOST_TEST(!codec::entry_seq("x-0").has_value());
+BOOST_AUTO_TEST_CASE(inbox_entries_are_the_seq_then_the_message) {
+  const auto entry = "18446744073709551615 " + codec::encode_message(5, 6, std::nullopt, "x y");
+  const auto m = codec::decode_entry(entry, 4);
+  BOOST_REQUIRE(m.has_value());
+  BOOST_TEST(m->seq == max_u64);
+  BOOST_TEST(m->content == "x y");
+  for (const char* bad : {"", "5", "5 ", "0 1 2 -:x", "x 1 2 -:x", "05 1 2 -:x", "-5 1 2 -:x"}) {
+    BOOST_TEST_CONTEXT(bad) {
+      BOOST_TEST(!codec::decode_entry(bad, 1).has_value());
+    }
+  }
 }

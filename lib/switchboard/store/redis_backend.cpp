@@ -96,6 +96,7 @@ struct redis_backend::impl {
         sink(sink_),
         stats(stats_),
         append_script(redis_scripts::append),
+        fetch_script(redis_scripts::fetch),
         advance_script(redis_scripts::advance),
         open_script(redis_scripts::open),
         refresh_script(redis_scripts::refresh),
@@ -121,7 +122,8 @@ struct redis_backend::impl {
   // Loaded again on every connection: a restarted Redis forgot them.
   std::vector<std::vector<std::string>> setup() const {
     std::vector<std::vector<std::string>> out;
-    for (const auto* s : {&append_script, &advance_script, &open_script, &refresh_script})
+    for (const auto* s :
+         {&append_script, &fetch_script, &advance_script, &open_script, &refresh_script})
       out.push_back({"SCRIPT", "LOAD", s->source});
     return out;
   }
@@ -252,6 +254,7 @@ struct redis_backend::impl {
   route_sink& sink;
   metrics& stats;
   script append_script;
+  script fetch_script;
   script advance_script;
   script open_script;
   script refresh_script;
@@ -434,19 +437,16 @@ asio::awaitable<std::vector<stored_message>> redis_backend::fetch(user_id user, 
   if (max_count == 0 || after == std::numeric_limits<seq_t>::max()) co_return out;
   auto self = impl_;
   std::string text;
-  redis::append_command(text, {"XRANGE", codec::inbox_key(user), std::to_string(after + 1) + "-0",
-                               "+", "COUNT", std::to_string(max_count)});
+  redis::append_command(
+      text, {"EVALSHA", self->fetch_script.sha, "2", codec::seq_key(user), codec::inbox_key(user),
+             std::to_string(after), std::to_string(max_count)});
   auto replies = co_await self->call(std::move(text), 1);
   const auto& entries = replies[0];
   if (entries.is_error()) throw unavailable("Redis refused a fetch: " + entries.str);
   out.reserve(entries.elements.size());
   for (const auto& entry : entries.elements) {
-    // [id, [field, value]]
-    if (entry.elements.size() != 2 || entry.elements[1].elements.size() < 2) continue;
-    const auto seq = codec::entry_seq(entry.elements[0].str);
-    if (!seq) continue;
-    if (auto m = codec::decode_message(entry.elements[1].elements[1].str, *seq, user))
-      out.push_back(std::move(*m));
+    auto m = codec::decode_entry(entry.str, user);
+    if (m && m->seq > after) out.push_back(std::move(*m));
   }
   co_return out;
 }

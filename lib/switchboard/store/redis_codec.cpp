@@ -122,25 +122,22 @@ std::optional<stored_message> decode_message(std::string_view text, seq_t seq, u
   return m;
 }
 
+std::optional<stored_message> decode_entry(std::string_view entry, user_id receiver) {
+  auto seq_text = take_word(entry);
+  auto seq = seq_text ? parse_u64(*seq_text) : std::nullopt;
+  if (!seq || *seq == 0) return std::nullopt;
+  return decode_message(entry, *seq, receiver);
+}
+
 published decode_published(std::string_view payload, user_id receiver) {
   if (payload.starts_with("m ")) {
-    payload.remove_prefix(2);
-    auto seq_text = take_word(payload);
-    auto seq = seq_text ? parse_u64(*seq_text) : std::nullopt;
-    if (!seq || *seq == 0) return {};
-    auto m = decode_message(payload, *seq, receiver);
+    auto m = decode_entry(payload.substr(2), receiver);
     if (!m) return {};
     return published_message{std::move(*m)};
   }
   if (payload.starts_with("k ") && payload.size() > 2)
     return published_kick{std::string(payload.substr(2))};
   return {};
-}
-
-std::optional<seq_t> entry_seq(std::string_view entry_id) {
-  const auto dash = entry_id.find('-');
-  if (dash == std::string_view::npos) return std::nullopt;
-  return parse_u64(entry_id.substr(0, dash));
 }
 
 }  // namespace switchboard::store::redis_codec

@@ -6,14 +6,16 @@
 // that on a Redis Cluster they share one hash slot and one script may touch
 // them all; the user's pub/sub channel has the same tag, for sharded pub/sub.
 //
-// A message is one string, the same in the stream and in the publish:
+// A message is one string, the same in the inbox list and in the publish:
 //
-//   <ts_ms> <sender> <id kind><id length>:<id><content>
+//   <seq> <ts_ms> <sender> <id kind><id length>:<id><content>
 //
 // id kind is `-` (no id, length and id empty), `n` (a number) or `s` (a
-// string). The content runs to the end, so it may hold any byte. The Lua
-// scripts read only the leading ts (retention). A publish prefixes it with
-// `m <seq> `; a session the cluster closes is published as `k <session id>`.
+// string). The content runs to the end, so it may hold any byte. The node
+// encodes everything after the seq; the append script puts the seq in front
+// (it assigns it) and reads only seq and ts (trimming). A publish is the
+// entry behind `m `; a session the cluster closes is published as
+// `k <session id>`.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +30,7 @@ namespace switchboard::store::redis_codec {
 
 std::string seq_key(user_id user);       // {u:U}:seq       highest seq assigned (INCR)
 std::string cursor_key(user_id user);    // {u:U}:cursor    delivered cursor
-std::string inbox_key(user_id user);     // {u:U}:inbox     stream, entry ids <seq>-0
+std::string inbox_key(user_id user);     // {u:U}:inbox     list of entries, in seq order
 std::string sessions_key(user_id user);  // {u:U}:sessions  hash: session id -> lease
 std::string dedup_key(user_id sender, const message_id& id);  // {u:S}:dedup:<id>
 // Pub/sub is not per database: the database number keeps two clusters on
@@ -41,6 +43,8 @@ std::string encode_message(std::int64_t ts_ms, user_id sender, const std::option
                            std::string_view content);
 // nullopt if `text` is not an encoded message.
 std::optional<stored_message> decode_message(std::string_view text, seq_t seq, user_id receiver);
+// An inbox entry, "<seq> <message>"; nullopt if malformed.
+std::optional<stored_message> decode_entry(std::string_view entry, user_id receiver);
 
 // What arrives on a user's channel.
 struct published_message {
@@ -52,9 +56,6 @@ struct published_kick {
 using published = std::variant<std::monostate, published_message, published_kick>;
 // monostate: not a payload of ours (ignored, counted by the caller).
 published decode_published(std::string_view payload, user_id receiver);
-
-// A stream entry id, "<seq>-0"; nullopt if malformed.
-std::optional<seq_t> entry_seq(std::string_view entry_id);
 
 // Decimal text of an unsigned number, nullopt if not exactly one.
 std::optional<std::uint64_t> parse_u64(std::string_view text);

@@ -19,14 +19,19 @@ namespace switchboard::store::redis_scripts {
 // receiver, seq, ts} for a resend within the window (nothing stored), or
 // {1, seq, evicted}.
 //
-// Trimming, at the head of the inbox (the oldest entries), every 16th
-// append (it reads the oldest entry): a message older than --retention goes
-// (counted as evicted); an acknowledged one (at or below the cursor) goes
-// once it is grace_ms old. Acknowledged messages stay that long because a
-// session of the user on another node that lost a publish fills the gap
-// from the inbox, after another session moved the cursor past it.
-// --inbox-limit trims the oldest entries, acknowledged ones first; only
-// those above the cursor count as evicted.
+// The inbox is a list of "<seq> <message>" entries in seq order with no
+// hole: every seq is pushed by the script that assigned it, and entries only
+// ever leave from the head. So the first entry's seq is highest - length + 1,
+// which is how fetch finds a seq without an index (a list push is several
+// times cheaper than a stream entry).
+//
+// Trimming, at the head, every 16th append (it reads the oldest entry): a
+// message older than --retention goes (counted as evicted); an acknowledged
+// one (at or below the cursor) goes once it is grace_ms old. Acknowledged
+// messages stay that long because a session of the user on another node
+// that lost a publish fills the gap from the inbox, after another session
+// moved the cursor past it. --inbox-limit drops the oldest entries,
+// acknowledged ones first; only those above the cursor count as evicted.
 inline constexpr const char* append = R"lua(
 local now = redis.call('TIME')
 if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[3]) then
@@ -43,44 +48,57 @@ if KEYS[4] then
   end
 end
 local seq = redis.call('INCR', KEYS[1])
+local entry = string.format('%d ', seq) .. ARGV[1]
+local len = redis.call('RPUSH', KEYS[2], entry)
 local evicted = 0
-local len = redis.call('XLEN', KEYS[2])
 local cursor = nil
-if len > 0 and seq % 16 == 0 then
+if seq % 16 == 0 then
   cursor = tonumber(redis.call('GET', KEYS[3]) or '0')
   local expired = ts - tonumber(ARGV[6])
   local settled = ts - tonumber(ARGV[9])
-  while len > 0 do
-    local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
-    local fseq = tonumber(string.match(first[1], '^(%d+)'))
-    local fts = tonumber(string.match(first[2][2], '^(%-?%d+) '))
+  while len > 1 do
+    local fseq, fts = string.match(redis.call('LINDEX', KEYS[2], 0), '^(%d+) (%-?%d+) ')
+    fseq, fts = tonumber(fseq), tonumber(fts)
     if fts == nil or fseq == nil then break end
     if fts < expired then
       if fseq > cursor then evicted = evicted + 1 end
     elseif not (fseq <= cursor and fts < settled) then
       break
     end
-    redis.call('XDEL', KEYS[2], first[1])
+    redis.call('LPOP', KEYS[2])
     len = len - 1
   end
 end
 local limit = tonumber(ARGV[5])
-if len >= limit then
+if len > limit then
   cursor = cursor or tonumber(redis.call('GET', KEYS[3]) or '0')
-  local old = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', len - limit + 1)
-  for i = 1, #old do
-    if tonumber(string.match(old[i][1], '^(%d+)')) > cursor then evicted = evicted + 1 end
-  end
-  redis.call('XTRIM', KEYS[2], 'MAXLEN', limit - 1)
+  -- The entries dropped hold seqs first .. first + drop - 1.
+  local drop = len - limit
+  local first = seq - len + 1
+  local last = first + drop - 1
+  if last > cursor then evicted = evicted + last - math.max(cursor, first - 1) end
+  redis.call('LTRIM', KEYS[2], drop, -1)
 end
-redis.call('XADD', KEYS[2], string.format('%d-0', seq), 'm', ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 if KEYS[4] then
-  redis.call('SET', KEYS[4], ARGV[8] .. ' ' .. string.format('%d', seq) .. ' ' .. ARGV[2],
-             'PX', ARGV[4])
+  redis.call('SET', KEYS[4], ARGV[8] .. string.format(' %d ', seq) .. ARGV[2], 'PX', ARGV[4])
 end
-redis.call('PUBLISH', ARGV[7], 'm ' .. string.format('%d', seq) .. ' ' .. ARGV[1])
+redis.call('PUBLISH', ARGV[7], 'm ' .. entry)
 return {1, seq, evicted}
+)lua";
+
+// The held messages of one user above a seq. KEYS: seq, inbox. ARGV: after
+// (decimal, may exceed 2^53), count. Returns the entries (see append), in
+// seq order, starting with the first above `after`.
+inline constexpr const char* fetch = R"lua(
+local len = redis.call('LLEN', KEYS[2])
+if len == 0 then return {} end
+local highest = tonumber(redis.call('GET', KEYS[1]) or '0')
+local first = highest - len + 1
+local start = tonumber(ARGV[1]) + 1 - first
+if start < 0 then start = 0 end
+if start >= len then return {} end
+return redis.call('LRANGE', KEYS[2], start, start + tonumber(ARGV[2]) - 1)
 )lua";
 
 // A cursor move. KEYS: cursor, seq. ARGV: seq (decimal, may exceed 2^53:
