@@ -8,10 +8,13 @@
 // die with SIGKILL (the binary then). Every case runs with --threads 1 and 2.
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -414,4 +417,59 @@ BOOST_AUTO_TEST_CASE(subscriber_connections_killed_during_a_flood_lose_nothing) 
   expect_in_order(bob, seqs_of(all), 0, 30000ms);
   expect_in_order(bob_a, seqs_of(all), 0, 30000ms);
   BOOST_TEST(!bob.read_maybe(300ms).has_value());
+}
+
+// --redis-password-file (AUTH), with the ACL user of the URI when it has one;
+// a wrong password keeps the node unavailable rather than stopping it.
+BOOST_AUTO_TEST_CASE(nodes_authenticate_with_a_password_file_and_an_acl_user) {
+  redis_server_options options;
+  options.password = "default-secret";
+  options.acl_user = "switchboard";
+  options.acl_password = "user-secret";
+  redis_server redis(options);
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("switchboard-cluster-auth-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+    return (dir / name).string();
+  };
+  auto a_cfg = node_config(redis);
+  a_cfg.redis_password_file = write("default", "default-secret\n");
+  auto b_cfg = node_config(redis);
+  b_cfg.store = "redis://switchboard@127.0.0.1:" + std::to_string(redis.port());
+  b_cfg.redis_password_file = write("user", "user-secret");
+  auto bad_cfg = node_config(redis);
+  bad_cfg.redis_password_file = write("bad", "wrong");
+  {
+    test_server a(a_cfg), b(b_cfg), bad(bad_cfg);
+    ws_client alice(a.port(), "/ws/1");
+    ws_client bob(b.port(), "/ws/2");
+    BOOST_TEST(send_and_collect(alice, 2, "m", 2).receipted.size() == 2u);
+    expect_in_order(bob, {1, 2}, 0);
+    BOOST_TEST(http_get(bad.port(), "/healthz").status == 503u);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(metrics_show_the_redis_figures) {
+  redis_server redis;
+  test_server a(node_config(redis)), b(node_config(redis));
+  ws_client alice(a.port(), "/ws/1");
+  ws_client bob(b.port(), "/ws/2");
+  BOOST_TEST(send_and_collect(alice, 2, "m", 10).receipted.size() == 10u);
+  expect_in_order(bob, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 0);
+  const auto value = [](const std::string& text, const std::string& series) {
+    const auto at = text.find("\n" + series + " ");
+    BOOST_REQUIRE_MESSAGE(at != std::string::npos, series << " missing");
+    return std::stod(text.substr(at + series.size() + 2));
+  };
+  const auto ma = http_get(a.port(), "/metrics").body;
+  const auto mb = http_get(b.port(), "/metrics").body;
+  BOOST_TEST(value(ma, "switchboard_store_available") == 1.0);
+  BOOST_TEST(value(ma, "switchboard_redis_round_trips_total") >= 1.0);
+  BOOST_TEST(value(ma, "switchboard_redis_round_trip_seconds_count") >= 1.0);
+  BOOST_TEST(value(ma, "switchboard_redis_reconnects_total") == 0.0);
+  BOOST_TEST(value(mb, "switchboard_redis_publishes_received_total") >= 10.0);
+  BOOST_TEST(value(mb, "switchboard_messages_delivered_total") == 10.0);
 }
