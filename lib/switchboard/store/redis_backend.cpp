@@ -290,9 +290,14 @@ void redis_backend::start() {
   d.subscriber.on_message = [&d](std::string_view channel, std::string_view payload) {
     d.on_message(channel, payload);
   };
-  d.subscriber.on_connected = [self = impl_] {
+  // Weak: the subscriber belongs to the impl, so a strong reference here
+  // would be a cycle that outlives the server.
+  d.subscriber.on_connected = [weak = std::weak_ptr<impl>(impl_)] {
+    auto self = weak.lock();
+    if (!self || self->stopped) return;
     self->state_changed();
-    asio::co_spawn(self->executor, self->resync(), log_exception("redis resync"));
+    asio::co_spawn(
+        self->executor, [self]() { return self->resync(); }, log_exception("redis resync"));
   };
   d.commands.start();
   d.subscriber.start();
