@@ -473,3 +473,23 @@ BOOST_AUTO_TEST_CASE(metrics_show_the_redis_figures) {
   BOOST_TEST(value(mb, "switchboard_redis_publishes_received_total") >= 10.0);
   BOOST_TEST(value(mb, "switchboard_messages_delivered_total") == 10.0);
 }
+
+// A new session's replay racing live sends from another node: everything
+// from seq 1 arrives once, in order, whichever way each message came (from
+// the inbox or from pub/sub).
+BOOST_AUTO_TEST_CASE(a_replay_racing_sends_from_another_node_has_no_gap_and_no_duplicate) {
+  redis_server redis;
+  test_server a(node_config(redis)), b(node_config(redis));
+  ws_client alice(a.port(), "/ws/1");
+  send_result all;
+  std::thread flood([&] { all = send_and_collect(alice, 2, "m", 3000, 30000ms); });
+  std::this_thread::sleep_for(30ms);
+  ws_client early(b.port(), "/ws/2?ack=manual&since=0");
+  std::this_thread::sleep_for(60ms);
+  ws_client late(a.port(), "/ws/2?ack=manual&since=0");
+  flood.join();
+  BOOST_TEST(all.receipted.size() == 3000u);
+  expect_in_order(early, seqs_of(all), 0, 30000ms);
+  expect_in_order(late, seqs_of(all), 0, 30000ms);
+  BOOST_TEST(!early.read_maybe(300ms).has_value());
+}
