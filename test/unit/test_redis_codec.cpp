@@ -17,7 +17,7 @@ constexpr std::uint64_t max_u64 = std::numeric_limits<std::uint64_t>::max();
 
 BOOST_AUTO_TEST_CASE(keys_carry_the_user_in_a_hash_tag) {
   BOOST_TEST(codec::seq_key(42) == "{u:42}:seq");
-  BOOST_TEST(codec::cursor_key(42) == "{u:42}:cursor");
+  BOOST_TEST(codec::cursor_key(42) == "{u:42}:cursors");
   BOOST_TEST(codec::inbox_key(42) == "{u:42}:inbox");
   BOOST_TEST(codec::sessions_key(42) == "{u:42}:sessions");
   BOOST_TEST(codec::channel(42, 0) == "{u:42}:ch:0");

@@ -97,7 +97,6 @@ struct redis_backend::impl {
         stats(stats_),
         append_script(redis_scripts::append),
         fetch_script(redis_scripts::fetch),
-        advance_script(redis_scripts::advance),
         open_script(redis_scripts::open),
         refresh_script(redis_scripts::refresh),
         commands(ex, endpoint(true), options(), counters, setup()),
@@ -122,8 +121,7 @@ struct redis_backend::impl {
   // Loaded again on every connection: a restarted Redis forgot them.
   std::vector<std::vector<std::string>> setup() const {
     std::vector<std::vector<std::string>> out;
-    for (const auto* s :
-         {&append_script, &fetch_script, &advance_script, &open_script, &refresh_script})
+    for (const auto* s : {&append_script, &fetch_script, &open_script, &refresh_script})
       out.push_back({"SCRIPT", "LOAD", s->source});
     return out;
   }
@@ -255,7 +253,6 @@ struct redis_backend::impl {
   metrics& stats;
   script append_script;
   script fetch_script;
-  script advance_script;
   script open_script;
   script refresh_script;
   redis::counters counters;
@@ -465,11 +462,15 @@ asio::awaitable<void> redis_backend::advance_cursors(std::span<const cursor_move
     auto& seq = furthest[m.user];
     seq = std::max(seq, m.seq);
   }
+  // ZADD GT: the cursor only ever moves forward, whichever node moves it,
+  // without a script (a cursor move per batch of frames written would
+  // otherwise be a second script per message at ordinary load).
   std::string text;
   for (const auto& [user, seq] : furthest)
-    redis::append_command(text, {"EVALSHA", self->advance_script.sha, "2", codec::cursor_key(user),
-                                 codec::seq_key(user), std::to_string(seq)});
-  co_await self->call(std::move(text), furthest.size());
+    redis::append_command(text, {"ZADD", codec::cursor_key(user), "GT", std::to_string(seq), "-"});
+  auto replies = co_await self->call(std::move(text), furthest.size());
+  for (const auto& r : replies)
+    if (r.is_error()) throw unavailable("Redis refused a cursor move: " + r.str);
 }
 
 asio::awaitable<std::uint64_t> redis_backend::evict_expired(std::int64_t) {

@@ -44,7 +44,7 @@ std::string seq_key(user_id user) {
   return user_key(user, "seq");
 }
 std::string cursor_key(user_id user) {
-  return user_key(user, "cursor");
+  return user_key(user, "cursors");
 }
 std::string inbox_key(user_id user) {
   return user_key(user, "inbox");

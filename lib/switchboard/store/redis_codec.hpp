@@ -29,7 +29,7 @@
 namespace switchboard::store::redis_codec {
 
 std::string seq_key(user_id user);       // {u:U}:seq       highest seq assigned (INCR)
-std::string cursor_key(user_id user);    // {u:U}:cursor    delivered cursor
+std::string cursor_key(user_id user);    // {u:U}:cursors   sorted set: member "-" -> cursor
 std::string inbox_key(user_id user);     // {u:U}:inbox     list of entries, in seq order
 std::string sessions_key(user_id user);  // {u:U}:sessions  hash: session id -> lease
 std::string dedup_key(user_id sender, const message_id& id);  // {u:S}:dedup:<id>

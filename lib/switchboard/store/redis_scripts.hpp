@@ -11,7 +11,13 @@
 
 namespace switchboard::store::redis_scripts {
 
-// One SEND. KEYS: seq, inbox, cursor, [dedup]. ARGV: message (encoded),
+// The cursor is a sorted set, {u:R}:cursors, member "-" (the user's cursor;
+// a cursor per device, PROTOCOL.md section 9, is a member per device), so
+// that a move is one plain `ZADD ... GT`: it only ever goes forward, from
+// any node, without a script. A cursor above the highest seq (a RECEIVE
+// with a larger N) counts as the highest where it is read.
+//
+// One SEND. KEYS: seq, inbox, cursors, [dedup]. ARGV: message (encoded),
 // ts_ms, deadline_ms (Redis clock), dedup_ms, inbox_limit, retention_ms,
 // channel, receiver, grace_ms.
 // Returns {-1} past the deadline (nothing done: a call that waited in a
@@ -53,7 +59,7 @@ local len = redis.call('RPUSH', KEYS[2], entry)
 local evicted = 0
 local cursor = nil
 if seq % 16 == 0 then
-  cursor = tonumber(redis.call('GET', KEYS[3]) or '0')
+  cursor = tonumber(redis.call('ZSCORE', KEYS[3], '-') or '0')
   local expired = ts - tonumber(ARGV[6])
   local settled = ts - tonumber(ARGV[9])
   while len > 1 do
@@ -71,7 +77,7 @@ if seq % 16 == 0 then
 end
 local limit = tonumber(ARGV[5])
 if len > limit then
-  cursor = cursor or tonumber(redis.call('GET', KEYS[3]) or '0')
+  cursor = cursor or tonumber(redis.call('ZSCORE', KEYS[3], '-') or '0')
   -- The entries dropped hold seqs first .. first + drop - 1.
   local drop = len - limit
   local first = seq - len + 1
@@ -101,21 +107,7 @@ if start >= len then return {} end
 return redis.call('LRANGE', KEYS[2], start, start + tonumber(ARGV[2]) - 1)
 )lua";
 
-// A cursor move. KEYS: cursor, seq. ARGV: seq (decimal, may exceed 2^53:
-// then it is above any highest and clamps). Moves the cursor to
-// min(seq, highest) if that is ahead. What it passed is trimmed later, by
-// the appends (see append).
-inline constexpr const char* advance = R"lua(
-local highest = tonumber(redis.call('GET', KEYS[2]) or '0')
-local want = tonumber(ARGV[1])
-if want > highest then want = highest end
-local cursor = tonumber(redis.call('GET', KEYS[1]) or '0')
-if want <= cursor then return 0 end
-redis.call('SET', KEYS[1], string.format('%d', want))
-return 1
-)lua";
-
-// A session opens. KEYS: sessions, seq, cursor. ARGV: session id, node,
+// A session opens. KEYS: sessions, seq, cursors. ARGV: session id, node,
 // lease_ms, max_sessions, channel.
 // Forgets sessions whose lease lapsed (their node died), registers this
 // one, closes the oldest beyond max_sessions wherever they are (published
@@ -149,7 +141,10 @@ for i = 1, excess do
   redis.call('HDEL', KEYS[1], live[i][2])
   redis.call('PUBLISH', ARGV[5], 'k ' .. live[i][2])
 end
-return {redis.call('GET', KEYS[2]) or '0', redis.call('GET', KEYS[3]) or '0'}
+local highest = tonumber(redis.call('GET', KEYS[2]) or '0')
+local cursor = tonumber(redis.call('ZSCORE', KEYS[3], '-') or '0')
+if cursor > highest then cursor = highest end
+return {string.format('%d', highest), string.format('%d', cursor)}
 )lua";
 
 // A node renews the lease of one of its sessions. KEYS: sessions. ARGV:
