@@ -29,7 +29,7 @@
 #
 # Settings (environment): PAIRS (50), WINDOW (128), SIZE (64), DURATION (5),
 # WARMUP (1), RATE (20000), REPEAT (1), COLUMNS ("cluster memory sqlite"),
-# PHASES ("tput rate"), TOP (8: commands shown), SERVER_ARGS (added to every
+# PHASES ("tput rate"), TOP (12: commands shown), SERVER_ARGS (added to every
 # node), KEEP_TMP=1 (keeps every run's key=value output and logs).
 # Needs redis-server and redis-cli (Debian's redis-server package) and curl.
 set -euo pipefail
@@ -59,7 +59,7 @@ RATE=${RATE:-20000}
 REPEAT=${REPEAT:-1}
 COLUMNS=${COLUMNS:-cluster memory sqlite}
 PHASES=${PHASES:-tput rate}
-TOP=${TOP:-8}
+TOP=${TOP:-12}
 read -ra server_args <<<"${SERVER_ARGS:-}"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/switchboard-cluster.XXXXXX")
@@ -166,6 +166,10 @@ cluster_kv() {
     END {
       printf "redis_cmds_per_msg=%.4f\n", total / d
       printf "redis_evalsha_per_msg=%.4f\n", ("evalsha" in cnt ? cnt["evalsha"] : 0) / d
+      # Only the append script runs INCR: the other scripts (cursor moves,
+      # session opens and lease renewals) are the EVALSHAs beyond it.
+      if ("evalsha" in cnt && "incr" in cnt)
+        printf "redis_evalsha_not_append_per_msg=%.4f\n", (cnt["evalsha"] - cnt["incr"]) / d
       # the names by calls, most first (insertion sort: a few dozen at most)
       for (i = 2; i <= n; i++) {
         v = order[i]
@@ -463,6 +467,7 @@ phase_rows() {  # PHASE
   if has cluster; then
     cluster_row "  Redis commands per msg (in scripts too)" "$p" redis_cmds_per_msg f2
     cluster_row "  EVALSHA calls per msg" "$p" redis_evalsha_per_msg f3
+    cluster_row "    of which not the append (EVALSHA-INCR)" "$p" redis_evalsha_not_append_per_msg f3
     local order name i=0
     order=$(get cluster "$p" redis_cmd_order)
     [[ $order == - ]] && order=
@@ -596,6 +601,10 @@ for c in "${cols[@]}"; do
         why="the client offered only $(calc int "$sent") msgs/s"
       fi
       echo "warning: $(title "$c") rate: $RATE msgs/s not held: $why; its latency is queueing"
+      warned=1
+    elif [[ $full != - && $full != 0 ]]; then
+      echo "warning: $(title "$c") rate: senders found their windows full $full times (median):" \
+        "the servers fell behind at times, so the latency includes queueing"
       warned=1
     fi
   fi
