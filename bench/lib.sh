@@ -8,10 +8,14 @@
 
 _bench_pids=()  # every server and bench process started, for bench_cleanup
 
-# Kills whatever is still running of what was started here.
+# Kills whatever is still running of what was started here. A bench runs
+# under `timeout`, which puts itself and the bench in a process group of
+# their own (its pid): the group is killed, or the bench would outlive it.
+# The other processes lead no group, so for them the group kill does nothing.
 bench_cleanup() {
   local pid
   for pid in "${_bench_pids[@]}"; do
+    kill -KILL -- "-$pid" 2>/dev/null || true
     kill -KILL "$pid" 2>/dev/null || true
   done
   for pid in "${_bench_pids[@]}"; do
