@@ -272,6 +272,16 @@ measure() {
     tail -3 "$tmp/$name.bench.err" >&2
   fi
   echo "bench_exit=$run_status" >>"$kv"
+  # What else ran meanwhile: the machine's busy time less the processes measured.
+  local other
+  other=$(awk -F= '
+    { v[$1] = $2 }
+    END {
+      if (v["machine_busy_pct"] == "") exit
+      printf "other_work_pct=%.0f\n", v["machine_busy_pct"] - v["server_cpu_pct"] - v["server2_cpu_pct"] \
+        - v["redis_cpu_pct"] - v["client_cpu_pct"]
+    }' "$kv")
+  [[ -n $other ]] && echo "$other" >>"$kv"
   local status=0
   if [[ $col == cluster ]]; then
     snapshot_cluster after
@@ -464,6 +474,9 @@ phase_rows() {  # PHASE
   key_row "  % of a core: client" "$p" client_cpu_pct
   cells_row "  waiting for a CPU %: A/B/Redis (node)" "$p" server_wait_pct server2_wait_pct redis_wait_pct
   key_row "  waiting for a CPU %: client" "$p" client_wait_pct
+  key_row "  machine busy, % of a CPU ($(nproc) CPUs)" "$p" machine_busy_pct
+  key_row "    of which other work (not measured here)" "$p" other_work_pct
+  key_row "  CPU stolen by the hypervisor, % of a CPU" "$p" machine_steal_pct
   if has cluster; then
     cluster_row "  Redis commands per msg (in scripts too)" "$p" redis_cmds_per_msg f2
     cluster_row "  EVALSHA calls per msg" "$p" redis_evalsha_per_msg f3

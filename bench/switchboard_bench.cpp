@@ -767,6 +767,7 @@ struct cpu_snapshot {
   double self = 0;
   std::optional<double> self_wait;  // runnable, waiting for a CPU
   process_snapshot server, server2, redis;
+  std::optional<bench::machine_cpu> machine;  // every process, this one included
 };
 
 cpu_snapshot snapshot(const options& o) {
@@ -777,6 +778,7 @@ cpu_snapshot snapshot(const options& o) {
   s.server2 = snapshot_of(o.pid2);
   s.redis = snapshot_of(o.redis_pid);
   s.self_wait = bench::process_wait_seconds(0);
+  s.machine = bench::machine_cpu_seconds();
   return s;
 }
 
@@ -1031,6 +1033,14 @@ int main(int argc, char** argv) {
   if (before.self_wait && after.self_wait)
     row("client_wait_pct", "client waiting for a CPU (% of the time, all threads)",
         fmt((*after.self_wait - *before.self_wait) / window_s * 100, 0));
+  // The whole machine: how busy it was, whatever ran, and the time a
+  // hypervisor took from it.
+  if (before.machine && after.machine) {
+    row("machine_busy_pct", "machine busy (% of one CPU, summed over CPUs)",
+        fmt((after.machine->busy - before.machine->busy) / window_s * 100, 0));
+    row("machine_steal_pct", "machine CPU stolen by the hypervisor (% of one CPU)",
+        fmt((after.machine->steal - before.machine->steal) / window_s * 100, 0));
+  }
   if (total.sent > 0) {
     row("msgs_per_send_call", "sender messages per socket write",
         fmt(static_cast<double>(total.sent) / std::max<std::uint64_t>(1, total.socket_writes), 1));
