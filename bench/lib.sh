@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shell functions shared by compare.sh and report.sh (sourced, not run).
+# Shell functions shared by compare.sh, report.sh and cluster.sh (sourced, not run).
 # The caller sets `tmp` (a directory for logs) and calls bench_cleanup from
 # its EXIT trap: every process started here is then gone, whatever happened.
 # Results go back in globals (server_pid, server_addr, server_status,
@@ -8,10 +8,14 @@
 
 _bench_pids=()  # every server and bench process started, for bench_cleanup
 
-# Kills whatever is still running of what was started here.
+# Kills whatever is still running of what was started here. A bench runs
+# under `timeout`, which puts itself and the bench in a process group of
+# their own (its pid): the group is killed, or the bench would outlive it.
+# The other processes lead no group, so for them the group kill does nothing.
 bench_cleanup() {
   local pid
   for pid in "${_bench_pids[@]}"; do
+    kill -KILL -- "-$pid" 2>/dev/null || true
     kill -KILL "$pid" 2>/dev/null || true
   done
   for pid in "${_bench_pids[@]}"; do
@@ -131,4 +135,54 @@ run_bounded() {
   run_status=0
   wait "$pid" || run_status=$?
   _forget "$pid"
+}
+
+# start_redis NAME: a private redis-server for a cluster run, never a system
+# service: no persistence, its directory under $tmp, on a random free port of
+# 127.0.0.1 (Redis has no port 0 that picks one: `--port 0` turns TCP off),
+# again on another port if that one was taken meanwhile. Ready once it
+# answers PING and says it is this process (INFO's process_id), so that a
+# Redis someone else started on that port is never measured.
+# Sets redis_pid and redis_port; returns 1 if it did not start.
+start_redis() {
+  local name=$1 port _ _attempt
+  local dir=$tmp/$name.redis
+  mkdir -p "$dir"
+  for _attempt in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 12000))
+    accepts "$port" && continue
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+      --dir "$dir" --daemonize no --logfile "$tmp/$name.redis.log" &
+    redis_pid=$!
+    _bench_pids+=("$redis_pid")
+    redis_port=$port
+    for _ in $(seq 1 200); do
+      kill -0 "$redis_pid" 2>/dev/null || break
+      if [[ $(redis-cli -p "$port" INFO server 2>/dev/null | tr -d '\r' |
+        sed -n 's/^process_id://p') == "$redis_pid" ]]; then
+        return 0
+      fi
+      sleep 0.05
+    done
+    kill -KILL "$redis_pid" 2>/dev/null || true
+    wait "$redis_pid" 2>/dev/null || true
+    _forget "$redis_pid"
+  done
+  echo "the $name redis-server did not start; its log:" >&2
+  tail -5 "$tmp/$name.redis.log" >&2
+  return 1
+}
+
+# stop_redis: SIGTERM to redis_pid (without persistence it exits at once),
+# SIGKILL if it is still there 10 s later.
+stop_redis() {
+  kill -TERM "$redis_pid" 2>/dev/null || true
+  local _
+  for _ in $(seq 1 200); do
+    kill -0 "$redis_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -KILL "$redis_pid" 2>/dev/null || true
+  wait "$redis_pid" 2>/dev/null || true
+  _forget "$redis_pid"
 }

@@ -55,6 +55,21 @@ std::optional<double> process_wait_seconds(long pid) {
   return static_cast<double>(total_ns) / 1e9;
 }
 
+std::optional<machine_cpu> machine_cpu_seconds() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  // cpu user nice system idle iowait irq softirq steal ...
+  unsigned long long v[8] = {};
+  if (!(in >> cpu) || cpu != "cpu") return std::nullopt;
+  for (auto& x : v)
+    if (!(in >> x)) return std::nullopt;
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  machine_cpu m;
+  m.busy = static_cast<double>(v[0] + v[1] + v[2] + v[5] + v[6]) / tick;
+  m.steal = static_cast<double>(v[7]) / tick;
+  return m;
+}
+
 std::uint64_t resident_bytes(long pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;

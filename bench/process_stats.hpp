@@ -20,6 +20,18 @@ double self_cpu_seconds();
 // machine this says how much a process was held back by the others.
 std::optional<double> process_wait_seconds(long pid);
 
+// CPU time of the whole machine, summed over its CPUs, in seconds (the
+// first line of /proc/stat): `busy` is user, nice, system, irq and softirq;
+// `steal` the time the hypervisor ran something else while a CPU of this
+// machine wanted to run. nullopt when it cannot be read. Together with the
+// CPU time of the processes measured, it says how much other work shared
+// the machine during a measurement.
+struct machine_cpu {
+  double busy = 0;
+  double steal = 0;
+};
+std::optional<machine_cpu> machine_cpu_seconds();
+
 // VmRSS of process `pid` in bytes (/proc/PID/status); 0 if unreadable (no
 // user process has nothing resident).
 std::uint64_t resident_bytes(long pid);

@@ -4,13 +4,16 @@
 //
 //   switchboard_bench --url 127.0.0.1:8080 [--pairs 50] [--window 128] [--size 64]
 //                     [--duration 10] [--warmup 1] [--receipts] [--pid PID]
+//                     [--receiver-url HOST:PORT] [--pid2 PID] [--redis-pid PID]
 //                     [--threads 1] [--base-id N] [--rate 0] [--format table|kv]
 //                     [--window-by delivery|receipt|both] [--batch W/8] [--drain 5]
 //                     [--protocol switchboard|seed]
 //   switchboard_bench --url 127.0.0.1:8080 --idle 15000 --pid PID [--sources 4]
 //                     [--settle 2] [--protocol switchboard|seed]
 //
-// It opens P sender/receiver pairs (users base-id+2i and base-id+2i+1). Each
+// It opens P sender/receiver pairs (users base-id+2i and base-id+2i+1): the
+// senders on --url, the receivers on --receiver-url (by default the same
+// server; in a cluster another node, so every message crosses nodes). Each
 // sender keeps at most W messages in flight to its receiver: sent and not yet
 // delivered; with --receipts, by default, sent and not yet both delivered and
 // receipted (--window-by receipt counts receipts only, but then nothing bounds
@@ -32,7 +35,9 @@
 // duplicated, reordered, misrouted, corrupted messages and seq gaps; the
 // server's CPU time per delivered message (--pid, from /proc/PID/stat) and the
 // client's own (getrusage), which must stay well below the server's or the
-// benchmark measures itself. Exit code 0, 1 if any message was lost,
+// benchmark measures itself; the same for a second server (--pid2, the
+// receivers' node in a cluster) and for Redis (--redis-pid), each under keys
+// of its own. Exit code 0, 1 if any message was lost,
 // duplicated, reordered, misrouted or corrupted, 2 for a bad option, 3 if it
 // could not connect.
 //
@@ -96,8 +101,10 @@ std::int64_t now_ns() {
 // Options
 
 struct options {
-  std::string host;
+  std::string host;  // --url: the senders' server
   std::string port;
+  std::string receiver_host;  // --receiver-url: the receivers' server (default: --url)
+  std::string receiver_port;
   unsigned pairs = 50;
   unsigned window = 128;
   unsigned batch = 0;  // 0: max(1, window / 8)
@@ -109,6 +116,8 @@ struct options {
   bool receipts = false;
   enum class window_by { delivery, receipt, both } frees = window_by::delivery;
   long pid = 0;
+  long pid2 = 0;       // the second server (the receivers' node in a cluster)
+  long redis_pid = 0;  // the Redis server behind a cluster
   unsigned threads = 1;
   std::uint64_t base_id = 0;
   bool kv = false;
@@ -123,6 +132,7 @@ std::optional<options> parse_options(int argc, char** argv) {
   namespace po = boost::program_options;
   options o;
   std::string url;
+  std::string receiver_url;
   std::string format = "table";
   std::string window_by;
   std::string speaks = "switchboard";
@@ -131,6 +141,8 @@ std::optional<options> parse_options(int argc, char** argv) {
   desc.add_options()
     ("help,h", "print this help")
     ("url", po::value(&url)->required(), "server address HOST:PORT (ws:// optional)")
+    ("receiver-url", po::value(&receiver_url),
+     "the receivers' server HOST:PORT (default: --url; in a cluster, another node)")
     ("pairs,p", po::value(&o.pairs)->default_value(o.pairs), "sender/receiver pairs")
     ("window,w", po::value(&o.window)->default_value(o.window), "messages in flight per sender")
     ("batch", po::value(&o.batch)->default_value(0),
@@ -147,6 +159,10 @@ std::optional<options> parse_options(int argc, char** argv) {
      "what frees a window slot: delivery, receipt or both "
      "(default: delivery; both with --receipts)")
     ("pid", po::value(&o.pid), "server process id: report its CPU time per message")
+    ("pid2", po::value(&o.pid2),
+     "a second server's process id (the receivers' node): its CPU time per message too")
+    ("redis-pid", po::value(&o.redis_pid),
+     "the Redis server's process id: its CPU time per message too")
     ("threads", po::value(&o.threads)->default_value(o.threads), "client threads")
     ("base-id", po::value(&o.base_id), "first user id (default: derived from the clock)")
     ("format", po::value(&format)->default_value(format), "table or kv (key=value lines)")
@@ -175,15 +191,14 @@ std::optional<options> parse_options(int argc, char** argv) {
     std::cerr << "switchboard_bench: " << what << "\n";
     return std::nullopt;
   };
-  if (url.starts_with("ws://")) url.erase(0, 5);
-  if (auto slash = url.find('/'); slash != std::string::npos) url.erase(slash);
-  auto colon = url.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == url.size())
-    return fail("--url must be HOST:PORT");
-  o.host = url.substr(0, colon);
-  o.port = url.substr(colon + 1);
-  if (o.host.size() > 2 && o.host.front() == '[' && o.host.back() == ']')
-    o.host = o.host.substr(1, o.host.size() - 2);
+  if (!bench::parse_address(url, o.host, o.port)) return fail("--url must be HOST:PORT");
+  o.receiver_host = o.host;
+  o.receiver_port = o.port;
+  if (vm.count("receiver-url") &&
+      !bench::parse_address(receiver_url, o.receiver_host, o.receiver_port))
+    return fail("--receiver-url must be HOST:PORT");
+  if (o.pid < 0 || o.pid2 < 0 || o.redis_pid < 0)
+    return fail("--pid, --pid2 and --redis-pid must be process ids");
   if (o.pairs == 0) return fail("--pairs must be at least 1");
   if (o.window == 0) return fail("--window must be at least 1");
   if (o.threads == 0) return fail("--threads must be at least 1");
@@ -236,8 +251,9 @@ std::optional<options> parse_options(int argc, char** argv) {
 
 struct run_state {
   options opt;
-  bench::server_target target;
-  std::string nonce;  // 8 hex digits, in every content of this run
+  bench::server_target target;           // the senders' server
+  bench::server_target receiver_target;  // the receivers' (the same one by default)
+  std::string nonce;                     // 8 hex digits, in every content of this run
   std::int64_t start_ns = 0, t0_ns = 0, t1_ns = 0;
   std::atomic<unsigned> connected{0};
   std::atomic<unsigned> connect_failed{0};
@@ -338,7 +354,8 @@ class pair_client {
   void force_close();
 
  private:
-  asio::awaitable<std::optional<std::uint64_t>> open(wire_client& ws, std::uint64_t user);
+  asio::awaitable<std::optional<std::uint64_t>> open(wire_client& ws, std::uint64_t user,
+                                                     const bench::server_target& target);
   asio::awaitable<void> reader(wire_client& ws, bool at_sender);
   void on_frame(std::string_view payload, bool at_sender);
   void on_delivery(const frame_view& frame, std::int64_t now);
@@ -423,9 +440,9 @@ pair_client::pair_client(worker& w, run_state& run, unsigned index)
 }
 
 // The welcome's seq (0 without a welcome); nullopt if the session did not open.
-asio::awaitable<std::optional<std::uint64_t>> pair_client::open(wire_client& ws,
-                                                                std::uint64_t user) {
-  auto r = co_await ws.open(run_.target, user);
+asio::awaitable<std::optional<std::uint64_t>> pair_client::open(
+    wire_client& ws, std::uint64_t user, const bench::server_target& target) {
+  auto r = co_await ws.open(target, user);
   if (!r.ok) {
     if (!run_.error_taken.exchange(true)) run_.first_connect_error = r.error;
     co_return std::nullopt;
@@ -435,9 +452,9 @@ asio::awaitable<std::optional<std::uint64_t>> pair_client::open(wire_client& ws,
 
 asio::awaitable<void> pair_client::connect() {
   // The receiver first, so that nothing is sent to a user with no session.
-  auto rseq = co_await open(receiver_, receiver_id_);
+  auto rseq = co_await open(receiver_, receiver_id_, run_.receiver_target);
   std::optional<std::uint64_t> sseq;
-  if (rseq) sseq = co_await open(sender_, sender_id_);
+  if (rseq) sseq = co_await open(sender_, sender_id_, run_.target);
   if (!rseq || !sseq) {
     force_close();
     ++run_.connect_failed;
@@ -731,20 +748,37 @@ void pair_client::on_delivery(const frame_view& frame, std::int64_t now) {
 // ---------------------------------------------------------------------------
 // CPU time
 
+// CPU time and time waiting for a CPU of one other process (a server, Redis).
+struct process_snapshot {
+  std::optional<double> cpu, wait;
+};
+
+process_snapshot snapshot_of(long pid) {
+  process_snapshot s;
+  if (pid) {
+    s.cpu = bench::process_cpu_seconds(pid);
+    s.wait = bench::process_wait_seconds(pid);
+  }
+  return s;
+}
+
 struct cpu_snapshot {
   std::int64_t at_ns = 0;
   double self = 0;
-  std::optional<double> server;
-  std::optional<double> self_wait, server_wait;  // runnable, waiting for a CPU
+  std::optional<double> self_wait;  // runnable, waiting for a CPU
+  process_snapshot server, server2, redis;
+  std::optional<bench::machine_cpu> machine;  // every process, this one included
 };
 
 cpu_snapshot snapshot(const options& o) {
   cpu_snapshot s;
   s.at_ns = now_ns();
   s.self = bench::self_cpu_seconds();
-  if (o.pid) s.server = bench::process_cpu_seconds(o.pid);
+  s.server = snapshot_of(o.pid);
+  s.server2 = snapshot_of(o.pid2);
+  s.redis = snapshot_of(o.redis_pid);
   s.self_wait = bench::process_wait_seconds(0);
-  if (o.pid) s.server_wait = bench::process_wait_seconds(o.pid);
+  s.machine = bench::machine_cpu_seconds();
   return s;
 }
 
@@ -787,22 +821,27 @@ int main(int argc, char** argv) {
   run_state run;
   run.opt = *parsed;
   const options& opt = run.opt;
-  run.target.host = opt.host;
-  run.target.port = opt.port;
-  run.target.speaks = opt.speaks;
-  {
+  auto resolve = [](bench::server_target& t, const std::string& host, const std::string& port,
+                    protocol speaks) {
+    t.host = host;
+    t.port = port;
+    t.speaks = speaks;
     asio::io_context ioc;
     tcp::resolver resolver(ioc);
     error_code ec;
-    auto results = resolver.resolve(opt.host, opt.port, ec);
+    auto results = resolver.resolve(host, port, ec);
     if (ec || results.empty()) {
-      std::cerr << "switchboard_bench: cannot resolve " << opt.host << ":" << opt.port << ": "
+      std::cerr << "switchboard_bench: cannot resolve " << host << ":" << port << ": "
                 << ec.message() << "\n";
-      return 3;
+      return false;
     }
     for (const auto& r : results)
-      run.target.endpoints.push_back(r.endpoint());
-  }
+      t.endpoints.push_back(r.endpoint());
+    return true;
+  };
+  if (!resolve(run.target, opt.host, opt.port, opt.speaks) ||
+      !resolve(run.receiver_target, opt.receiver_host, opt.receiver_port, opt.speaks))
+    return 3;
   if (opt.idle) {
     bench::idle_options io;
     io.target = run.target;
@@ -854,6 +893,9 @@ int main(int argc, char** argv) {
   if (run.connected < opt.pairs) {
     std::cerr << "switchboard_bench: " << run.connected << " of " << opt.pairs
               << " pairs connected to " << opt.host << ":" << opt.port
+              << (run.receiver_target.host == opt.host && run.receiver_target.port == opt.port
+                      ? std::string()
+                      : " (receivers: " + opt.receiver_host + ":" + opt.receiver_port + ")")
               << "; first error: " << (run.error_taken ? run.first_connect_error : "timed out")
               << "\n";
     post_all([](pair_client& p) { p.force_close(); });
@@ -957,14 +999,21 @@ int main(int argc, char** argv) {
         std::to_string(total.rate_window_full));
   row("max_window_wait_ms", "longest wait for a window slot (ms)",
       fmt(static_cast<double>(total.max_window_wait_ns) / 1e6, 1));
-  if (before.server && after.server && msgs_in_snapshot > 0) {
-    double cpu = *after.server - *before.server;
-    row("server_cpu_us_per_msg", "server CPU per message (us)",
-        fmt(cpu / msgs_in_snapshot * 1e6, 2));
-    row("server_cpu_pct", "server CPU (% of one core)", fmt(cpu / window_s * 100, 0));
-  } else if (opt.pid) {
-    row("server_cpu_us_per_msg", "server CPU per message (us)", "unreadable");
-  }
+  // CPU per delivered message of another process: KEY_cpu_us_per_msg, KEY_cpu_pct.
+  auto cpu_rows = [&](long pid, const process_snapshot& b, const process_snapshot& a,
+                      const std::string& key, const std::string& label) {
+    if (b.cpu && a.cpu && msgs_in_snapshot > 0) {
+      double cpu = *a.cpu - *b.cpu;
+      row(key + "_cpu_us_per_msg", label + " CPU per message (us)",
+          fmt(cpu / msgs_in_snapshot * 1e6, 2));
+      row(key + "_cpu_pct", label + " CPU (% of one core)", fmt(cpu / window_s * 100, 0));
+    } else if (pid) {
+      row(key + "_cpu_us_per_msg", label + " CPU per message (us)", "unreadable");
+    }
+  };
+  cpu_rows(opt.pid, before.server, after.server, "server", "server");
+  cpu_rows(opt.pid2, before.server2, after.server2, "server2", "second server (--pid2)");
+  cpu_rows(opt.redis_pid, before.redis, after.redis, "redis", "Redis");
   if (msgs_in_snapshot > 0) {
     double cpu = after.self - before.self;
     row("client_cpu_us_per_msg", "client CPU per message (us)",
@@ -972,12 +1021,26 @@ int main(int argc, char** argv) {
     row("client_cpu_pct", "client CPU (% of one core)", fmt(cpu / window_s * 100, 0));
   }
   // Time runnable but not running: other work on the machine holding a side back.
-  if (before.server_wait && after.server_wait)
-    row("server_wait_pct", "server waiting for a CPU (% of the time, all threads)",
-        fmt((*after.server_wait - *before.server_wait) / window_s * 100, 0));
+  auto wait_row = [&](const process_snapshot& b, const process_snapshot& a, const std::string& key,
+                      const std::string& label) {
+    if (b.wait && a.wait)
+      row(key + "_wait_pct", label + " waiting for a CPU (% of the time, all threads)",
+          fmt((*a.wait - *b.wait) / window_s * 100, 0));
+  };
+  wait_row(before.server, after.server, "server", "server");
+  wait_row(before.server2, after.server2, "server2", "second server");
+  wait_row(before.redis, after.redis, "redis", "Redis");
   if (before.self_wait && after.self_wait)
     row("client_wait_pct", "client waiting for a CPU (% of the time, all threads)",
         fmt((*after.self_wait - *before.self_wait) / window_s * 100, 0));
+  // The whole machine: how busy it was, whatever ran, and the time a
+  // hypervisor took from it.
+  if (before.machine && after.machine) {
+    row("machine_busy_pct", "machine busy (% of one CPU, summed over CPUs)",
+        fmt((after.machine->busy - before.machine->busy) / window_s * 100, 0));
+    row("machine_steal_pct", "machine CPU stolen by the hypervisor (% of one CPU)",
+        fmt((after.machine->steal - before.machine->steal) / window_s * 100, 0));
+  }
   if (total.sent > 0) {
     row("msgs_per_send_call", "sender messages per socket write",
         fmt(static_cast<double>(total.sent) / std::max<std::uint64_t>(1, total.socket_writes), 1));
@@ -992,9 +1055,13 @@ int main(int argc, char** argv) {
       std::cout << r.key << "=" << v << "\n";
     }
   } else {
-    std::cout << "switchboard_bench " << opt.host << ":" << opt.port << ": " << opt.pairs
-              << " pairs, window " << opt.window << " (refill " << opt.batch << "), " << opt.size
-              << "-byte content, " << (opt.receipts ? std::string("receipts, ") : std::string())
+    std::cout << "switchboard_bench " << opt.host << ":" << opt.port
+              << (opt.receiver_host == opt.host && opt.receiver_port == opt.port
+                      ? std::string()
+                      : " (receivers on " + opt.receiver_host + ":" + opt.receiver_port + ")")
+              << ": " << opt.pairs << " pairs, window " << opt.window << " (refill " << opt.batch
+              << "), " << opt.size << "-byte content, "
+              << (opt.receipts ? std::string("receipts, ") : std::string())
               << (opt.frees == options::window_by::delivery  ? "window freed by delivery, "
                   : opt.frees == options::window_by::receipt ? "window freed by receipt, "
                                                              : "window freed by delivery+receipt, ")

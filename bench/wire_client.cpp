@@ -75,6 +75,18 @@ void apply_mask(char* p, std::size_t n, const unsigned char key[4]) {
 
 }  // namespace
 
+bool parse_address(std::string_view text, std::string& host, std::string& port) {
+  if (text.starts_with("ws://")) text.remove_prefix(5);
+  if (auto slash = text.find('/'); slash != std::string_view::npos) text = text.substr(0, slash);
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) return false;
+  std::string_view h = text.substr(0, colon), p = text.substr(colon + 1);
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  host = h;
+  port = p;
+  return true;
+}
+
 wire_client::wire_client(asio::io_context& ioc, std::size_t buffer_bytes)
     : socket_(ioc),
       in_(new char[std::max<std::size_t>(buffer_bytes, 256)]),

@@ -47,6 +47,12 @@ struct server_target {
   protocol speaks = protocol::switchboard;
 };
 
+// Reads a server address as --url and --receiver-url take it: HOST:PORT,
+// with an optional ws:// in front and anything from the first '/' after it
+// ignored; an IPv6 host may be bracketed ([::1]:8080, the brackets dropped).
+// Sets host and port and returns true, or returns false with both untouched.
+bool parse_address(std::string_view text, std::string& host, std::string& port);
+
 struct open_result {
   bool ok = false;
   std::uint64_t welcome_seq = 0;  // the welcome's seq (Switchboard); 0 otherwise

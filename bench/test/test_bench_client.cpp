@@ -1,18 +1,24 @@
 // The load client's own protocol code: the frame scanner against Boost.JSON's
 // reading, and wire_client against a Beast server on a loopback socket (the
 // upgrade, the welcome, the three lengths of a frame, a ping, masking, the
-// close exchange, a refused upgrade). Every socket test runs under a deadline.
+// close exchange, a refused upgrade), the address syntax of --url and
+// --receiver-url, and the /proc reading behind --pid, --pid2 and --redis-pid.
+// Every socket test runs under a deadline.
 #define BOOST_TEST_MODULE bench_client
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 #include <boost/test/unit_test.hpp>
 #include <chrono>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "frames.hpp"
+#include "process_stats.hpp"
 #include "wire_client.hpp"
 
 namespace asio = boost::asio;
@@ -234,4 +240,41 @@ BOOST_AUTO_TEST_CASE(wire_client_reports_a_refused_upgrade) {
   test.run();
   BOOST_TEST(!r.ok);
   BOOST_TEST(r.error.find("503") != std::string::npos, r.error);
+}
+
+// --url and --receiver-url: HOST:PORT, ws:// and a path allowed, IPv6 bracketed.
+BOOST_AUTO_TEST_CASE(addresses_of_url_and_receiver_url) {
+  std::string host = "unchanged", port = "unchanged";
+  BOOST_TEST(bench::parse_address("127.0.0.1:8080", host, port));
+  BOOST_TEST(host == "127.0.0.1");
+  BOOST_TEST(port == "8080");
+  BOOST_TEST(bench::parse_address("ws://node-b:9002/ws/7", host, port));
+  BOOST_TEST(host == "node-b");
+  BOOST_TEST(port == "9002");
+  BOOST_TEST(bench::parse_address("[::1]:81", host, port));
+  BOOST_TEST(host == "::1");
+  BOOST_TEST(port == "81");
+  for (const char* bad : {"", "8080", ":8080", "host:", "ws://host", "host/x:1"}) {
+    host = port = "unchanged";
+    BOOST_TEST(!bench::parse_address(bad, host, port), bad);
+    BOOST_TEST(host == "unchanged");
+    BOOST_TEST(port == "unchanged");
+  }
+}
+
+// The CPU time read from /proc/PID/stat (how --pid, --pid2 and --redis-pid
+// measure another process) agrees with this process's own getrusage.
+BOOST_AUTO_TEST_CASE(cpu_time_from_proc_matches_rusage) {
+  volatile std::uint64_t x = 1;
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(60);
+  while (std::chrono::steady_clock::now() < until)
+    for (int i = 0; i < 1000; ++i)
+      x = x * 6364136223846793005ull + 1;
+  auto from_proc = bench::process_cpu_seconds(static_cast<long>(getpid()));
+  double own = bench::self_cpu_seconds();
+  BOOST_REQUIRE(from_proc.has_value());
+  // /proc counts in clock ticks (10 ms here): within a tick or two.
+  BOOST_TEST(*from_proc <= own + 0.011);
+  BOOST_TEST(*from_proc >= own - 0.03);
+  BOOST_TEST(!bench::process_cpu_seconds(0).has_value());  // no /proc/0
 }
