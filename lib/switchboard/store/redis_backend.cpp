@@ -194,6 +194,9 @@ struct redis_backend::impl {
         auto replies = co_await call(std::move(text), ids.size());
         for (std::size_t i = 0; i < ids.size(); ++i) {
           const seq_t highest = replies[i].type == reply::kind::nil ? 0 : as_u64(replies[i]);
+          // What Redis holds now is the truth: also lower than what was
+          // published before, if Redis came back empty.
+          if (auto it = users.find(ids[i]); it != users.end()) it->second.seen = highest;
           sink.inbox_at(ids[i], highest);
         }
         SB_LOG(info) << "store: " << ids.size() << " users brought up to date after a "
@@ -326,7 +329,9 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
   // is the margin for clocks of nodes and Redis that disagree.
   const auto deadline = std::to_string(unix_ms() + d.settings.deadline.count() / 2);
   const auto window = d.settings.limits.dedup_window;
-  const auto dedup_ms = std::to_string(ttl_ms(window));
+  // A window of 0 still de-duplicates a resend with the same ts, as the
+  // other stores do: the entry lives 1 ms.
+  const auto dedup_ms = std::to_string(std::max<std::int64_t>(1, ttl_ms(window)));
   const auto retention_ms =
       std::to_string(std::max<std::int64_t>(1, ttl_ms(d.settings.limits.retention)));
   const auto limit = std::to_string(d.settings.limits.inbox_limit);
@@ -341,7 +346,7 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
     const auto seq_key = codec::seq_key(r.receiver);
     const auto inbox_key = codec::inbox_key(r.receiver);
     const auto cursor_key = codec::cursor_key(r.receiver);
-    if (r.id && window.count() > 0) {
+    if (r.id) {
       const auto dedup_key = codec::dedup_key(r.sender, *r.id);
       redis::append_command(text, {"EVALSHA", d.append_script.sha, "4", seq_key, inbox_key,
                                    cursor_key, dedup_key, message, ts, deadline, dedup_ms, limit,
@@ -437,6 +442,9 @@ asio::awaitable<std::vector<stored_message>> redis_backend::fetch(user_id user, 
                                                                   std::size_t max_count) {
   std::vector<stored_message> out;
   if (max_count == 0 || after == std::numeric_limits<seq_t>::max()) co_return out;
+  // The script's arithmetic is in doubles: a count beyond any inbox is
+  // clamped before it becomes a number Redis cannot read back.
+  max_count = std::min<std::size_t>(max_count, std::size_t{1} << 30);
   auto self = impl_;
   std::string text;
   redis::append_command(
