@@ -35,10 +35,9 @@
 //   (what the node sends), is exactly the reference encoding of an array of
 //   those strings, and decodes back to them.
 //
-// Two open findings in the library are kept out until it is fixed
-// (docs/security.md, "Fuzzing"): inputs claiming arrays of more than 65536
-// elements are skipped (skip_huge_array_claims), and a ts word that is not
-// canonical is tolerated (ts_must_be_canonical).
+// Its two findings are fixed (docs/security.md, "Fuzzing"); the switches
+// that kept them out while they were open stay, set to check everything:
+// skip_huge_array_claims (off) and ts_must_be_canonical (on).
 #include <algorithm>
 #include <climits>
 #include <cstddef>
@@ -74,8 +73,9 @@ bool same(const reply& a, const reply& b) {
 }
 
 bool same(const std::vector<reply>& a, const std::vector<reply>& b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                            [](const reply& x, const reply& y) { return same(x, y); });
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(),
+                    [](const reply& x, const reply& y) { return same(x, y); });
 }
 
 // Arrays nested in `r`, itself included: 0 for a scalar.
@@ -231,7 +231,7 @@ void check_reencodes(const reply& r) {
 // skips a '*' and digits inside a string: a little coverage lost. Claims
 // above INT_MAX stay in: hiredis refuses those at once.
 constexpr long long max_claimed_elements = 1 << 16;
-constexpr bool skip_huge_array_claims = true;
+constexpr bool skip_huge_array_claims = false;
 
 bool claims_huge_array(std::string_view bytes) {
   for (std::size_t i = bytes.find('*'); i != std::string_view::npos; i = bytes.find('*', i + 1)) {
@@ -288,7 +288,7 @@ std::string reencode(const store::stored_message& m) {
 // "Fuzzing"). Until decode_message refuses them, the canonical check leaves
 // the ts word out when it is not canonical; everything after it is still
 // compared byte for byte. Set to true once the library is fixed.
-constexpr bool ts_must_be_canonical = false;
+constexpr bool ts_must_be_canonical = true;
 
 // `text` is exactly `prefix` + the message `m` encoded.
 void check_canonical(std::string_view text, std::string_view prefix,

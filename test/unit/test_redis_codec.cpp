@@ -72,7 +72,8 @@ BOOST_AUTO_TEST_CASE(messages_round_trip) {
 BOOST_AUTO_TEST_CASE(malformed_messages_are_refused) {
   for (const char* bad :
        {"", "1", "1 2", "1 2 ", "x 2 -:c", "1 x -:c", "1 -2 -:c", "1 2 -c", "1 2 -3:c", "1 2 s:c",
-        "1 2 s0:c", "1 2 s5:abc", "1 2 q1:ac", "1 2 s01:ac", "1 2 n99999999999999999999999:a"}) {
+        "1 2 s0:c", "1 2 s5:abc", "1 2 q1:ac", "1 2 s01:ac", "1 2 n99999999999999999999999:a",
+        "007 1 -:x", "-0 1 -:x", "00 1 -:x", "-05 1 -:x"}) {
     BOOST_TEST_CONTEXT(bad) {
       BOOST_TEST(!codec::decode_message(bad, 1, 1).has_value());
     }

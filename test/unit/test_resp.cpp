@@ -3,6 +3,8 @@
 #define BOOST_TEST_MODULE resp
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
+
 #include <string>
 #include <vector>
 
@@ -179,4 +181,33 @@ BOOST_AUTO_TEST_CASE(partial_reply_is_not_a_reply) {
   BOOST_REQUIRE(r.has_value());
   BOOST_TEST(show(*r) == "[$foo,nil]");
   BOOST_TEST(!d.next().has_value());
+}
+
+// hiredis 0.14 allocates a slot per claimed element up front and visits them
+// all when freed: a claim of 2^31-1 elements cost a minute of CPU. The
+// decoder refuses claims over 2^20 at once (found by fuzz_redis).
+BOOST_AUTO_TEST_CASE(a_huge_array_claim_fails_at_once) {
+  const auto started = std::chrono::steady_clock::now();
+  {
+    switchboard::redis::decoder d;
+    const std::string claim = "*2147483647\r\n";
+    d.feed(claim.data(), claim.size());
+    BOOST_CHECK_THROW(d.next(), switchboard::redis::protocol_error);
+  }
+  {
+    switchboard::redis::decoder d;
+    const std::string claim = "*1048577\r\n:1\r\n";
+    d.feed(claim.data(), claim.size());
+    BOOST_CHECK_THROW(d.next(), switchboard::redis::protocol_error);
+  }
+  BOOST_TEST((std::chrono::steady_clock::now() - started < std::chrono::seconds(1)));
+  // A large array that is not absurd still decodes.
+  switchboard::redis::decoder d;
+  std::string many = "*1000\r\n";
+  for (int i = 0; i < 1000; ++i)
+    many += ":1\r\n";
+  d.feed(many.data(), many.size());
+  const auto r = d.next();
+  BOOST_REQUIRE(r.has_value());
+  BOOST_TEST(r->elements.size() == 1000u);
 }

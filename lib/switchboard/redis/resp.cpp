@@ -10,6 +10,35 @@ namespace switchboard::redis {
 
 namespace {
 
+// hiredis 0.14 allocates a slot for every element an array header claims,
+// before any element arrives, and walks them all when the reader is freed:
+// `*2147483647\r\n` from whatever answers on the Redis port cost a node a
+// minute of CPU (found by fuzz_redis). No reply of ours is anywhere near
+// this; a larger claim fails the connection instead (protocol_error).
+constexpr int max_array_elements = 1 << 20;
+
+void* (*default_create_array)(const redisReadTask*, int) = nullptr;
+
+void* create_bounded_array(const redisReadTask* task, int elements) {
+  if (elements > max_array_elements) return nullptr;  // the reader reports an error
+  return default_create_array(task, elements);
+}
+
+// hiredis's own reply functions, with createArray bounded. Its defaults are
+// not exported: they are read off a reader made for that purpose.
+redisReplyObjectFunctions* bounded_functions() {
+  static redisReplyObjectFunctions functions = [] {
+    redisReader* probe = redisReaderCreate();
+    if (probe == nullptr) throw std::bad_alloc();
+    redisReplyObjectFunctions f = *probe->fn;
+    redisReaderFree(probe);
+    default_create_array = f.createArray;
+    f.createArray = create_bounded_array;
+    return f;
+  }();
+  return &functions;
+}
+
 void append_argv(std::string& out, int argc, const char** argv, const std::size_t* lengths) {
   char* encoded = nullptr;
   const int n = redisFormatCommandArgv(&encoded, argc, argv, lengths);
@@ -121,7 +150,7 @@ void decoder::reader_deleter::operator()(void* reader) const {
   redisReaderFree(as_reader(reader));
 }
 
-decoder::decoder() : reader_(redisReaderCreate()) {
+decoder::decoder() : reader_(redisReaderCreateWithFunctions(bounded_functions())) {
   if (!reader_) throw std::bad_alloc();
 }
 

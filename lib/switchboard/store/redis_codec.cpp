@@ -98,6 +98,8 @@ std::optional<stored_message> decode_message(std::string_view text, seq_t seq, u
   auto ts = take_word(text);
   auto sender = ts ? take_word(text) : std::nullopt;
   if (!sender) return std::nullopt;
+  // One spelling per value: no leading zero, no "-0".
+  if (ts->size() > 1 && ((*ts)[0] == '0' || ts->starts_with("-0"))) return std::nullopt;
   auto ts_value = parse_number<std::int64_t>(*ts);
   auto sender_value = parse_u64(*sender);
   if (!ts_value || !sender_value) return std::nullopt;
