@@ -9,7 +9,9 @@
 // connections, must come back by itself and show what was sent while it was
 // away exactly once. Then a second server with --tls-cert/--tls-key (a
 // certificate made by the openssl command): the page over https talks over
-// wss. Screenshots land in ARTIFACT_DIR. The last line says
+// wss. Last, a cluster: two servers on one private redis-server, user 1's
+// page on one and user 2's on the other, each seeing the other's messages.
+// Screenshots land in ARTIFACT_DIR. The last line says
 // `browser: N passed, N failed`; the exit code is 0 only when all passed.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -43,9 +45,10 @@ try {
 // ---- the server under test -------------------------------------------------
 
 class Server {
-  constructor(binary, storePath, extraArgs = []) {
+  // `store` is a --store URI: sqlite:PATH, redis://HOST:PORT...
+  constructor(binary, store, extraArgs = []) {
     this.binary = binary;
-    this.storePath = storePath;
+    this.store = store;
     this.extraArgs = extraArgs;
     this.child = null;
     this.port = 0;
@@ -55,7 +58,7 @@ class Server {
   // Starts it on this.port (0 the first time: a free port) and waits for its
   // `listening on ADDR:PORT` line.
   async start() {
-    const args = ['--listen', `127.0.0.1:${this.port}`, '--store', `sqlite:${this.storePath}`,
+    const args = ['--listen', `127.0.0.1:${this.port}`, '--store', this.store,
                   '--threads', '2', '--drain-timeout', '3', '--log-level', 'warn', ...this.extraArgs];
     const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
@@ -134,6 +137,62 @@ class Proxy {
 
   async close() {
     if (this.server && this.server.listening) await this.pause();
+  }
+}
+
+// ---- a private redis-server for the cluster case ---------------------------
+// Its own free port and directory, no persistence; killed by pid (never the
+// system's Redis).
+
+class Redis {
+  constructor(dir) {
+    this.dir = dir;
+    this.port = 0;
+    this.child = null;
+  }
+
+  async start() {
+    this.port = await new Promise((resolve, reject) => {
+      const probe = net.createServer();
+      probe.once('error', reject);
+      probe.listen(0, '127.0.0.1', () => {
+        const { port } = probe.address();
+        probe.close(() => resolve(port));
+      });
+    });
+    mkdirSync(this.dir, { recursive: true });
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '',
+                                         '--appendonly', 'no', '--dir', this.dir],
+                        { stdio: 'ignore' });
+    this.child = child;
+    const failed = new Promise((resolve) => {
+      child.on('error', (e) => resolve(`cannot start redis-server: ${e.message}`));
+      child.on('exit', (code) => resolve(`redis-server exited with ${code} at start`));
+    });
+    // Ready once it answers PING.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const ready = await Promise.race([failed, this.ping()]);
+      if (typeof ready === 'string') throw new Error(ready);
+      if (ready) return;
+      if (Date.now() > deadline) throw new Error(`redis-server does not answer PING on port ${this.port}`);
+      await sleep(50);
+    }
+  }
+
+  ping() {
+    return new Promise((resolve) => {
+      const socket = net.connect(this.port, '127.0.0.1');
+      const done = (ok) => { socket.destroy(); resolve(ok); };
+      socket.setTimeout(500, () => done(false));
+      socket.on('error', () => done(false));
+      socket.on('connect', () => socket.write('PING\r\n'));
+      socket.on('data', (d) => done(d.toString().startsWith('+PONG')));
+    });
+  }
+
+  kill() {
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
 }
 
@@ -320,6 +379,7 @@ async function scenario(ctx) {
   step(`screenshots saved: ${shot} (and -user1, -phone)`);
 
   await scenarioTls(ctx, browser);
+  await scenarioCluster(ctx, browser);
 
   check(problems.length === 0, `the pages reported problems:\n  ${problems.join('\n  ')}`);
   step('no uncaught error and no console error (no CSP violation) in any page');
@@ -335,7 +395,7 @@ async function scenarioTls(ctx, browser) {
                            '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1',
                            '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert],
                { stdio: 'ignore' });
-  const server = new Server(serverBinary, path.join(ctx.dir, 'tls.db'),
+  const server = new Server(serverBinary, `sqlite:${path.join(ctx.dir, 'tls.db')}`,
                             ['--tls-cert', cert, '--tls-key', key]);
   ctx.tlsServer = server;
   await server.start();
@@ -360,16 +420,62 @@ async function scenarioTls(ctx, browser) {
   step(`with --tls-cert/--tls-key: the page over ${origin}, two users talk over wss`);
 }
 
+// A cluster (PROTOCOL.md section 7): two servers on one Redis, user 1's page
+// on node A and user 2's on node B; each message crosses from one node to the
+// other through Redis, with the receiver's seq.
+async function scenarioCluster(ctx, browser) {
+  const { problems } = ctx;
+  const redis = new Redis(path.join(ctx.dir, 'redis'));
+  ctx.redis = redis;
+  await redis.start();
+  const store = `redis://127.0.0.1:${redis.port}`;
+  const a = new Server(serverBinary, store, ['--node-id', 'node-a']);
+  const b = new Server(serverBinary, store, ['--node-id', 'node-b']);
+  ctx.clusterServers = [a, b];
+  await a.start();
+  await b.start();
+  step(`cluster: nodes on 127.0.0.1:${a.port} and 127.0.0.1:${b.port}, one redis-server on ${redis.port}`);
+
+  const one = await openPage(browser, `http://127.0.0.1:${a.port}`, 'cluster user 1 on node A', problems);
+  const two = await openPage(browser, `http://127.0.0.1:${b.port}`, 'cluster user 2 on node B', problems);
+  await signIn(one, 1);
+  await signIn(two, 2);
+  await say(one, 2, 'From node A to node B.');
+  await expectReceivedOnce(two, 1, 'From node A to node B.', 1);
+  await expectStored(one, 'From node A to node B.', 1);
+  await say(two, 1, 'And back from node B.');
+  await expectReceivedOnce(one, 1, 'And back from node B.', 2);
+  await expectStored(two, 'And back from node B.', 1);
+  step('cluster: user 1 on node A and user 2 on node B see each other\'s messages with their seqs');
+
+  await one.screenshot({ path: path.join(artifactDir, 'browser-cluster-node-a.png') });
+  await two.screenshot({ path: path.join(artifactDir, 'browser-cluster-node-b.png') });
+  await one.context().close();
+  await two.context().close();
+  for (const [name, server] of [['A', a], ['B', b]]) {
+    const stopped = await server.stop();
+    check(stopped && stopped.code === 0, `SIGTERM: node ${name} exited with ${JSON.stringify(stopped)}, not 0`);
+  }
+  redis.kill();
+  step(`cluster: screenshots saved (browser-cluster-node-a.png, -node-b.png), nodes stopped`);
+}
+
 // ---- run it, always cleaning up --------------------------------------------
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'switchboard-browser-'));
-const ctx = { server: new Server(serverBinary, path.join(dir, 'switchboard.db')), problems: [], dir };
-process.on('exit', () => { ctx.server.kill(); ctx.tlsServer?.kill(); });  // never leave one running
+const ctx = { server: new Server(serverBinary, `sqlite:${path.join(dir, 'switchboard.db')}`), problems: [], dir };
+// Never leave a server or the Redis running.
+const killAll = () => {
+  ctx.server.kill();
+  ctx.tlsServer?.kill();
+  for (const s of ctx.clusterServers ?? []) s.kill();
+  ctx.redis?.kill();
+};
+process.on('exit', killAll);
 let failure = null;
 const deadline = setTimeout(() => {
   console.error(`browser: the scenario took over ${wholeTestMs / 1000} s`);
-  ctx.server.kill();
-  ctx.tlsServer?.kill();
+  killAll();
   console.log(`browser: 0 passed, 1 failed`);
   process.exit(1);
 }, wholeTestMs);
@@ -382,13 +488,13 @@ try {
   await ctx.browser?.close().catch(() => {});
   await ctx.proxy?.close().catch(() => {});
   await ctx.server.stop().catch(() => {});
-  ctx.server.kill();
-  ctx.tlsServer?.kill();
+  killAll();
   rmSync(dir, { recursive: true, force: true });
 }
 if (failure) {
   console.error(`FAILED after step ${passed.length}: ${failure.stack || failure}`);
   if (ctx.server.log) console.error(`server stderr:\n${ctx.server.log}`);
+  for (const s of ctx.clusterServers ?? []) if (s.log) console.error(`cluster node stderr:\n${s.log}`);
   console.log('browser: 0 passed, 1 failed');
   process.exit(1);
 }
