@@ -111,7 +111,7 @@ void hub::on(hub_event::committed& e) {
     if (message.seq != user.highest + 1) {
       // A jump: pub/sub lost what lies between. The inbox has it.
       user.highest = message.seq;
-      catch_up(message.receiver, user);
+      catch_up(user);
       if (user.sessions.empty()) users_.erase(it);
       continue;
     }
@@ -156,7 +156,7 @@ void hub::on(hub_event::inbox_at& e) {
   }
   if (e.highest == user.highest) return;
   user.highest = e.highest;
-  catch_up(e.user, user);
+  catch_up(user);
   if (user.sessions.empty()) users_.erase(it);
   notify_if_drained();
 }
@@ -177,7 +177,7 @@ void hub::on(hub_event::replace& e) {
   notify_if_drained();
 }
 
-void hub::catch_up(store::user_id, user_state& user) {
+void hub::catch_up(user_state& user) {
   for (std::size_t i = 0; i < user.sessions.size();) {
     auto& m = user.sessions[i];
     if (!m.live) {

@@ -124,7 +124,7 @@ class hub {
   void on(hub_event::drain& e);
   void remove(store::user_id user, const session_handle* session);
   // Sends the live sessions of `user` back to the inbox up to its highest.
-  void catch_up(store::user_id user_id, user_state& user);
+  void catch_up(user_state& user);
   asio::awaitable<void> drain_overflow();
   void notify_if_drained();
 
