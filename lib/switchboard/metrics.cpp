@@ -198,6 +198,9 @@ std::string metrics::render() const {
                    "Connections to Redis made again after one was lost.", redis_reconnects_total);
     append_counter(out, "switchboard_redis_publishes_received_total",
                    "Messages received from Redis pub/sub.", redis_publishes_received_total);
+    append_counter(out, "switchboard_redis_append_reruns_total",
+                   "Batches of SENDs run again because Redis's reply was lost.",
+                   redis_append_reruns_total);
     redis_round_trip_seconds.render(out, "switchboard_redis_round_trip_seconds",
                                     "Time for one pipelined batch of Redis scripts or commands "
                                     "to be answered, in seconds.");

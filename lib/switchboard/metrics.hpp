@@ -63,6 +63,8 @@ class metrics {
   std::atomic<std::uint64_t> redis_round_trips_total{0};
   std::atomic<std::uint64_t> redis_reconnects_total{0};
   std::atomic<std::uint64_t> redis_publishes_received_total{0};
+  // Batches of appends run again after their reply was lost (redis_backend.cpp).
+  std::atomic<std::uint64_t> redis_append_reruns_total{0};
   latency_histogram redis_round_trip_seconds;  // one pipelined batch of commands or scripts
 
   void count_error(std::string_view code) noexcept;

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <random>
 
 #include <boost/asio/as_tuple.hpp>
@@ -97,7 +98,9 @@ struct session_state {
   asio::steady_timer reader_exit;
 
   // The sweeper's: this thread's sessions, pings and idleness.
-  thread_sessions* list;  // the list of the thread that built it
+  // The list of the thread that built it, kept alive by its sessions: a
+  // frame still queued at shutdown may be destroyed after that thread ended.
+  std::shared_ptr<thread_sessions> list;
   session_state* prev = nullptr;
   session_state* next = nullptr;
   clock::time_point next_ping;  // set by start()
@@ -113,7 +116,11 @@ struct thread_sessions {
   session_state* head = nullptr;
   bool sweeping = false;  // a sweep() coroutine runs on this thread
 };
-thread_local thread_sessions this_thread_sessions;
+// Shared: sessions and the sweeper hold it, and may outlive the thread.
+std::shared_ptr<thread_sessions>& this_thread_sessions() {
+  thread_local auto list = std::make_shared<thread_sessions>();
+  return list;
+}
 
 clock::duration sweep_period(const config& cfg) {
   const auto shortest = std::min(cfg.ping_interval, cfg.idle_timeout);
@@ -141,11 +148,11 @@ void sweep_once(thread_sessions& list, clock::time_point now, clock::duration pi
 // Runs while this thread has sessions.
 asio::awaitable<void> sweep(const config& cfg) {
   // The list is this thread's; a frame destroyed at shutdown may be
-  // destroyed on another thread, hence the pointer.
+  // destroyed on another thread, after this one ended, hence the copy.
   struct running {
-    thread_sessions* list;
+    std::shared_ptr<thread_sessions> list;
     ~running() { list->sweeping = false; }
-  } guard{&this_thread_sessions};
+  } guard{this_thread_sessions()};
   const auto ping_interval = std::chrono::duration_cast<clock::duration>(cfg.ping_interval);
   const auto idle_timeout = std::chrono::duration_cast<clock::duration>(cfg.idle_timeout);
   asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -162,7 +169,7 @@ session_state::session_state(transport& io_, session_ptr handle_, services& s_)
       handle(std::move(handle_)),
       s(s_),
       reader_exit(io_.get_executor()),
-      list(&this_thread_sessions) {
+      list(this_thread_sessions()) {
   next = list->head;
   if (next != nullptr) next->prev = this;
   list->head = this;

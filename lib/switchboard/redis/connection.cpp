@@ -178,11 +178,11 @@ asio::awaitable<std::vector<reply>> connection::impl::exec(std::shared_ptr<impl>
   auto replies = std::move(self->pending_->replies);
   self->pending_.reset();
   self->busy_ = false;
-  if (self->stopped_) throw unavailable("redis: connection stopped");
+  if (self->stopped_) throw indeterminate("redis: connection stopped");
   if (!failure.empty()) {
     // Whatever Redis still sends for this call must never reach the next one.
     self->set_down(failure);
-    throw unavailable("redis: " + failure);
+    throw indeterminate("redis: " + failure);
   }
   self->counters_.round_trips.fetch_add(1, std::memory_order_relaxed);
   co_return replies;

@@ -40,6 +40,15 @@ class unavailable : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Thrown by exec when the commands were (or may have been) written and the
+// connection broke or the deadline passed before every reply came: Redis may
+// have run some of them, a prefix in order. A plain `unavailable` from exec
+// means nothing was sent.
+class indeterminate : public unavailable {
+ public:
+  using unavailable::unavailable;
+};
+
 struct endpoint {
   std::string host;
   std::uint16_t port = 6379;
@@ -86,10 +95,10 @@ class connection {
   // reads exactly `count` replies, returns them in order (error replies are
   // returned, not thrown). One exec at a time: the caller serialises (a
   // second concurrent call throws std::logic_error). Throws unavailable at
-  // once if not connected; on I/O error or when the deadline passes, closes
-  // the socket (so late replies are never mistaken for the next call's),
-  // starts reconnecting and throws unavailable. Await it on the
-  // connection's executor.
+  // once if not connected (nothing sent); on I/O error or when the deadline
+  // passes, closes the socket (so late replies are never mistaken for the
+  // next call's), starts reconnecting and throws indeterminate. Await it on
+  // the connection's executor.
   asio::awaitable<std::vector<reply>> exec(std::string commands, std::size_t count);
 
   // Optional: called on every up/down change. Must not throw.

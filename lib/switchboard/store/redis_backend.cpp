@@ -3,7 +3,9 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <limits>
+#include <random>
 #include <unordered_map>
 
 #include <boost/asio/as_tuple.hpp>
@@ -38,6 +40,25 @@ constexpr std::int64_t max_ttl_ms = 100LL * 365 * 24 * 3600 * 1000;
 // (a deadline, a reconnection, a resync), so that a session on another node
 // can still fill its gap after another session of the user moved the cursor.
 constexpr std::chrono::milliseconds ack_grace{60000};
+
+// How long a dedup entry and a node's marker in an applied hash are kept at
+// least: longer than a batch whose reply was lost can wait for its rerun.
+constexpr std::chrono::milliseconds rerun_keep{60000};
+
+// Thrown by call() when the commands may have run (redis::indeterminate).
+class maybe_ran : public unavailable {
+ public:
+  using unavailable::unavailable;
+};
+
+// A random marker per start, so that reruns never mistake another start's
+// (or another node's) appends for their own.
+std::string start_marker() {
+  std::random_device rd;
+  char text[24];
+  std::snprintf(text, sizeof text, "%08x%08x", rd(), rd());
+  return text;
+}
 
 std::int64_t ttl_ms(std::chrono::seconds window) {
   if (window.count() >= max_ttl_ms / 1000) return max_ttl_ms;
@@ -144,8 +165,30 @@ struct redis_backend::impl {
       stats.redis_round_trip_seconds.observe(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       co_return replies;
+    } catch (const redis::indeterminate& e) {
+      throw maybe_ran(e.what());
     } catch (const redis::unavailable& e) {
       throw unavailable(e.what());
+    }
+  }
+
+  // Whether a batch whose call failed after it was sent (maybe_ran) may run
+  // again, waiting until it may: not before every script of that call is
+  // past its deadline (half the call deadline after `attempt`, plus the
+  // other half for clocks that disagree), so that none of them can run after
+  // the rerun; and only while a rerun can still answer within the budget
+  // counted from the batch's first call.
+  asio::awaitable<bool> wait_for_rerun(std::chrono::steady_clock::time_point first,
+                                       std::chrono::steady_clock::time_point attempt) {
+    const auto not_before = attempt + settings.deadline;
+    const auto last_start = first + settings.answer_budget - settings.deadline;
+    asio::steady_timer pause(executor);
+    for (;;) {
+      const auto now = std::chrono::steady_clock::now();
+      if (stopped || now > last_start) co_return false;
+      if (now >= not_before && commands.connected()) co_return true;
+      pause.expires_after(std::chrono::milliseconds(50));
+      co_await pause.async_wait(use_tuple);
     }
   }
 
@@ -263,6 +306,8 @@ struct redis_backend::impl {
   redis::subscriber subscriber;
   lock_type lock;  // holds one token while a call is in flight
   asio::steady_timer lease_timer;
+  const std::string marker = start_marker();
+  std::uint64_t appended = 0;  // counter of appends without an id (the marker's values)
   std::unordered_map<user_id, routing> users;         // subscribed users
   std::unordered_map<std::string, user_id> sessions;  // this node's sessions, by id
   bool stopped = false;
@@ -321,43 +366,88 @@ bool redis_backend::available() const {
 }
 
 asio::awaitable<append_outcome> redis_backend::append(std::span<const append_request> batch) {
-  auto& d = *impl_;
+  auto self = impl_;
+  auto& d = *self;
   append_outcome outcome;
   if (batch.empty()) co_return outcome;
-  // A script still queued in Redis after half the deadline refuses to run:
-  // its sender was (or is about to be) told that it failed. The other half
-  // is the margin for clocks of nodes and Redis that disagree.
-  const auto deadline = std::to_string(unix_ms() + d.settings.deadline.count() / 2);
   const auto window = d.settings.limits.dedup_window;
-  // A window of 0 still de-duplicates a resend with the same ts, as the
-  // other stores do: the entry lives 1 ms.
-  const auto dedup_ms = std::to_string(std::max<std::int64_t>(1, ttl_ms(window)));
+  const auto window_ms = std::to_string(ttl_ms(window));
+  const auto dedup_keep_ms = std::to_string(std::max(ttl_ms(window), rerun_keep.count()));
+  const auto marker_keep_ms = std::to_string(rerun_keep.count());
   const auto retention_ms =
       std::to_string(std::max<std::int64_t>(1, ttl_ms(d.settings.limits.retention)));
   const auto limit = std::to_string(d.settings.limits.inbox_limit);
   const auto grace_ms = std::to_string(ack_grace.count());
-  std::string text;
-  text.reserve(batch.size() * 256);
-  for (const auto& r : batch) {
-    const auto message = codec::encode_message(r.ts_ms, r.sender, r.id, r.content);
-    const auto ts = std::to_string(r.ts_ms);
-    const auto channel = codec::channel(r.receiver, d.settings.db);
-    const auto receiver = std::to_string(r.receiver);
-    const auto seq_key = codec::seq_key(r.receiver);
-    const auto inbox_key = codec::inbox_key(r.receiver);
-    const auto cursor_key = codec::cursor_key(r.receiver);
-    if (r.id) {
-      const auto dedup_key = codec::dedup_key(r.sender, *r.id);
-      redis::append_command(text, {"EVALSHA", d.append_script.sha, "4", seq_key, inbox_key,
-                                   cursor_key, dedup_key, message, ts, deadline, dedup_ms, limit,
-                                   retention_ms, channel, receiver, grace_ms});
-    } else {
-      redis::append_command(
-          text, {"EVALSHA", d.append_script.sha, "3", seq_key, inbox_key, cursor_key, message, ts,
-                 deadline, dedup_ms, limit, retention_ms, channel, receiver, grace_ms});
+  // The counters of the messages without an id: the same in every rerun.
+  const auto first_counter = d.appended + 1;
+  d.appended += batch.size();
+
+  const auto first_call = std::chrono::steady_clock::now();
+  bool rerun = false;
+  std::vector<reply> replies;
+  for (;;) {
+    const auto attempt = std::chrono::steady_clock::now();
+    // A script still queued in Redis after half the deadline refuses to
+    // run: its sender was (or is about to be) told that it failed. The
+    // other half is the margin for clocks of nodes and Redis that disagree.
+    const auto deadline = std::to_string(unix_ms() + d.settings.deadline.count() / 2);
+    std::string text;
+    text.reserve(batch.size() * 256);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const auto& r = batch[i];
+      const auto message = codec::encode_message(r.ts_ms, r.sender, r.id, r.content);
+      const auto ts = std::to_string(r.ts_ms);
+      const auto channel = codec::channel(r.receiver, d.settings.db);
+      const auto receiver = std::to_string(r.receiver);
+      const auto seq_key = codec::seq_key(r.receiver);
+      const auto inbox_key = codec::inbox_key(r.receiver);
+      const auto cursor_key = codec::cursor_key(r.receiver);
+      if (r.id) {
+        redis::append_command(
+            text, {"EVALSHA", d.append_script.sha, "4", seq_key, inbox_key, cursor_key,
+                   codec::dedup_key(r.sender, *r.id), message, ts, deadline, window_ms, limit,
+                   retention_ms, channel, receiver, grace_ms, dedup_keep_ms});
+      } else {
+        redis::append_command(text, {"EVALSHA",
+                                     d.append_script.sha,
+                                     "4",
+                                     seq_key,
+                                     inbox_key,
+                                     cursor_key,
+                                     codec::applied_key(r.receiver),
+                                     message,
+                                     ts,
+                                     deadline,
+                                     window_ms,
+                                     limit,
+                                     retention_ms,
+                                     channel,
+                                     receiver,
+                                     grace_ms,
+                                     marker_keep_ms,
+                                     d.marker,
+                                     std::to_string(first_counter + i),
+                                     rerun ? "1" : "0"});
+      }
     }
+    std::string lost;
+    try {
+      replies = co_await d.call(std::move(text), batch.size());
+      break;
+    } catch (const maybe_ran& e) {
+      lost = e.what();
+    }
+    // Redis may have stored a prefix of the batch and published it:
+    // answering `unavailable` now could refuse a message that is then
+    // delivered. The batch runs again instead; what the lost call stored is
+    // found, not stored twice (redis_scripts.hpp, append).
+    SB_LOG(info) << "store: the reply to " << batch.size()
+                 << " appends was lost; running them again once Redis answers: " << lost;
+    if (!co_await d.wait_for_rerun(first_call, attempt))
+      throw unavailable("Redis did not answer in time: " + lost);
+    rerun = true;
+    d.stats.redis_append_reruns_total.fetch_add(1, std::memory_order_relaxed);
   }
-  auto replies = co_await d.call(std::move(text), batch.size());
   outcome.results.reserve(batch.size());
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const auto& r = replies[i];
@@ -374,6 +464,9 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
       } else if (status == 0 && r.elements.size() >= 4) {
         result = append_result{false, as_u64(r.elements[1]), as_u64(r.elements[2]),
                                as_i64(r.elements[3])};
+      } else if (status == 2) {
+        // Stored by the call whose reply was lost: nothing to tell (no id).
+        result = append_result{false, batch[i].receiver, 0, batch[i].ts_ms};
       } else {
         result.refused = true;  // -1: past its deadline, nothing done
       }

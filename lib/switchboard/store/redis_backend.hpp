@@ -44,6 +44,10 @@ struct redis_settings {
   // Every Redis call, connecting included; a script still queued in Redis
   // after half of it refuses to run (redis_scripts::append).
   std::chrono::milliseconds deadline{3000};
+  // A SEND is answered within this (PROTOCOL.md section 7: 10 s, less a
+  // margin): a batch whose reply was lost is run again only while the rerun
+  // can still answer in time, else refused.
+  std::chrono::milliseconds answer_budget{9500};
 };
 
 class redis_backend final : public async_backend {

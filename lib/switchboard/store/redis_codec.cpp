@@ -56,6 +56,9 @@ std::string dedup_key(user_id sender, const message_id& id) {
   // 17 and "17" are one id: the key holds the canonical value alone.
   return user_key(sender, "dedup:") + id.value;
 }
+std::string applied_key(user_id user) {
+  return user_key(user, "applied");
+}
 std::string channel(user_id user, unsigned db) {
   return user_key(user, "ch:") + std::to_string(db);
 }

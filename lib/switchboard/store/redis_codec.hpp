@@ -33,6 +33,9 @@ std::string cursor_key(user_id user);    // {u:U}:cursors   sorted set: member "
 std::string inbox_key(user_id user);     // {u:U}:inbox     list of entries, in seq order
 std::string sessions_key(user_id user);  // {u:U}:sessions  hash: session id -> lease
 std::string dedup_key(user_id sender, const message_id& id);  // {u:S}:dedup:<id>
+// hash: a node's (boot's) marker -> the counter of its last append to U of a
+// message without an id (what a rerun after a lost reply checks)
+std::string applied_key(user_id user);  // {u:U}:applied
 // Pub/sub is not per database: the database number keeps two clusters on
 // one Redis apart.
 std::string channel(user_id user, unsigned db);  // {u:U}:ch:<db>

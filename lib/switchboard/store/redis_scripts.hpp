@@ -17,34 +17,41 @@ namespace switchboard::store::redis_scripts {
 // any node, without a script. A cursor above the highest seq (a RECEIVE
 // with a larger N) counts as the highest where it is read.
 //
-// One SEND. KEYS: seq, inbox, cursors, [dedup]. ARGV: message (encoded),
-// ts_ms, deadline_ms (Redis clock), dedup_ms, inbox_limit, retention_ms,
-// channel, receiver, grace_ms.
+// One SEND. KEYS: seq, inbox, cursors, then for a message with an id its
+// dedup entry, for one without the user's applied hash. ARGV: message
+// (encoded), ts_ms, deadline_ms (Redis clock), dedup_window_ms, inbox_limit,
+// retention_ms, channel, receiver, grace_ms, dedup_keep_ms; for a message
+// without an id also marker, counter, rerun ("1" or "0").
 // Returns {-1} past the deadline (nothing done: a call that waited in a
 // paused Redis must not store what its sender was told failed), {0,
-// receiver, seq, ts} for a resend within the window (nothing stored), or
-// {1, seq, evicted}.
+// receiver, seq, ts} for a resend within the window (nothing stored), {2}
+// for a rerun of a message without an id that the lost call had stored
+// (nothing stored), or {1, seq, evicted}.
 //
-// The inbox is a list of "<seq> <message>" entries in seq order with no
-// hole: every seq is pushed by the script that assigned it, and entries only
-// ever leave from the head. So the first entry's seq is highest - length + 1,
-// which is how fetch finds a seq without an index (a list push is several
-// times cheaper than a stream entry).
+// Reruns: when the connection breaks or the deadline passes before a
+// batch's replies came, Redis may have run a prefix of it. The node runs the
+// batch again once none of the first call's scripts can still run (after
+// their deadline): a message with an id finds its dedup entry, which is
+// therefore kept at least dedup_keep_ms (longer than a rerun can take) and
+// compared with the window by ts, so that a rerun (same ts) is always a
+// resend and a window of 0 still lets a new SEND with the same id through.
+// A message without an id has its node's marker (random per start) set to
+// its counter, increasing per append; a rerun skips a message whose counter
+// its marker already reached (one node's appends to a user run in order).
 //
-// Trimming, at the head, every 16th append (it reads the oldest entry): a
-// message older than --retention goes (counted as evicted); an acknowledged
-// one (at or below the cursor) goes once it is grace_ms old. Acknowledged
-// messages stay that long because a session of the user on another node
-// that lost a publish fills the gap from the inbox, after another session
-// moved the cursor past it. --inbox-limit drops the oldest entries,
-// acknowledged ones first; only those above the cursor count as evicted.
 inline constexpr const char* append = R"lua(
 local now = redis.call('TIME')
 if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[3]) then
   return {-1}
 end
 local ts = tonumber(ARGV[2])
-if KEYS[4] then
+local marker = ARGV[11]
+if marker then
+  if ARGV[13] == '1' then
+    local done = redis.call('HGET', KEYS[4], marker)
+    if done and tonumber(done) >= tonumber(ARGV[12]) then return {2} end
+  end
+elseif KEYS[4] then
   local prev = redis.call('GET', KEYS[4])
   if prev then
     local receiver, seq, pts = string.match(prev, '^(%d+) (%d+) (%-?%d+)$')
@@ -86,8 +93,16 @@ if len > limit then
   redis.call('LTRIM', KEYS[2], drop, -1)
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
-if KEYS[4] then
-  redis.call('SET', KEYS[4], ARGV[8] .. string.format(' %d ', seq) .. ARGV[2], 'PX', ARGV[4])
+if marker then
+  -- One field per node start: a hash that collected many (a user who gets
+  -- messages without pause across many restarts) starts again.
+  if redis.call('HSET', KEYS[4], marker, ARGV[12]) == 1 and redis.call('HLEN', KEYS[4]) > 64 then
+    redis.call('DEL', KEYS[4])
+    redis.call('HSET', KEYS[4], marker, ARGV[12])
+  end
+  redis.call('PEXPIRE', KEYS[4], ARGV[10])
+elseif KEYS[4] then
+  redis.call('SET', KEYS[4], ARGV[8] .. string.format(' %d ', seq) .. ARGV[2], 'PX', ARGV[10])
 end
 redis.call('PUBLISH', ARGV[7], 'm ' .. entry)
 return {1, seq, evicted}
