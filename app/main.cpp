@@ -15,6 +15,7 @@ int main(int argc, char* argv[]) {
   }
   auto& cfg = std::get<switchboard::config>(parsed);
   switchboard::set_log_level(cfg.level);
+  switchboard::set_log_format(cfg.format);
   try {
     switchboard::server server(std::move(cfg));
     return server.run();

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <sstream>
 #include <thread>
 #include <type_traits>
@@ -352,6 +353,19 @@ const option_spec option_table[] = {
        return "expected trace, debug, info, warn or error, not " + quoted(v);
      },
      option_kind::value},
+    {"log-format", "text|json", "log lines as text, or as one JSON object per line",
+     [](const config& c) -> std::string { return c.format == log_format::json ? "json" : "text"; },
+     [](config& c, const std::string& v) -> std::string {
+       if (v == "text") {
+         c.format = log_format::text;
+       } else if (v == "json") {
+         c.format = log_format::json;
+       } else {
+         return "expected text or json, not " + quoted(v);
+       }
+       return {};
+     },
+     option_kind::value},
     {"config", "FILE",
      "read options from FILE: `name = value` lines, # comments; the command line wins", nullptr,
      nullptr, option_kind::file},
@@ -392,7 +406,11 @@ std::string help_text() {
   std::string text =
       "usage: switchboard [options]\n"
       "\n"
-      "A WebSocket chat relay. Every option may also be set in --config FILE.\n"
+      "A WebSocket chat relay. Every option may also be set in the environment as\n"
+      "SWITCHBOARD_<NAME> (SWITCHBOARD_MAX_CONNECTIONS for --max-connections; a\n"
+      "repeatable option takes a list separated by spaces or commas) or in --config\n"
+      "FILE. The command line wins over the environment, the environment over the\n"
+      "file. Secrets are only read from files (--jwt-secret-file...).\n"
       "\n";
   for (const auto& spec : option_table) {
     std::string left = std::string("  --") + spec.name;
@@ -420,6 +438,59 @@ config_exit usage_error(std::string_view option, std::string_view why) {
   text += why;
   text += "\nswitchboard: try --help for the list of options\n";
   return {exit_usage, std::move(text)};
+}
+
+// "max-connections" -> "SWITCHBOARD_MAX_CONNECTIONS".
+std::string environment_name(std::string_view option) {
+  std::string name = "SWITCHBOARD_";
+  for (const char c : option)
+    name += c == '-' ? '_' : static_cast<char>(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+  return name;
+}
+
+// The value of `name` in `environment` (NAME=value entries, null-terminated), or null.
+const char* find_variable(const char* const* environment, const std::string& name) {
+  if (environment == nullptr) return nullptr;
+  for (; *environment != nullptr; ++environment) {
+    const std::string_view entry(*environment);
+    if (entry.size() > name.size() && entry.starts_with(name) && entry[name.size()] == '=')
+      return *environment + name.size() + 1;
+  }
+  return nullptr;
+}
+
+// The options set by SWITCHBOARD_<NAME> variables, as program_options
+// would have parsed them from a file. A repeatable option takes a list
+// separated by spaces or commas. `from_environment` maps each option given
+// this way to its variable, for error messages.
+po::parsed_options environment_options(const po::options_description& description,
+                                        const char* const* environment,
+                                        std::map<std::string, std::string>& from_environment) {
+  po::parsed_options parsed(&description);
+  for (const auto& spec : option_table) {
+    if (spec.kind == option_kind::flag) continue;
+    const std::string variable = environment_name(spec.name);
+    const char* value = find_variable(environment, variable);
+    if (value == nullptr) continue;
+    po::option option;
+    option.string_key = spec.name;
+    if (spec.kind == option_kind::repeated) {
+      std::string_view rest(value);
+      while (!rest.empty()) {
+        const auto start = rest.find_first_not_of(" ,");
+        if (start == std::string_view::npos) break;
+        rest.remove_prefix(start);
+        const auto end = rest.find_first_of(" ,");
+        option.value.emplace_back(rest.substr(0, end));
+        rest.remove_prefix(end == std::string_view::npos ? rest.size() : end);
+      }
+    } else {
+      option.value.emplace_back(value);
+    }
+    parsed.options.push_back(std::move(option));
+    from_environment[spec.name] = variable;
+  }
+  return parsed;
 }
 
 // program_options names an option "--name" on the command line and "name"
@@ -484,6 +555,10 @@ std::optional<store_location> parse_store_uri(std::string_view uri) {
 }
 
 config_result parse_config(int argc, const char* const argv[]) {
+  return parse_config(argc, argv, environ);
+}
+
+config_result parse_config(int argc, const char* const argv[], const char* const* environment) {
   po::options_description command_line_options;
   po::options_description file_options;
   for (const auto& spec : option_table) {
@@ -525,12 +600,36 @@ config_result parse_config(int argc, const char* const argv[]) {
     return option_error(e, "");
   }
 
-  // Before the file and the values are checked: --help must work even when
-  // the rest of the command line is wrong.
+  // Before the environment, the file and the values are checked: --help
+  // must work even when the rest is wrong.
   if (values["help"].as<bool>()) return config_exit{exit_ok, help_text()};
   if (values["version"].as<bool>()) {
     return config_exit{exit_ok, "switchboard " SWITCHBOARD_VERSION "\n"};
   }
+
+  // Stored after the command line and before the file: store() keeps the
+  // first value of an option, so the command line wins over the
+  // environment, and the environment over the file. Only the options that
+  // the command line did not set count as coming from the environment.
+  std::map<std::string, std::string> from_environment;
+  {
+    auto parsed = environment_options(command_line_options, environment, from_environment);
+    std::erase_if(from_environment, [&](const auto& entry) { return values.count(entry.first) != 0; });
+    try {
+      po::store(parsed, values);
+    } catch (const po::error& e) {
+      return option_error(e, " (in the environment)");
+    }
+  }
+  // A value the environment gave is reported under its variable's name.
+  const auto refuse = [&](const std::string& option, const std::string& why) {
+    if (const auto it = from_environment.find(option); it != from_environment.end()) {
+      return config_exit{exit_usage, "switchboard: " + it->second + " (--" + option +
+                                         "): " + why +
+                                         "\nswitchboard: try --help for the list of options\n"};
+    }
+    return usage_error(option, why);
+  };
 
   if (values.count("config") != 0) {
     const auto& path = values["config"].as<std::string>();
@@ -555,20 +654,20 @@ config_result parse_config(int argc, const char* const argv[]) {
   for (const auto& spec : option_table) {
     if (spec.apply == nullptr || values.count(spec.name) == 0) continue;
     if (spec.kind == option_kind::repeated) {
-      for (const auto& value : values[spec.name].as<std::vector<std::string>>()) {
-        if (auto why = spec.apply(result, value); !why.empty()) {
-          return usage_error(spec.name, why);
-        }
+      const auto& list = values[spec.name].as<std::vector<std::string>>();
+      if (list.empty()) return refuse(spec.name, "an origin is required");
+      for (const auto& value : list) {
+        if (auto why = spec.apply(result, value); !why.empty()) return refuse(spec.name, why);
       }
     } else if (auto why = spec.apply(result, values[spec.name].as<std::string>()); !why.empty()) {
-      return usage_error(spec.name, why);
+      return refuse(spec.name, why);
     }
   }
 
   // TLS with only half of its files is a mistake to report now, not a
   // plain-text port the operator believes is encrypted.
-  if (result.tls_cert && !result.tls_key) return usage_error("tls-key", "required with --tls-cert");
-  if (result.tls_key && !result.tls_cert) return usage_error("tls-cert", "required with --tls-key");
+  if (result.tls_cert && !result.tls_key) return refuse("tls-key", "required with --tls-cert");
+  if (result.tls_key && !result.tls_cert) return refuse("tls-cert", "required with --tls-key");
 
   if (result.threads == 0) result.threads = std::max(1u, std::thread::hardware_concurrency());
   if (result.node_id.empty())

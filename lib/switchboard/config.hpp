@@ -1,6 +1,7 @@
 // The server's options: PROTOCOL.md section 8, one field per option, with the
-// documented defaults. Parsed by parse_config() from the command line and an
-// optional `--config FILE` (the command line wins).
+// documented defaults. Parsed by parse_config() from the command line, the
+// environment (SWITCHBOARD_<NAME>) and an optional `--config FILE`, in that
+// order of precedence.
 #pragma once
 
 #include <chrono>
@@ -15,6 +16,7 @@
 namespace switchboard {
 
 enum class log_level { trace, debug, info, warn, error };
+enum class log_format { text, json };
 enum class sync_mode { normal, full };
 
 struct config {
@@ -43,6 +45,7 @@ struct config {
   std::optional<std::string> tls_key;
   std::vector<std::string> allow_origins;
   log_level level = log_level::info;
+  log_format format = log_format::text;
 };
 
 // What parse_config() decided: run with a config, or exit now with a code
@@ -60,7 +63,10 @@ inline constexpr int exit_ok = 0;
 inline constexpr int exit_runtime_error = 1;  // a file or port that cannot be used
 inline constexpr int exit_usage = 2;          // an unknown option or a malformed value
 
+// Reads the process's environment.
 config_result parse_config(int argc, const char* const argv[]);
+// Reads `environment` instead: NAME=value entries, null-terminated, as environ.
+config_result parse_config(int argc, const char* const argv[], const char* const* environment);
 
 // A `--store` URI taken apart, so that the store factory and parse_config()
 // agree on what is valid: `memory:`, `sqlite:PATH` (PATH non-empty) or

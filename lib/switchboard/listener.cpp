@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <optional>
+#include <sstream>
+#include <string>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -57,6 +59,17 @@ struct upgraded {
   session_request session;
 };
 
+// "ADDR:PORT" of the peer, for log lines; only asked for when the line is
+// logged.
+std::string remote_of(transport& stream) {
+  boost::system::error_code ec;
+  const auto peer = stream.socket().remote_endpoint(ec);
+  if (ec) return "?";
+  std::ostringstream text;
+  text << peer;
+  return std::move(text).str();
+}
+
 // The HTTP part of a connection, up to the upgrade. It is a coroutine of its
 // own so that all it holds (the request, its buffer, the parser, the deadline)
 // is freed before the session starts: an idle session keeps only what it
@@ -75,7 +88,7 @@ asio::awaitable<std::optional<upgraded>> upgrade(asio::ip::tcp::socket socket, s
     auto [ec] = co_await stream.async_handshake(use_tuple);
     if (ec) {
       // A plain-text client on the TLS port, a bad hello, or a timeout.
-      SB_LOG(debug) << "TLS handshake failed: " << ec.message();
+      SB_LOG(debug).field("remote", remote_of(stream)) << "TLS handshake failed: " << ec.message();
       co_return result;
     }
   }
@@ -109,6 +122,9 @@ asio::awaitable<std::optional<upgraded>> upgrade(asio::ip::tcp::socket socket, s
 
   auto routed = s.routes.route(route);
   if (auto* answer = std::get_if<http_answer>(&routed)) {
+    if (answer->status >= 400)
+      SB_LOG(debug).field("remote", remote_of(stream)).field("status", answer->status)
+          << request.method_string() << " " << request.target() << " refused";
     co_await write_answer(stream, request.version(), *answer);
     co_return result;
   }
@@ -131,6 +147,8 @@ asio::awaitable<std::optional<upgraded>> upgrade(asio::ip::tcp::socket socket, s
     s.routes.release_slot();
     co_return result;
   }
+  SB_LOG(debug).field("user", session.user).field("remote", remote_of(ws.next_layer()))
+      << "upgrade accepted";
   // The session keeps the transport alone: Beast's stream (about 2.5 KB) is
   // not needed after the upgrade (session.hpp).
   result.emplace(upgraded{std::move(ws.next_layer()), std::move(session)});

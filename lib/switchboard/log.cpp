@@ -41,57 +41,107 @@ namespace detail {
 
 namespace {
 
-// "[node] " or null: set at start (set_log_node()). An atomic pointer into
-// a list that only grows, because tests run several nodes in one process and
-// a line may be built while another node starts.
-std::atomic<const std::string*> node_tag{nullptr};
-std::mutex node_tags_mutex;
-std::list<std::string> node_tags;  // every tag ever set, so none is freed while in use
+std::atomic<bool> json_lines{false};
 
-// "2026-11-26T20:51:03.123Z info  ": UTC, so that the logs of several nodes
-// sort together; the level padded so that messages line up.
-std::string line_prefix(log_level level) {
+// The node's name or null: set at start (set_log_node()). An atomic pointer
+// into a list that only grows, because tests run several nodes in one
+// process and a line may be built while another node starts.
+std::atomic<const std::string*> node_name{nullptr};
+std::mutex node_names_mutex;
+std::list<std::string> node_names;  // every name ever set, so none is freed while in use
+
+// "2026-11-26T20:51:03.123Z": UTC, so that the logs of several nodes sort together.
+std::string timestamp(std::chrono::system_clock::time_point now) {
   using namespace std::chrono;
-  const auto now = system_clock::now();
   const auto millis = duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000;
   const std::time_t seconds = system_clock::to_time_t(now);
   std::tm utc{};
   gmtime_r(&seconds, &utc);
-  char buffer[64];
-  const int size =
-      std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s ",
-                    utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min,
-                    utc.tm_sec, static_cast<int>(millis), std::string(to_string(level)).c_str());
-  std::string prefix(buffer, size > 0 ? static_cast<std::size_t>(size) : 0);
-  if (const auto* tag = node_tag.load(std::memory_order_acquire)) prefix += *tag;
-  return prefix;
+  char buffer[32];
+  const int size = std::snprintf(buffer, sizeof buffer, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                                 utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
+                                 utc.tm_min, utc.tm_sec, static_cast<int>(millis));
+  return std::string(buffer, size > 0 ? static_cast<std::size_t>(size) : 0);
+}
+
+// Messages quote client input (user ids, frame contents): a newline or
+// other control character in it must not start a forged log line.
+void append_escaped_text(std::string& out, std::string_view text) {
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c != 0x7f) {
+      out.push_back(ch);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+      out += escaped;
+    }
+  }
+}
+
+// A JSON string; bytes that are not UTF-8 pass through as they are (log
+// pipelines replace them), control characters never do.
+void append_json_string(std::string& out, std::string_view text) {
+  out.push_back('"');
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out.push_back('\\');
+      out.push_back(ch);
+    } else if (c < 0x20 || c == 0x7f) {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+      out += escaped;
+    } else {
+      out.push_back(ch);
+    }
+  }
+  out.push_back('"');
 }
 
 }  // namespace
 
-log_line::log_line(log_level level) {
-  const std::string prefix = line_prefix(level);
-  prefix_size_ = prefix.size();
-  stream_ << prefix;
-}
+log_line::log_line(log_level level) : level_(level), time_(std::chrono::system_clock::now()) {}
 
 log_line::~log_line() {
-  std::string line = std::move(stream_).str();
-  // Messages quote client input (user ids, frame contents): a newline or
-  // other control character in it must not start a forged log line.
+  const std::string message = std::move(stream_).str();
+  const std::string* node = node_name.load(std::memory_order_acquire);
   std::string text;
-  text.reserve(line.size() + 1);
-  text.append(line, 0, prefix_size_);
-  for (std::size_t i = prefix_size_; i < line.size(); ++i) {
-    const auto c = static_cast<unsigned char>(line[i]);
-    if (c >= 0x20 && c != 0x7f) {
-      text.push_back(static_cast<char>(c));
-    } else if (c == '\n') {
-      text += "\\n";
-    } else {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
-      text += escaped;
+  text.reserve(message.size() + 64);
+  if (json_lines.load(std::memory_order_relaxed)) {
+    text += "{\"time\":\"" + timestamp(time_) + "\",\"level\":\"";
+    text += to_string(level_);
+    text += '"';
+    if (node != nullptr) {
+      text += ",\"node\":";
+      append_json_string(text, *node);
+    }
+    text += ",\"message\":";
+    append_json_string(text, message);
+    for (const auto& f : fields_) {
+      text += ',';
+      append_json_string(text, f.name);
+      text += ':';
+      if (f.number) {
+        text += f.value;
+      } else {
+        append_json_string(text, f.value);
+      }
+    }
+    text += '}';
+  } else {
+    // "2026-11-26T20:51:03.123Z info  [node] message name=value": the level
+    // padded so that messages line up.
+    char level[8];
+    std::snprintf(level, sizeof level, "%-5s ", std::string(to_string(level_)).c_str());
+    text += timestamp(time_) + " " + level;
+    if (node != nullptr) text += "[" + *node + "] ";
+    append_escaped_text(text, message);
+    for (const auto& f : fields_) {
+      text += ' ' + f.name + '=';
+      append_escaped_text(text, f.value);
     }
   }
   text.push_back('\n');
@@ -113,13 +163,17 @@ log_line::~log_line() {
 
 }  // namespace detail
 
+void set_log_format(log_format format) noexcept {
+  detail::json_lines.store(format == log_format::json, std::memory_order_relaxed);
+}
+
 void set_log_node(std::string_view node_id) {
-  const std::string* tag = nullptr;
+  const std::string* name = nullptr;
   if (!node_id.empty()) {
-    std::lock_guard lock(detail::node_tags_mutex);
-    tag = &detail::node_tags.emplace_back("[" + std::string(node_id) + "] ");
+    std::lock_guard lock(detail::node_names_mutex);
+    name = &detail::node_names.emplace_back(node_id);
   }
-  detail::node_tag.store(tag, std::memory_order_release);
+  detail::node_name.store(name, std::memory_order_release);
 }
 
 }  // namespace switchboard

@@ -1,8 +1,16 @@
-// Logging to stderr, one line per event:
+// Logging to stderr, one line per event, as text (the default):
 //
-//   2026-11-26T20:51:03.123Z info  session 7 opened
+//   2026-11-26T20:51:03.123Z info  session 7 opened user=3 remote=10.0.0.5:51234
 //
-// SB_LOG(info) << "session " << id << " opened";
+// or, with `--log-format json`, one JSON object per line for log pipelines:
+//
+//   {"time":"2026-11-26T20:51:03.123Z","level":"info","message":"session 7 opened","user":3,"remote":"10.0.0.5:51234"}
+//
+// SB_LOG(info).field("user", user).field("remote", remote) << "session " << id << " opened";
+//
+// Fields are what a pipeline filters on (user, session, node, remote, close
+// code): in text they follow the message as name=value, in JSON they are
+// members of their own ("node" is added to every line of a cluster node).
 //
 // A disabled level costs one relaxed atomic load and evaluates none of the
 // operands. An enabled line is built in memory and handed to the kernel with
@@ -10,9 +18,13 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <sstream>
+#include <string>
 #include <string_view>
+#include <type_traits>
+#include <vector>
 
 #include "switchboard/config.hpp"
 
@@ -27,6 +39,9 @@ void set_log_node(std::string_view node_id);
 
 // Lines below `level` are dropped from now on. Safe to call from any thread.
 void set_log_level(log_level level) noexcept;
+
+// Text lines or JSON lines from now on. Safe to call from any thread.
+void set_log_format(log_format format) noexcept;
 
 namespace detail {
 // Relaxed: a thread that sees a new level a little late logs or drops a line
@@ -47,9 +62,27 @@ class log_line {
     return *this;
   }
 
+  // A named value of the event. Integers stay numbers in JSON; anything
+  // else is written as with << and becomes a JSON string.
+  template <class T>
+  log_line& field(std::string_view name, const T& value) {
+    std::ostringstream text;
+    text << value;
+    fields_.push_back({std::string(name), std::move(text).str(),
+                       std::is_integral_v<T> && !std::is_same_v<T, bool>});
+    return *this;
+  }
+
  private:
-  std::size_t prefix_size_;  // timestamp and level, kept apart from the escaping
-  std::ostringstream stream_;
+  struct log_field {
+    std::string name;
+    std::string value;
+    bool number;  // written without quotes in JSON
+  };
+  log_level level_;
+  std::chrono::system_clock::time_point time_;
+  std::ostringstream stream_;      // the message
+  std::vector<log_field> fields_;  // empty for most lines: no allocation
 };
 
 // Turns the streamed expression into void so that SB_LOG fits in a

@@ -184,6 +184,7 @@ void server::announce() {
 int server::run() {
   auto& p = *parts_;
   set_log_level(config_.level);
+  set_log_format(config_.format);
   // Several nodes' logs are read together: each line says whose it is.
   if (is_cluster(config_)) set_log_node(config_.node_id);
   if (!config_.jwt_secret_file)

@@ -19,26 +19,35 @@ using namespace std::chrono_literals;
 
 namespace {
 
-sb::config_result parse(std::initializer_list<std::string> args) {
+// `environment`: NAME=value entries, as the process would see them. The
+// tests never read the real environment, whatever CI sets.
+sb::config_result parse(std::initializer_list<std::string> args,
+                        std::initializer_list<std::string> environment = {}) {
   std::vector<std::string> words{"switchboard"};
   words.insert(words.end(), args.begin(), args.end());
   std::vector<const char*> argv;
   for (const auto& word : words)
     argv.push_back(word.c_str());
   argv.push_back(nullptr);
-  return sb::parse_config(static_cast<int>(words.size()), argv.data());
+  std::vector<const char*> envp;
+  for (const auto& entry : environment)
+    envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  return sb::parse_config(static_cast<int>(words.size()), argv.data(), envp.data());
 }
 
-sb::config parsed(std::initializer_list<std::string> args) {
-  auto result = parse(args);
+sb::config parsed(std::initializer_list<std::string> args,
+                  std::initializer_list<std::string> environment = {}) {
+  auto result = parse(args, environment);
   if (const auto* exit = std::get_if<sb::config_exit>(&result)) {
     BOOST_FAIL("unexpected exit " << exit->code << ": " << exit->output);
   }
   return std::get<sb::config>(result);
 }
 
-sb::config_exit exited(std::initializer_list<std::string> args) {
-  auto result = parse(args);
+sb::config_exit exited(std::initializer_list<std::string> args,
+                       std::initializer_list<std::string> environment = {}) {
+  auto result = parse(args, environment);
   BOOST_REQUIRE_MESSAGE(std::holds_alternative<sb::config_exit>(result), "expected an exit");
   return std::get<sb::config_exit>(result);
 }
@@ -96,6 +105,7 @@ BOOST_AUTO_TEST_CASE(defaults) {
   BOOST_TEST(!c.tls_key.has_value());
   BOOST_TEST(c.allow_origins.empty());
   BOOST_TEST((c.level == sb::log_level::info));
+  BOOST_TEST((c.format == sb::log_format::text));
 }
 
 BOOST_AUTO_TEST_CASE(every_option) {
@@ -144,7 +154,9 @@ BOOST_AUTO_TEST_CASE(every_option) {
                          "--allow-origin",
                          "https://b.example",
                          "--log-level",
-                         "debug"});
+                         "debug",
+                         "--log-format",
+                         "json"});
   BOOST_TEST(c.listen_host == "0.0.0.0");
   BOOST_TEST(c.listen_port == 9000);
   BOOST_TEST(c.threads == 3u);
@@ -170,6 +182,64 @@ BOOST_AUTO_TEST_CASE(every_option) {
       c.allow_origins == (std::vector<std::string>{"https://a.example", "https://b.example"}),
       boost::test_tools::per_element());
   BOOST_TEST((c.level == sb::log_level::debug));
+  BOOST_TEST((c.format == sb::log_format::json));
+}
+
+BOOST_AUTO_TEST_CASE(environment) {
+  const auto c = parsed({}, {"SWITCHBOARD_MAX_CONNECTIONS=77", "SWITCHBOARD_LISTEN=0.0.0.0:7001",
+                             "SWITCHBOARD_LOG_FORMAT=json", "SWITCHBOARD_JWT_SECRET_FILE=/run/s",
+                             "SWITCHBOARD_ALLOW_ORIGIN=https://a.example, https://b.example",
+                             "SWITCHBOARD_SKIP_FUZZ=1", "OTHER=2"});
+  BOOST_TEST(c.max_connections == 77u);
+  BOOST_TEST(c.listen_port == 7001);
+  BOOST_TEST((c.format == sb::log_format::json));
+  BOOST_TEST(c.jwt_secret_file.value() == "/run/s");
+  BOOST_TEST(
+      c.allow_origins == (std::vector<std::string>{"https://a.example", "https://b.example"}),
+      boost::test_tools::per_element());
+
+  // The command line wins over the environment, the environment over the file.
+  const temp_file file("max-connections = 5\nthreads = 3\nstore = memory:\n");
+  const auto mixed = parsed({"--config", file.path.string(), "--threads", "2"},
+                            {"SWITCHBOARD_MAX_CONNECTIONS=77", "SWITCHBOARD_THREADS=9"});
+  BOOST_TEST(mixed.threads == 2u);
+  BOOST_TEST(mixed.max_connections == 77u);
+  BOOST_TEST(mixed.store == "memory:");
+
+  // --config itself may come from the environment.
+  const auto from_file = parsed({}, {"SWITCHBOARD_CONFIG=" + file.path.string()});
+  BOOST_TEST(from_file.max_connections == 5u);
+
+  // An empty variable is a value like any other: refused where a value is required.
+  BOOST_TEST(exited({}, {"SWITCHBOARD_THREADS="}).code == 2);
+}
+
+BOOST_AUTO_TEST_CASE(bad_environment) {
+  // Exit 2, naming the variable (and the option it sets).
+  const auto bad = exited({}, {"SWITCHBOARD_MAX_CONNECTIONS=lots"});
+  BOOST_TEST(bad.code == 2);
+  BOOST_TEST(bad.output.starts_with(
+                 "switchboard: SWITCHBOARD_MAX_CONNECTIONS (--max-connections): not a number"),
+             bad.output);
+  BOOST_TEST(bad.output.find("try --help") != std::string::npos, bad.output);
+
+  const auto format = exited({}, {"SWITCHBOARD_LOG_FORMAT=xml"});
+  BOOST_TEST(format.code == 2);
+  BOOST_TEST(format.output.starts_with("switchboard: SWITCHBOARD_LOG_FORMAT (--log-format): "),
+             format.output);
+
+  // A bad variable that the command line overrides is not used, so not refused;
+  // the same value on the command line is named as the option.
+  BOOST_TEST(parsed({"--threads", "2"}, {"SWITCHBOARD_THREADS=x"}).threads == 2u);
+  check_usage_error({"--threads", "x"}, "threads");
+
+  // Half of TLS from the environment: the missing half is named.
+  const auto tls = exited({}, {"SWITCHBOARD_TLS_CERT=c.pem"});
+  BOOST_TEST(tls.code == 2);
+  BOOST_TEST(tls.output.starts_with("switchboard: --tls-key: required with --tls-cert"), tls.output);
+
+  // --help works whatever the environment says.
+  BOOST_TEST(exited({"--help"}, {"SWITCHBOARD_THREADS=x"}).code == 0);
 }
 
 BOOST_AUTO_TEST_CASE(equals_form_and_each_log_level) {
@@ -371,6 +441,7 @@ BOOST_AUTO_TEST_CASE(help_and_version) {
                              "--tls-key PATH",
                              "--allow-origin ORIGIN",
                              "--log-level trace|debug|info|warn|error",
+                             "--log-format text|json",
                              "--config FILE",
                              "--version",
                              "--help"}) {
@@ -379,9 +450,11 @@ BOOST_AUTO_TEST_CASE(help_and_version) {
   for (const char* default_text :
        {"(default: 127.0.0.1:8080)", "(default: sqlite:switchboard.db)", "(default: normal)",
         "(default: 600)", "(default: 65536)", "(default: 100000)", "(default: 1048576)",
-        "(default: 604800)", "(default: 10000)", "(default: info)", "(default: 75)"}) {
+        "(default: 604800)", "(default: 10000)", "(default: info)", "(default: 75)", "(default: text)"}) {
     BOOST_TEST(help.output.find(default_text) != std::string::npos, default_text);
   }
+
+  BOOST_TEST(help.output.find("SWITCHBOARD_MAX_CONNECTIONS") != std::string::npos);
 
   // --help wins over the rest of the command line, even a wrong one.
   BOOST_TEST(exited({"--threads", "x", "--help"}).code == 0);
