@@ -1,8 +1,10 @@
 # Turns the files of the browser client (WEB_DIR, the names in FILES, comma
 # separated) into a C++ source file OUTPUT that defines switchboard::web::assets,
 # so the page ships inside the binary. index.html is served at /, every other
-# file at /<name>. Each file's ETag is a digest of its content, taken here at
-# build time, so a new build changes it and an unchanged file answers 304.
+# file at /<its file name> (a name may be a path relative to WEB_DIR: the
+# client library comes from clients/js). Each file's ETag is a digest of its
+# content, taken here at build time, so a new build changes it and an
+# unchanged file answers 304.
 string(REPLACE "," ";" names "${FILES}")
 set(data "")
 set(table "")
@@ -16,10 +18,11 @@ foreach(name IN LISTS names)
   file(SHA256 ${path} digest)
   string(SUBSTRING ${digest} 0 32 etag)
 
-  if(name STREQUAL "index.html")
+  get_filename_component(base ${name} NAME)
+  if(base STREQUAL "index.html")
     set(url "/")
   else()
-    set(url "/${name}")
+    set(url "/${base}")
   endif()
   get_filename_component(extension ${name} LAST_EXT)
   if(extension STREQUAL ".html")
