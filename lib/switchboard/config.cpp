@@ -464,8 +464,8 @@ const char* find_variable(const char* const* environment, const std::string& nam
 // separated by spaces or commas. `from_environment` maps each option given
 // this way to its variable, for error messages.
 po::parsed_options environment_options(const po::options_description& description,
-                                        const char* const* environment,
-                                        std::map<std::string, std::string>& from_environment) {
+                                       const char* const* environment,
+                                       std::map<std::string, std::string>& from_environment) {
   po::parsed_options parsed(&description);
   for (const auto& spec : option_table) {
     if (spec.kind == option_kind::flag) continue;
@@ -614,7 +614,8 @@ config_result parse_config(int argc, const char* const argv[], const char* const
   std::map<std::string, std::string> from_environment;
   {
     auto parsed = environment_options(command_line_options, environment, from_environment);
-    std::erase_if(from_environment, [&](const auto& entry) { return values.count(entry.first) != 0; });
+    std::erase_if(from_environment,
+                  [&](const auto& entry) { return values.count(entry.first) != 0; });
     try {
       po::store(parsed, values);
     } catch (const po::error& e) {
@@ -624,8 +625,7 @@ config_result parse_config(int argc, const char* const argv[], const char* const
   // A value the environment gave is reported under its variable's name.
   const auto refuse = [&](const std::string& option, const std::string& why) {
     if (const auto it = from_environment.find(option); it != from_environment.end()) {
-      return config_exit{exit_usage, "switchboard: " + it->second + " (--" + option +
-                                         "): " + why +
+      return config_exit{exit_usage, "switchboard: " + it->second + " (--" + option + "): " + why +
                                          "\nswitchboard: try --help for the list of options\n"};
     }
     return usage_error(option, why);

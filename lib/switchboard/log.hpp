@@ -4,7 +4,8 @@
 //
 // or, with `--log-format json`, one JSON object per line for log pipelines:
 //
-//   {"time":"2026-11-26T20:51:03.123Z","level":"info","message":"session 7 opened","user":3,"remote":"10.0.0.5:51234"}
+//   {"time":"2026-11-26T20:51:03.123Z","level":"info","message":"session 7 opened",
+//    "user":3,"remote":"10.0.0.5:51234"}                           (on one line)
 //
 // SB_LOG(info).field("user", user).field("remote", remote) << "session " << id << " opened";
 //

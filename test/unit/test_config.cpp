@@ -236,7 +236,8 @@ BOOST_AUTO_TEST_CASE(bad_environment) {
   // Half of TLS from the environment: the missing half is named.
   const auto tls = exited({}, {"SWITCHBOARD_TLS_CERT=c.pem"});
   BOOST_TEST(tls.code == 2);
-  BOOST_TEST(tls.output.starts_with("switchboard: --tls-key: required with --tls-cert"), tls.output);
+  BOOST_TEST(tls.output.starts_with("switchboard: --tls-key: required with --tls-cert"),
+             tls.output);
 
   // --help works whatever the environment says.
   BOOST_TEST(exited({"--help"}, {"SWITCHBOARD_THREADS=x"}).code == 0);
@@ -450,7 +451,8 @@ BOOST_AUTO_TEST_CASE(help_and_version) {
   for (const char* default_text :
        {"(default: 127.0.0.1:8080)", "(default: sqlite:switchboard.db)", "(default: normal)",
         "(default: 600)", "(default: 65536)", "(default: 100000)", "(default: 1048576)",
-        "(default: 604800)", "(default: 10000)", "(default: info)", "(default: 75)", "(default: text)"}) {
+        "(default: 604800)", "(default: 10000)", "(default: info)", "(default: 75)",
+        "(default: text)"}) {
     BOOST_TEST(help.output.find(default_text) != std::string::npos, default_text);
   }
 

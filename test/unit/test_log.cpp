@@ -66,7 +66,10 @@ BOOST_AUTO_TEST_CASE(json_lines) {
   sb::set_log_format(sb::log_format::json);
   sb::set_log_node("node-a");
   const auto text = captured([] {
-    SB_LOG(error).field("user", 18446744073709551615ull).field("session", "ab-1").field("code", 4001)
+    SB_LOG(error)
+            .field("user", 18446744073709551615ull)
+            .field("session", "ab-1")
+            .field("code", 4001)
         << "a \"quoted\"\tline\n";
   });
   BOOST_REQUIRE(text.ends_with("}\n"));

@@ -27,6 +27,7 @@ const state = {
   client: null,         // the SwitchboardClient while the person wants a connection
   countdown: null,      // the status line's once-a-second update while waiting
   outage: false,        // a drop was already reported: one notice per outage
+  lastWhy: '',          // why the connection is down, for the status line
   lastSeq: 0n,          // highest seq shown: `since` of the next client
   outgoing: new Map(),  // client id -> { li, receiver, content, state }
   idPrefix: null,       // this tab's message ids: `${idPrefix}-${counter}`
