@@ -19,6 +19,7 @@
 #include "switchboard/config.hpp"
 #include "switchboard/hub.hpp"
 #include "switchboard/log.hpp"
+#include "switchboard/log_throttle.hpp"
 #include "switchboard/metrics.hpp"
 #include "switchboard/protocol.hpp"
 #include "switchboard/spawn.hpp"
@@ -355,6 +356,10 @@ asio::awaitable<void> reader(session_state& st) {
       co_await st.s.store.submit(std::move(r));
     pending.clear();
     frames.release_if_idle();
+    // A read that filled the buffer is followed at once by the next, which
+    // never waits: a client that keeps its socket full (a flood) would keep
+    // the I/O thread to itself. The other sessions of the thread run first.
+    if (!tls && !drained) co_await asio::post(st.io.get_executor(), asio::use_awaitable);
   }
 }
 
@@ -536,8 +541,12 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
 void abort_session(session_state& st, close_reason reason) {
   if (st.cutoff || st.close_sent) return;  // already closing: the first reason stands
   st.handle->mark_aborted();
-  SB_LOG(info) << "session " << st.handle->id << " of user " << st.handle->user
-               << " closed: " << to_string(reason);
+  // Once per session, and at most 20 a second for the whole server (a
+  // client may open and overflow sessions in a loop): /metrics counts them all.
+  static log_throttle throttle(20, std::chrono::seconds(1));
+  if (std::uint64_t held = 0; throttle.allow(held))
+    SB_LOG(info) << "session " << st.handle->id << " of user " << st.handle->user
+                 << " closed: " << to_string(reason) << held_back(held);
   st.s.stats.count_close(to_string(reason));
   if (!st.started) {
     // Before the welcome nothing else may be written: end now.

@@ -16,6 +16,7 @@
 
 #include "switchboard/clock.hpp"
 #include "switchboard/log.hpp"
+#include "switchboard/log_throttle.hpp"
 #include "switchboard/metrics.hpp"
 #include "switchboard/redis/connection.hpp"
 #include "switchboard/redis/subscriber.hpp"
@@ -454,7 +455,9 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
     append_result result;
     if (r.type != reply::kind::array || r.elements.empty() || r.is_error()) {
       // An error reply (out of memory, a script error): this message alone.
-      if (r.is_error()) SB_LOG(warn) << "store: Redis refused an append: " << r.str;
+      static log_throttle throttle(5, std::chrono::seconds(1));
+      if (std::uint64_t held = 0; r.is_error() && throttle.allow(held))
+        SB_LOG(warn) << "store: Redis refused an append: " << r.str << held_back(held);
       result.refused = true;
     } else {
       const auto status = as_i64(r.elements[0]);

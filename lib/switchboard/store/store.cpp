@@ -10,6 +10,7 @@
 
 #include "switchboard/clock.hpp"
 #include "switchboard/log.hpp"
+#include "switchboard/log_throttle.hpp"
 #include "switchboard/metrics.hpp"
 #include "switchboard/spawn.hpp"
 
@@ -99,6 +100,9 @@ asio::awaitable<void> worker::run() {
       // An open or a fetch must see every append that came before it.
       if (!group.empty()) co_await commit(group);
       if (auto* o = std::get_if<request::open>(&r)) {
+        // ...and an open every cursor move: a session that reconnects right
+        // after its frames were written is not sent them again.
+        if (!moves.empty()) co_await move_cursors(moves);
         co_await handle(*o);
       } else if (auto* f = std::get_if<request::fetch>(&r)) {
         co_await handle(*f);
@@ -147,7 +151,10 @@ asio::awaitable<void> worker::commit(std::vector<request::append>& group) {
     outcome = co_await backend_->append(batch);
   } catch (const std::exception& e) {
     // Nothing of the group was stored: every sender hears so and may resend.
-    SB_LOG(warn) << "store: append of " << batch.size() << " messages failed: " << e.what();
+    static log_throttle throttle(5, std::chrono::seconds(1));
+    if (std::uint64_t held = 0; throttle.allow(held))
+      SB_LOG(warn) << "store: append of " << batch.size() << " messages failed: " << e.what()
+                   << held_back(held);
     for (std::size_t i = 0; i < group.size(); ++i)
       out_.refused(group[i].sender, batch[i].id);
     group.clear();
@@ -185,7 +192,10 @@ asio::awaitable<void> worker::handle(request::open& r) {
   try {
     position = co_await backend_->open({r.session->user, r.session->id});
   } catch (const std::exception& e) {
-    SB_LOG(warn) << "store: cannot open the inbox of user " << r.session->user << ": " << e.what();
+    static log_throttle throttle(5, std::chrono::seconds(1));
+    if (std::uint64_t held = 0; throttle.allow(held))
+      SB_LOG(warn) << "store: cannot open the inbox of user " << r.session->user << ": " << e.what()
+                   << held_back(held);
     // The session waits for its welcome: a close ends that wait.
     r.session->post(event::close{close_reason::shutdown});
     co_return;
@@ -219,7 +229,10 @@ asio::awaitable<void> worker::handle(request::fetch& r) {
     // backend, once.
     if (r.session->channel().is_open()) retry_later(std::move(r));
   } catch (const std::exception& e) {
-    SB_LOG(warn) << "store: replay for user " << r.session->user << " failed: " << e.what();
+    static log_throttle throttle(5, std::chrono::seconds(1));
+    if (std::uint64_t held = 0; throttle.allow(held))
+      SB_LOG(warn) << "store: replay for user " << r.session->user << " failed: " << e.what()
+                   << held_back(held);
     r.session->abort(close_reason::shutdown);
   }
 }
