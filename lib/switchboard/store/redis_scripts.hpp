@@ -119,8 +119,10 @@ while len > limit or (bytes > limit_bytes and len > 1) do
   cursor = cursor or tonumber(redis.call('ZSCORE', KEYS[3], '-') or '0')
   local head = redis.call('LPOP', KEYS[2])
   len = len - 1
-  bytes = bytes - content_bytes(head)
-  local hseq = tonumber(string.match(head, '^(%d+) '))
+  -- Its seq and content bytes in one match (content_bytes, inlined).
+  local _, colon, hseq, idlen = string.find(head, '^(%d+) %-?%d+ %d+ [%-ns](%d*):')
+  if colon then bytes = bytes - (#head - colon - (tonumber(idlen) or 0)) end
+  hseq = tonumber(hseq)
   if hseq == nil or hseq > cursor then evicted = evicted + 1 end
 end
 if bytes < 0 then bytes = 0 end
