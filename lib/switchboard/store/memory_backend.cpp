@@ -15,16 +15,22 @@ namespace {
 
 // What the memory store charges for each thing it holds: an estimate of the
 // heap it takes with libstdc++ (what --memory-store-bytes bounds), not an
-// exact count. A string's heap block, beyond the 15 bytes kept inline; an
-// unordered_map node holds its value, a next pointer and the cached hash,
-// plus a bucket pointer; a std::deque allocates a map of 8 block pointers
-// and one 512-byte block as soon as it exists.
+// exact count. Every heap block costs its bytes and the allocator's header
+// (16 bytes with glibc and jemalloc's small classes, about); a string has a
+// block of its own beyond the 15 bytes kept inline; an unordered_map node
+// holds its value, a next pointer and the cached hash, and the bucket array
+// holds up to two pointers per node (it doubles); a std::deque allocates a
+// map of 8 block pointers and one 512-byte block as soon as it exists.
+// Checked against the resident size of a process (glibc malloc) filled to a
+// bound of 64 MiB with empty messages to distinct receivers, 1000-byte
+// messages, or dedup entries: it grew by 49, 64 and 54 MiB.
 constexpr std::size_t inline_string = 15;
-constexpr std::size_t map_node_overhead = 3 * sizeof(void*);
-constexpr std::size_t empty_deque_heap = 8 * sizeof(void*) + 512;
+constexpr std::size_t block_header = 16;
+constexpr std::size_t map_node_overhead = 4 * sizeof(void*) + block_header;
+constexpr std::size_t empty_deque_heap = 8 * sizeof(void*) + 512 + 2 * block_header;
 
 std::size_t heap_of(std::string_view s) {
-  return s.size() > inline_string ? s.size() + 1 : 0;
+  return s.size() > inline_string ? s.size() + 1 + block_header : 0;
 }
 
 }  // namespace
