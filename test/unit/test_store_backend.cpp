@@ -927,6 +927,46 @@ BOOST_AUTO_TEST_CASE(content_is_charged_and_given_back) {
   BOOST_TEST(m.raw->charged_bytes() == 3 * sb::memory_backend::inbox_cost());
 }
 
+// The charge is an estimate of the heap: filled to the bound with each
+// shape of input an attacker can choose (empty messages to distinct
+// receivers, large messages, dedup entries), the process's resident size
+// grows by no more than the bound and a margin.
+BOOST_AUTO_TEST_CASE(resident_size_stays_within_the_bound) {
+  const auto rss_bytes = [] {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+      if (line.starts_with("VmRSS:")) return std::stoull(line.substr(6)) * 1024;
+    return 0ull;
+  };
+  constexpr std::size_t bound = 32u << 20;
+  for (const int shape : {0, 1, 2}) {
+    BOOST_TEST_CONTEXT("shape " << shape) {
+      sb::backend_limits limits;
+      limits.memory_store_bytes = bound;
+      sb::memory_backend store(limits);
+      const auto before = rss_bytes();
+      std::size_t refusals = 0;
+      for (sb::user_id i = 1; refusals < 10; ++i) {
+        auto request =
+            shape == 0 ? msg(1, i, "")
+            : shape == 1
+                ? msg(1, 1 + i % 1000, std::string(1000, 'x'))
+                : msg(1, 2, "", 1000, text_id("id-" + std::to_string(i) + std::string(30, 'y')));
+        const auto outcome = append_one(store, std::move(request));
+        if (outcome.results.at(0).refused) {
+          ++refusals;
+        } else if (shape == 2) {
+          store.advance_cursor(2, outcome.results.at(0).seq);
+        }
+      }
+      const auto grown = rss_bytes() - std::min(before, rss_bytes());
+      BOOST_TEST(store.charged_bytes() <= bound);
+      BOOST_TEST(store.charged_bytes() > bound - bound / 64);
+      BOOST_TEST(grown <= bound + bound / 4, grown << " bytes resident for a bound of " << bound);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // ---- SQLite only ----
