@@ -51,10 +51,15 @@ namespace switchboard::store::redis_scripts {
 // its counter, increasing per append; a rerun skips a message whose counter
 // its marker already reached (one node's appends to a user run in order).
 //
-// --inbox-bytes: {u:R}:inbox_bytes holds the content bytes of the list, kept
-// in step by every path that pushes or pops (this script alone) and expiring
-// with the list (the same PX, set in the same script). An inbox written
-// before the counter existed is counted once, on its next append.
+// --inbox-bytes: {u:R}:inbox_bytes holds 1 + the content bytes of the list,
+// kept in step by every path that pushes or pops (this script alone). The
+// 1 tells a missing counter from an empty inbox: INCRBY then answers
+// exactly the new size, and the list is counted once (an inbox written by a
+// node from before the counter, or whose counter expired first). One
+// INCRBY per append, and one more only when something left the list: the
+// counter's TTL, twice --retention, is renewed every 16th append rather
+// than every time; it may outlive its list, and a list of one entry (the
+// one just pushed) resets it.
 //
 inline constexpr const char* append = SWITCHBOARD_LUA_CONTENT_BYTES R"lua(
 local now = redis.call('TIME')
@@ -80,14 +85,15 @@ end
 local seq = redis.call('INCR', KEYS[1])
 local entry = string.format('%d ', seq) .. ARGV[1]
 local len = redis.call('RPUSH', KEYS[2], entry)
-local bytes = redis.call('GET', KEYS[5])
-if bytes then
-  bytes = tonumber(bytes) + tonumber(ARGV[12])
-elseif len == 1 then
-  bytes = tonumber(ARGV[12])
-else
-  bytes = 0
-  for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do bytes = bytes + content_bytes(e) end
+local size = tonumber(ARGV[12])
+local counted = redis.call('INCRBY', KEYS[5], size)
+local bytes = counted - 1
+if counted == size or len == 1 then
+  bytes = size
+  if len > 1 then
+    bytes = 0
+    for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do bytes = bytes + content_bytes(e) end
+  end
 end
 local evicted = 0
 local cursor = nil
@@ -127,7 +133,10 @@ while len > limit or (bytes > limit_bytes and len > 1) do
 end
 if bytes < 0 then bytes = 0 end
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
-redis.call('SET', KEYS[5], string.format('%d', bytes), 'PX', ARGV[6])
+if bytes + 1 ~= counted then redis.call('INCRBY', KEYS[5], string.format('%d', bytes + 1 - counted)) end
+if counted == size or seq % 16 == 0 then
+  redis.call('PEXPIRE', KEYS[5], string.format('%d', 2 * tonumber(ARGV[6])))
+end
 if marker then
   -- One field per node start: a hash that collected many (a user who gets
   -- messages without pause across many restarts) starts again.
