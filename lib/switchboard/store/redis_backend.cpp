@@ -378,6 +378,10 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
   const auto retention_ms =
       std::to_string(std::max<std::int64_t>(1, ttl_ms(d.settings.limits.retention)));
   const auto limit = std::to_string(d.settings.limits.inbox_limit);
+  // Lua counts in doubles: a bound beyond any inbox is written as one it
+  // can read exactly.
+  const auto limit_bytes = std::to_string(
+      std::min<std::uint64_t>(d.settings.limits.inbox_bytes, std::uint64_t{1} << 50));
   const auto grace_ms = std::to_string(ack_grace.count());
   // The counters of the messages without an id: the same in every rerun.
   const auto first_counter = d.appended + 1;
@@ -403,19 +407,38 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
       const auto seq_key = codec::seq_key(r.receiver);
       const auto inbox_key = codec::inbox_key(r.receiver);
       const auto cursor_key = codec::cursor_key(r.receiver);
+      const auto bytes_key = codec::inbox_bytes_key(r.receiver);
+      const auto size = std::to_string(held_bytes(r.content));
       if (r.id) {
-        redis::append_command(
-            text, {"EVALSHA", d.append_script.sha, "4", seq_key, inbox_key, cursor_key,
-                   codec::dedup_key(r.sender, *r.id), message, ts, deadline, window_ms, limit,
-                   retention_ms, channel, receiver, grace_ms, dedup_keep_ms});
+        redis::append_command(text, {"EVALSHA",
+                                     d.append_script.sha,
+                                     "5",
+                                     seq_key,
+                                     inbox_key,
+                                     cursor_key,
+                                     codec::dedup_key(r.sender, *r.id),
+                                     bytes_key,
+                                     message,
+                                     ts,
+                                     deadline,
+                                     window_ms,
+                                     limit,
+                                     retention_ms,
+                                     channel,
+                                     receiver,
+                                     grace_ms,
+                                     dedup_keep_ms,
+                                     limit_bytes,
+                                     size});
       } else {
         redis::append_command(text, {"EVALSHA",
                                      d.append_script.sha,
-                                     "4",
+                                     "5",
                                      seq_key,
                                      inbox_key,
                                      cursor_key,
                                      codec::applied_key(r.receiver),
+                                     bytes_key,
                                      message,
                                      ts,
                                      deadline,
@@ -426,6 +449,8 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
                                      receiver,
                                      grace_ms,
                                      marker_keep_ms,
+                                     limit_bytes,
+                                     size,
                                      d.marker,
                                      std::to_string(first_counter + i),
                                      rerun ? "1" : "0"});
@@ -535,17 +560,19 @@ asio::awaitable<void> redis_backend::close(session_key session) {
 }
 
 asio::awaitable<std::vector<stored_message>> redis_backend::fetch(user_id user, seq_t after,
-                                                                  std::size_t max_count) {
+                                                                  std::size_t max_count,
+                                                                  std::size_t max_bytes) {
   std::vector<stored_message> out;
   if (max_count == 0 || after == std::numeric_limits<seq_t>::max()) co_return out;
   // The script's arithmetic is in doubles: a count beyond any inbox is
   // clamped before it becomes a number Redis cannot read back.
   max_count = std::min<std::size_t>(max_count, std::size_t{1} << 30);
+  max_bytes = std::min<std::size_t>(max_bytes, std::size_t{1} << 50);
   auto self = impl_;
   std::string text;
   redis::append_command(
       text, {"EVALSHA", self->fetch_script.sha, "2", codec::seq_key(user), codec::inbox_key(user),
-             std::to_string(after), std::to_string(max_count)});
+             std::to_string(after), std::to_string(max_count), std::to_string(max_bytes)});
   auto replies = co_await self->call(std::move(text), 1);
   const auto& entries = replies[0];
   if (entries.is_error()) throw unavailable("Redis refused a fetch: " + entries.str);
