@@ -34,6 +34,7 @@
 #include <boost/json.hpp>
 
 #include "support/process.hpp"
+#include "support/sanitizers.hpp"
 #include "support/test_support.hpp"
 
 using namespace switchboard::test;
@@ -48,17 +49,7 @@ namespace {
 
 constexpr std::size_t queue_bound = 256 * 1024;  // --send-queue-bytes in these tests
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool under_asan = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool under_asan = true;
-#else
-constexpr bool under_asan = false;
-#endif
-#else
-constexpr bool under_asan = false;
-#endif
+constexpr bool under_asan = under_address_sanitizer;
 
 // The server's resident memory, in bytes (0 once it is gone).
 std::size_t resident_bytes(pid_t pid) {
