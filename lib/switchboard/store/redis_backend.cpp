@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <limits>
 #include <random>
@@ -409,52 +410,35 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
       const auto cursor_key = codec::cursor_key(r.receiver);
       const auto bytes_key = codec::inbox_bytes_key(r.receiver);
       const auto size = std::to_string(held_bytes(r.content));
-      if (r.id) {
-        redis::append_command(text, {"EVALSHA",
-                                     d.append_script.sha,
-                                     "5",
-                                     seq_key,
-                                     inbox_key,
-                                     cursor_key,
-                                     codec::dedup_key(r.sender, *r.id),
-                                     bytes_key,
-                                     message,
-                                     ts,
-                                     deadline,
-                                     window_ms,
-                                     limit,
-                                     retention_ms,
-                                     channel,
-                                     receiver,
-                                     grace_ms,
-                                     dedup_keep_ms,
-                                     limit_bytes,
-                                     size});
-      } else {
-        redis::append_command(text, {"EVALSHA",
-                                     d.append_script.sha,
-                                     "5",
-                                     seq_key,
-                                     inbox_key,
-                                     cursor_key,
-                                     codec::applied_key(r.receiver),
-                                     bytes_key,
-                                     message,
-                                     ts,
-                                     deadline,
-                                     window_ms,
-                                     limit,
-                                     retention_ms,
-                                     channel,
-                                     receiver,
-                                     grace_ms,
-                                     marker_keep_ms,
-                                     limit_bytes,
-                                     size,
-                                     d.marker,
-                                     std::to_string(first_counter + i),
-                                     rerun ? "1" : "0"});
-      }
+      // KEYS[4] is the dedup entry of a message with an id, the receiver's
+      // applied hash for one without (which also gets its marker's args).
+      const auto fourth_key =
+          r.id ? codec::dedup_key(r.sender, *r.id) : codec::applied_key(r.receiver);
+      const auto counter = std::to_string(first_counter + i);
+      std::array<std::string_view, 23> args{"EVALSHA",
+                                            d.append_script.sha,
+                                            "5",
+                                            seq_key,
+                                            inbox_key,
+                                            cursor_key,
+                                            fourth_key,
+                                            bytes_key,
+                                            message,
+                                            ts,
+                                            deadline,
+                                            window_ms,
+                                            limit,
+                                            retention_ms,
+                                            channel,
+                                            receiver,
+                                            grace_ms,
+                                            r.id ? dedup_keep_ms : marker_keep_ms,
+                                            limit_bytes,
+                                            size,
+                                            d.marker,
+                                            counter,
+                                            rerun ? "1" : "0"};
+      redis::append_command(text, std::span<const std::string_view>(args).first(r.id ? 20 : 23));
     }
     std::string lost;
     try {
