@@ -39,6 +39,12 @@ struct config {
   std::chrono::seconds idle_timeout{75};
   std::chrono::seconds retention{604800};
   std::size_t inbox_limit = 10000;
+  // Content bytes held per user (store::held_bytes); beyond, the oldest go.
+  std::size_t inbox_bytes = std::size_t{16} << 20;
+  // memory: store only: everything it holds; beyond, SENDs are refused.
+  std::size_t memory_store_bytes = std::size_t{256} << 20;
+  // Content bytes of SENDs waiting for the store; beyond, SENDs are refused.
+  std::size_t store_queue_bytes = std::size_t{64} << 20;
   std::chrono::seconds drain_timeout{10};
   std::optional<std::string> jwt_secret_file;
   std::optional<std::string> tls_cert;

@@ -128,10 +128,9 @@ void hub::on(hub_event::committed& e) {
         ++i;
         continue;
       }
-      // Over --send-queue-bytes: close it without blocking this sender. Its
-      // unwritten messages stay in the inbox for its next session.
-      SB_LOG(info) << "session " << m.session->id << " of user " << m.session->user
-                   << " closed: slow consumer";
+      // Over --send-queue-bytes (or closing): close it without blocking this
+      // sender. Its unwritten messages stay in the inbox for its next
+      // session. The session logs its close, once.
       m.session->abort(close_reason::slow_consumer);
       user.sessions.erase(user.sessions.begin() + static_cast<std::ptrdiff_t>(i));
       --registered_;

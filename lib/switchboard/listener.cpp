@@ -15,6 +15,7 @@
 
 #include "switchboard/config.hpp"
 #include "switchboard/log.hpp"
+#include "switchboard/log_throttle.hpp"
 #include "switchboard/metrics.hpp"
 #include "switchboard/router.hpp"
 #include "switchboard/session.hpp"
@@ -186,7 +187,9 @@ asio::awaitable<void> listener::run(services& s) {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
     if (ec) {
       // Out of file descriptors, most likely: wait instead of spinning.
-      SB_LOG(warn) << "accept failed: " << ec.message();
+      static log_throttle throttle(1, std::chrono::seconds(10));
+      if (std::uint64_t held = 0; throttle.allow(held))
+        SB_LOG(warn) << "accept failed: " << ec.message() << held_back(held);
       asio::steady_timer pause(io_.main(), std::chrono::milliseconds(100));
       co_await pause.async_wait(use_tuple);
       continue;

@@ -164,6 +164,9 @@ std::string metrics::render() const {
 
   append_counter(out, "switchboard_sessions_opened_total", "WebSocket sessions opened.",
                  sessions_opened_total);
+  append_counter(out, "switchboard_frames_dropped_total",
+                 "Frames refused for sessions already closing (after slow_consumer...).",
+                 frames_dropped_total);
   append_counter(out, "switchboard_messages_received_total",
                  "SEND frames received, refused or not.", messages_received_total);
   append_counter(out, "switchboard_messages_delivered_total",

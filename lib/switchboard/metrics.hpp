@@ -48,6 +48,9 @@ class metrics {
 
   std::atomic<std::int64_t> sessions{0};  // gauge: open sessions
   std::atomic<std::uint64_t> sessions_opened_total{0};
+  // Frames refused for sessions that were already closing (abort_session):
+  // counted here instead of a log line each.
+  std::atomic<std::uint64_t> frames_dropped_total{0};
   std::atomic<std::uint64_t> messages_received_total{0};   // every SEND frame, refused or not
   std::atomic<std::uint64_t> messages_delivered_total{0};  // frames of type 1 written
   std::atomic<std::uint64_t> messages_replayed_total{0};

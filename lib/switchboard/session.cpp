@@ -19,6 +19,7 @@
 #include "switchboard/config.hpp"
 #include "switchboard/hub.hpp"
 #include "switchboard/log.hpp"
+#include "switchboard/log_throttle.hpp"
 #include "switchboard/metrics.hpp"
 #include "switchboard/protocol.hpp"
 #include "switchboard/spawn.hpp"
@@ -96,6 +97,10 @@ struct session_state {
   bool reader_ended = false;
   // Waited on by whoever must not outlive the reader; cancelled when it ends.
   asio::steady_timer reader_exit;
+  // Set when the session was aborted (abort_session): cuts the connection
+  // --handshake-timeout later if the close frames could not go out. Only
+  // allocated then: idle sessions do not pay for it.
+  std::unique_ptr<asio::steady_timer> cutoff;
 
   // The sweeper's: this thread's sessions, pings and idleness.
   // The list of the thread that built it, kept alive by its sessions: a
@@ -193,13 +198,16 @@ session_state::~session_state() {
 void append_close(session_state& st, std::uint16_t code, std::string_view reason) {
   st.io.append_close_frame(code, reason);
   st.close_sent = true;
+  st.handle->mark_aborted();  // frames pushed from now on are refused, not queued
 }
+
+void abort_session(session_state& st, close_reason reason);
 
 void send_error(session_state& st, protocol::error_code code, std::string_view text,
                 const std::optional<store::message_id>& id) {
   st.s.stats.count_error(protocol::to_string(code));
   auto frame = std::make_shared<const std::string>(protocol::error_frame(code, text, id));
-  if (!st.handle->push(std::move(frame))) st.handle->abort(close_reason::slow_consumer);
+  if (!st.handle->push(std::move(frame))) abort_session(st, close_reason::slow_consumer);
 }
 
 // Store requests the store's queue could not take at once, in order.
@@ -235,7 +243,7 @@ void on_text(session_state& st, token_bucket& bucket, pending_requests& pending,
     }
   } else if (std::holds_alternative<protocol::close_frame>(frame)) {
     // Keep reading: the close handshake ends the reader.
-    if (!st.handle->post(event::close{close_reason::bye})) st.handle->abort(close_reason::bye);
+    if (!st.handle->post(event::close{close_reason::bye})) abort_session(st, close_reason::bye);
   } else {
     auto& error = std::get<protocol::frame_error>(frame);
     if (error.is_send) st.s.stats.messages_received_total.fetch_add(1, std::memory_order_relaxed);
@@ -296,16 +304,25 @@ asio::awaitable<void> reader(session_state& st) {
       auto in = frames.next();
       if (std::holds_alternative<std::monostate>(in)) break;
       if (auto* m = std::get_if<ws::input::message>(&in)) {
+        // After our close frame nothing can be answered: the client's
+        // frames are read (for its close frame) and dropped.
+        if (st.close_sent) continue;
         if (m->text)
           on_text(st, bucket, pending, m->payload);
         else
           send_error(st, protocol::error_code::binary, "frames must be text holding JSON",
                      std::nullopt);
       } else if (auto* ping = std::get_if<ws::input::ping>(&in)) {
-        if (!st.close_sent) {
-          st.io.append_frame(0xA, ping->payload);  // the pong, after what is buffered
-          st.io.flush_soon();
+        if (st.close_sent) continue;
+        // The pong, after what is buffered. It counts toward the session's
+        // bound like every frame: a client that pings and never reads is a
+        // slow consumer.
+        if (!st.handle->has_room(ws::frame_bytes(ping->payload.size()))) {
+          abort_session(st, close_reason::slow_consumer);
+          continue;
         }
+        st.io.append_frame(0xA, ping->payload);
+        st.io.flush_soon();
       } else if (auto* close = std::get_if<ws::input::close>(&in)) {
         // Our close answered, or the client's to answer (with its code):
         // the session ends.
@@ -319,10 +336,11 @@ asio::awaitable<void> reader(session_state& st) {
         co_await finish(st);
         co_return;
       } else if (std::holds_alternative<ws::input::too_large>(in)) {
+        if (st.close_sent) continue;
         SB_LOG(debug) << "session " << st.handle->id << ": message over --max-message-bytes";
         // The writer sends 1009 after what is queued; what follows is skipped.
         if (!st.handle->post(event::close{close_reason::too_large}))
-          st.handle->abort(close_reason::too_large);
+          abort_session(st, close_reason::too_large);
       } else if (auto* failure = std::get_if<ws::input::failure>(&in)) {
         SB_LOG(debug) << "session " << st.handle->id << ": WebSocket protocol error, closing with "
                       << failure->code;
@@ -338,6 +356,10 @@ asio::awaitable<void> reader(session_state& st) {
       co_await st.s.store.submit(std::move(r));
     pending.clear();
     frames.release_if_idle();
+    // A read that filled the buffer is followed at once by the next, which
+    // never waits: a client that keeps its socket full (a flood) would keep
+    // the I/O thread to itself. The other sessions of the thread run first.
+    if (!tls && !drained) co_await asio::post(st.io.get_executor(), asio::use_awaitable);
   }
 }
 
@@ -400,9 +422,8 @@ asio::awaitable<bool> write_text(session_state& st, std::string_view text) {
 
 // What one batch of the writer wrote, accounted once the kernel took it.
 struct batch {
-  std::size_t queued_bytes = 0;  // frames taken off the session's queue
-  std::size_t messages = 0;      // message frames (type 1) among them
-  store::seq_t top = 0;          // the highest seq among them
+  std::size_t messages = 0;  // message frames (type 1)
+  store::seq_t top = 0;      // the highest seq among them
   std::size_t replayed = 0;
   bool ask_for_more = false;  // a replay step ended: ask for the next
 };
@@ -441,7 +462,7 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
       }
       if (auto* f = std::get_if<event::frame>(&ev)) {
         out.append_text_frame(*f->text);
-        b.queued_bytes += f->text->size();
+        st.handle->taken(f->text->size());  // counted by the transport from now on
         if (f->seq != 0) {
           ++b.messages;
           b.top = std::max(b.top, f->seq);
@@ -483,8 +504,9 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
     }
 
     auto [ec] = co_await out.async_flush(use_tuple);
-    if (ec) co_return;
-    st.handle->written(b.queued_bytes);
+    // Aborted meanwhile: what the batch appended may have been dropped, so
+    // none of it moves the cursor (it is replayed to the next session).
+    if (ec || st.cutoff) co_return;
     if (b.messages != 0) w.wrote(b.messages, b.top);
     if (b.replayed != 0)
       st.s.stats.messages_replayed_total.fetch_add(b.replayed, std::memory_order_relaxed);
@@ -509,14 +531,44 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
   }
 }
 
-// session_handle::abort(), on this thread: closes the socket at once, even
-// while the writer is blocked on it; the reader and the writer then fail and
-// the session ends.
+// session_handle::abort(), on this thread (the reader calls it directly):
+// the session ends at once, even while the writer is blocked on the socket,
+// and is told why if it can still hear it (PROTOCOL.md section 4): its
+// queued frames are dropped, the CLOSE notice and the close frame follow
+// what the kernel already holds, and the connection is cut
+// --handshake-timeout later if they could not go out. Its unwritten messages
+// stay in the inbox. Logged once; what is refused afterwards is counted.
 void abort_session(session_state& st, close_reason reason) {
-  SB_LOG(info) << "session " << st.handle->id << " of user " << st.handle->user
-               << " closed: " << to_string(reason);
+  if (st.cutoff || st.close_sent) return;  // already closing: the first reason stands
+  st.handle->mark_aborted();
+  // Once per session, and at most 20 a second for the whole server (a
+  // client may open and overflow sessions in a loop): /metrics counts them all.
+  static log_throttle throttle(20, std::chrono::seconds(1));
+  if (std::uint64_t held = 0; throttle.allow(held))
+    SB_LOG(info) << "session " << st.handle->id << " of user " << st.handle->user
+                 << " closed: " << to_string(reason) << held_back(held);
   st.s.stats.count_close(to_string(reason));
-  st.io.close();
+  if (!st.started) {
+    // Before the welcome nothing else may be written: end now.
+    st.io.close();
+    return;
+  }
+  session_event dropped;
+  while (st.handle->channel().try_receive(
+      [&](boost::system::error_code, session_event e) { dropped = std::move(e); })) {
+    if (auto* f = std::get_if<event::frame>(&dropped)) st.handle->taken(f->text->size());
+  }
+  st.io.discard_pending();
+  if (reason != close_reason::too_large)
+    st.io.append_text_frame(protocol::close_frame_text(to_string(reason), describe(reason)));
+  append_close(st, websocket_close_code(reason), to_string(reason));
+  st.io.flush_soon();
+  st.cutoff =
+      std::make_unique<asio::steady_timer>(st.io.get_executor(), st.s.cfg.handshake_timeout);
+  // The timer dies with the session, which cancels this wait first.
+  st.cutoff->async_wait([&io = st.io](boost::system::error_code ec) {
+    if (!ec) io.close();
+  });
 }
 
 // Asks the store to open the user's inbox and waits for its answer: the
@@ -559,6 +611,7 @@ asio::awaitable<void> run_session(transport io, session_request request, service
   s.stats.sessions_opened_total.fetch_add(1, std::memory_order_relaxed);
   SB_LOG(debug) << "session " << handle->id << " of user " << request.user << " opened";
 
+  handle->watch_transport(io.held());
   session_state st(io, handle, s);
   handle->on_abort([&st](close_reason reason) { abort_session(st, reason); });
 
@@ -582,7 +635,9 @@ asio::awaitable<void> run_session(transport io, session_request request, service
       SB_LOG(error) << "session " << handle->id << " writer: " << e.what();
     }
     if (!st.reader_ended) {
-      st.io.close();
+      // Aborted: the reader ends when the client answers the close frame,
+      // or when the cutoff closes the socket.
+      if (!st.cutoff) st.io.close();
       st.reader_exit.expires_at(asio::steady_timer::time_point::max());
       co_await st.reader_exit.async_wait(use_tuple);
     }
@@ -595,6 +650,7 @@ asio::awaitable<void> run_session(transport io, session_request request, service
   // Closed first, so a registration still on its way finds it closed.
   handle->channel().close();
   handle->on_abort(nullptr);
+  s.stats.frames_dropped_total.fetch_add(handle->dropped(), std::memory_order_relaxed);
   co_await unregister(s, handle);
   s.stats.sessions.fetch_sub(1, std::memory_order_relaxed);
   SB_LOG(debug) << "session " << handle->id << " of user " << request.user << " ended";

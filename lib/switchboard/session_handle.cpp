@@ -76,11 +76,15 @@ session_handle::session_handle(asio::any_io_executor executor, store::user_id us
       channel_(executor, std::max(min_channel_events, queue_limit / smallest_frame_bytes)) {}
 
 bool session_handle::push(std::shared_ptr<const std::string> text, store::seq_t seq) {
+  if (aborted_.load(std::memory_order_relaxed)) return false;
   const std::size_t bytes = text->size();
   const std::size_t before = queued_bytes_.fetch_add(bytes, std::memory_order_relaxed);
-  // A frame larger than the whole bound still goes out when the queue is
-  // empty, so a --send-queue-bytes below --max-message-bytes cannot wedge a session.
-  if ((before != 0 && before + bytes > queue_limit_) ||
+  const std::size_t held =
+      before + (transport_bytes_ ? transport_bytes_->load(std::memory_order_relaxed) : 0);
+  // A frame larger than the whole bound still goes out when nothing else is
+  // held, so a --send-queue-bytes below --max-message-bytes cannot wedge a
+  // session.
+  if ((held != 0 && held + bytes > queue_limit_) ||
       !channel_.try_send(boost::system::error_code{}, event::frame{std::move(text), seq})) {
     queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
     return false;
@@ -88,11 +92,22 @@ bool session_handle::push(std::shared_ptr<const std::string> text, store::seq_t 
   return true;
 }
 
+bool session_handle::has_room(std::size_t bytes) const {
+  const std::size_t held = held_bytes();
+  return held == 0 || held + bytes <= queue_limit_;
+}
+
 bool session_handle::post(session_event event) {
   return channel_.try_send(boost::system::error_code{}, std::move(event));
 }
 
 void session_handle::abort(close_reason reason) {
+  // Once: a flood of refused frames must not become a flood of posts (or
+  // log lines).
+  if (aborted_.exchange(true, std::memory_order_relaxed)) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   asio::post(executor_, [self = shared_from_this(), reason] {
     if (self->on_abort_) self->on_abort_(reason);
   });

@@ -72,22 +72,42 @@ class session_handle : public std::enable_shared_from_this<session_handle> {
   // cluster, registered it): its end must then be told to the store.
   std::atomic<bool> store_opened{false};
 
-  // Queues a frame for the writer unless that would put more than
-  // --send-queue-bytes in the queue. Never blocks: false means the session is
-  // a slow consumer and the caller must abort() it.
+  // Queues a frame for the writer unless that would hold more than
+  // --send-queue-bytes for the session: the frames queued here plus the
+  // bytes its transport holds and the kernel has not taken (pongs, replayed
+  // messages, notices included; PROTOCOL.md section 4). Never blocks: false
+  // means the session is a slow consumer (or already closing) and the
+  // caller must abort() it.
   bool push(std::shared_ptr<const std::string> text, store::seq_t seq = 0);
+
+  // Whether `bytes` more may be held for the session (as push counts them).
+  // A frame larger than the whole bound still goes out alone.
+  bool has_room(std::size_t bytes) const;
 
   // Queues an event that is not counted against the byte bound (welcome,
   // replay pages, control). False if the session is gone.
   bool post(session_event event);
 
-  // The writer took a frame of `bytes` off the queue and wrote it.
-  void written(std::size_t bytes) { queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed); }
+  // The writer took a frame of `bytes` off the queue (into the transport,
+  // which counts it from now on).
+  void taken(std::size_t bytes) { queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed); }
 
-  // Ends the session now, without a notice (slow_consumer): the session
-  // closes its socket even while the writer is blocked on it. Safe from any
-  // thread; runs the session's abort handler on its I/O thread.
+  // Bytes the session's transport holds (set once, before the handle is
+  // shared: transport::held()).
+  void watch_transport(std::shared_ptr<const std::atomic<std::size_t>> held) {
+    transport_bytes_ = std::move(held);
+  }
+
+  // Closes the session (the first reason stands): its queued frames are
+  // dropped, the CLOSE notice and close frame follow what the kernel holds,
+  // and the connection is cut --handshake-timeout later if they cannot go
+  // out. Works even while the writer is blocked on the socket. Safe from
+  // any thread; runs the session's abort handler on its I/O thread once.
   void abort(close_reason reason);
+  // Marks the session as closing, on its I/O thread (the abort handler does).
+  void mark_aborted() { aborted_.store(true, std::memory_order_relaxed); }
+  // Frames refused after the session was closing (counted, not logged).
+  std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
   // Set and cleared by the session, on its I/O thread.
   void on_abort(std::function<void(close_reason)> handler) { on_abort_ = std::move(handler); }
@@ -95,8 +115,16 @@ class session_handle : public std::enable_shared_from_this<session_handle> {
   session_channel& channel() { return channel_; }
 
  private:
+  std::size_t held_bytes() const {
+    return queued_bytes_.load(std::memory_order_relaxed) +
+           (transport_bytes_ ? transport_bytes_->load(std::memory_order_relaxed) : 0);
+  }
+
   const std::size_t queue_limit_;
-  std::atomic<std::size_t> queued_bytes_{0};    // bytes of frames pushed, not yet written
+  std::atomic<std::size_t> queued_bytes_{0};  // bytes of frames pushed, not yet taken
+  std::atomic<bool> aborted_{false};          // abort() ran, or the session is closing
+  std::atomic<std::uint64_t> dropped_{0};
+  std::shared_ptr<const std::atomic<std::size_t>> transport_bytes_;
   asio::any_io_executor executor_;              // the session's I/O thread
   std::function<void(close_reason)> on_abort_;  // only touched on executor_
   session_channel channel_;                     // everything the writer writes

@@ -66,6 +66,7 @@ void transport::append_frame(std::uint8_t opcode, std::string_view payload) {
   }
   out.pending.append(header, header_size);
   out.pending.append(payload);
+  sync_held();
 }
 
 void transport::append_close_frame(std::uint16_t code, std::string_view reason) {
@@ -120,10 +121,11 @@ void transport::wrote(const std::shared_ptr<output>& out, boost::system::error_c
   out->in_flight = false;
   out->writing.clear();
   if (out->writing.capacity() > kept_capacity) std::string().swap(out->writing);
+  if (ec) out->pending.clear();  // nothing more will be written
+  out->held.store(out->pending.size(), std::memory_order_relaxed);
   if (!out->owner) return;  // the transport is gone, and its socket with it
   if (ec) {
     out->error = ec;
-    out->pending.clear();
   } else if (!out->pending.empty()) {
     out->owner->start_write();
     return;

@@ -17,6 +17,7 @@
 // beast_close_socket() below by argument-dependent lookup.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -108,6 +109,7 @@ class transport {
               out_->pending.append(static_cast<const char*>(piece.data()), piece.size());
               taken += piece.size();
             }
+            sync_held();
             start_write();
           }
           auto executor = get_executor();
@@ -132,6 +134,15 @@ class transport {
   // Bytes appended and not yet handed to the kernel, in the buffer or in
   // the socket write in flight.
   std::size_t unwritten() const { return out_->pending.size() + out_->writing.size(); }
+  // The same, readable from any thread (the session's byte bound counts it).
+  std::shared_ptr<const std::atomic<std::size_t>> held() const { return {out_, &out_->held}; }
+
+  // Drops what was appended and is not yet in a socket write (whole frames
+  // only: the write in flight is left alone).
+  void discard_pending() {
+    out_->pending.clear();
+    sync_held();
+  }
 
   // Writes everything appended so far; completes once the kernel took it
   // all, or with the error that ended the writing.
@@ -188,7 +199,11 @@ class transport {
     bool in_flight = false;
     boost::system::error_code error;  // the first write error; sticky
     std::vector<asio::any_completion_handler<void(boost::system::error_code)>> waiters;
+    std::atomic<std::size_t> held{0};  // pending + writing, for other threads
   };
+  void sync_held() {
+    out_->held.store(out_->pending.size() + out_->writing.size(), std::memory_order_relaxed);
+  }
 
   void start_write();
   class write_owner;

@@ -40,6 +40,12 @@ constexpr std::uint16_t bad_payload = 1007;
 constexpr std::uint16_t too_big = 1009;
 }  // namespace close_code
 
+// Bytes of an unmasked frame (a server's) with a payload of `payload` bytes:
+// the payload and its 2, 4 or 10 byte header (RFC 6455 section 5.2).
+constexpr std::size_t frame_bytes(std::size_t payload) {
+  return payload + (payload < 126 ? 2 : payload <= 0xffff ? 4 : 10);
+}
+
 namespace input {
 // A whole message, unmasked and reassembled from its fragments.
 struct message {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <stdexcept>
 
@@ -38,13 +39,15 @@ child_process::child_process(const std::vector<std::string>& args) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  std::vector<std::string> all{SWITCHBOARD_BINARY};
+  const char* from_env = std::getenv("SWITCHBOARD_TEST_BINARY");
+  const std::string binary = from_env != nullptr && *from_env != 0 ? from_env : SWITCHBOARD_BINARY;
+  std::vector<std::string> all{binary};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : all)
     argv.push_back(a.data());
   argv.push_back(nullptr);
-  const int rc = posix_spawn(&pid_, SWITCHBOARD_BINARY, &actions, nullptr, argv.data(), environ);
+  const int rc = posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   ::close(out[1]);
   ::close(err[1]);
@@ -52,7 +55,7 @@ child_process::child_process(const std::vector<std::string>& args) {
   err_fd_ = err[0];
   ::fcntl(out_fd_, F_SETFL, O_NONBLOCK);
   ::fcntl(err_fd_, F_SETFL, O_NONBLOCK);
-  if (rc != 0) throw std::runtime_error("cannot start " SWITCHBOARD_BINARY);
+  if (rc != 0) throw std::runtime_error("cannot start " + binary);
 }
 
 child_process::~child_process() {

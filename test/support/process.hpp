@@ -12,7 +12,9 @@ namespace switchboard::test {
 
 class child_process {
  public:
-  // Starts SWITCHBOARD_BINARY with `args`; stdout and stderr are captured.
+  // Starts SWITCHBOARD_BINARY (or the binary named by the environment
+  // variable SWITCHBOARD_TEST_BINARY, to measure another build) with
+  // `args`; stdout and stderr are captured.
   explicit child_process(const std::vector<std::string>& args);
   ~child_process();  // kills it if still running
 
@@ -22,6 +24,7 @@ class child_process {
   // The port of its `listening on ADDR:PORT` line; throws if it never comes.
   std::uint16_t wait_listening(std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
+  pid_t pid() const { return pid_; }
   void signal(int sig);
   // The exit code, or 128 + signal; -1 if it did not end within `timeout`.
   int wait(std::chrono::milliseconds timeout = std::chrono::seconds(20));

@@ -99,6 +99,9 @@ BOOST_AUTO_TEST_CASE(defaults) {
   BOOST_TEST(c.idle_timeout.count() == 75);
   BOOST_TEST(c.retention.count() == 604800);
   BOOST_TEST(c.inbox_limit == 10000u);
+  BOOST_TEST(c.inbox_bytes == 16u * 1024 * 1024);
+  BOOST_TEST(c.memory_store_bytes == 256u * 1024 * 1024);
+  BOOST_TEST(c.store_queue_bytes == 64u * 1024 * 1024);
   BOOST_TEST(c.drain_timeout.count() == 10);
   BOOST_TEST(!c.jwt_secret_file.has_value());
   BOOST_TEST(!c.tls_cert.has_value());
@@ -141,6 +144,12 @@ BOOST_AUTO_TEST_CASE(every_option) {
                          "3600",
                          "--inbox-limit",
                          "9",
+                         "--inbox-bytes",
+                         "5000",
+                         "--memory-store-bytes",
+                         "70000",
+                         "--store-queue-bytes",
+                         "80000",
                          "--drain-timeout",
                          "0",
                          "--jwt-secret-file",
@@ -174,6 +183,9 @@ BOOST_AUTO_TEST_CASE(every_option) {
   BOOST_TEST(c.idle_timeout.count() == 20);
   BOOST_TEST(c.retention.count() == 3600);
   BOOST_TEST(c.inbox_limit == 9u);
+  BOOST_TEST(c.inbox_bytes == 5000u);
+  BOOST_TEST(c.memory_store_bytes == 70000u);
+  BOOST_TEST(c.store_queue_bytes == 80000u);
   BOOST_TEST(c.drain_timeout.count() == 0);
   BOOST_TEST(c.jwt_secret_file.value() == "/etc/secret");
   BOOST_TEST(c.tls_cert.value() == "cert.pem");
@@ -346,7 +358,8 @@ BOOST_AUTO_TEST_CASE(bad_numbers) {
   for (const char* option :
        {"threads", "dedup-window", "handshake-timeout", "max-message-bytes", "max-connections",
         "max-sessions-per-user", "send-queue-bytes", "rate-limit", "ping-interval", "idle-timeout",
-        "retention", "inbox-limit", "drain-timeout"}) {
+        "retention", "inbox-limit", "inbox-bytes", "memory-store-bytes", "store-queue-bytes",
+        "drain-timeout"}) {
     for (const char* bad : {"-1", "-0", "ten", "1.5", "0x10", "+3", " 3", "3 ", "",
                             "18446744073709551616", "99999999999999999999999"}) {
       BOOST_TEST_CONTEXT(option << " " << bad) {
@@ -368,7 +381,8 @@ BOOST_AUTO_TEST_CASE(number_limits) {
   // Zero where at least one is needed.
   for (const char* option :
        {"threads", "max-message-bytes", "max-connections", "max-sessions-per-user",
-        "send-queue-bytes", "inbox-limit", "idle-timeout", "ping-interval"}) {
+        "send-queue-bytes", "inbox-limit", "inbox-bytes", "memory-store-bytes", "store-queue-bytes",
+        "idle-timeout", "ping-interval"}) {
     BOOST_TEST_CONTEXT(option) {
       check_usage_error({std::string("--") + option, "0"}, option);
     }
@@ -436,6 +450,9 @@ BOOST_AUTO_TEST_CASE(help_and_version) {
                              "--idle-timeout S",
                              "--retention S",
                              "--inbox-limit N",
+                             "--inbox-bytes N",
+                             "--memory-store-bytes N",
+                             "--store-queue-bytes N",
                              "--drain-timeout S",
                              "--jwt-secret-file PATH",
                              "--tls-cert PATH",

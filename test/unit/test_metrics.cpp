@@ -88,9 +88,9 @@ BOOST_AUTO_TEST_CASE(every_line_is_well_formed) {
       ++samples;
     }
   }
-  // 1 build_info + 1 gauge + 5 counters + 8 errors + 7 closes + 8 rejections + 17 buckets + sum
+  // 1 build_info + 1 gauge + 6 counters + 8 errors + 7 closes + 8 rejections + 17 buckets + sum
   // + count + the store_available gauge.
-  BOOST_TEST(samples == 1 + 1 + 5 + 8 + 7 + 8 + 17 + 2 + 1);
+  BOOST_TEST(samples == 1 + 1 + 6 + 8 + 7 + 8 + 17 + 2 + 1);
 }
 
 BOOST_AUTO_TEST_CASE(counters_move) {

@@ -19,6 +19,7 @@ BOOST_AUTO_TEST_CASE(keys_carry_the_user_in_a_hash_tag) {
   BOOST_TEST(codec::seq_key(42) == "{u:42}:seq");
   BOOST_TEST(codec::cursor_key(42) == "{u:42}:cursors");
   BOOST_TEST(codec::inbox_key(42) == "{u:42}:inbox");
+  BOOST_TEST(codec::inbox_bytes_key(42) == "{u:42}:inbox_bytes");
   BOOST_TEST(codec::sessions_key(42) == "{u:42}:sessions");
   BOOST_TEST(codec::applied_key(42) == "{u:42}:applied");
   BOOST_TEST(codec::channel(42, 0) == "{u:42}:ch:0");

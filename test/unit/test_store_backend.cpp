@@ -47,6 +47,7 @@
 #include <boost/asio/use_future.hpp>
 
 #include "support/redis_server.hpp"
+#include "support/sanitizers.hpp"
 #include "switchboard/clock.hpp"
 #include "switchboard/log.hpp"
 #include "switchboard/metrics.hpp"
@@ -76,6 +77,8 @@ using switchboard::unix_ms;
 using switchboard::test::redis_server;
 
 constexpr std::uint64_t max_u64 = std::numeric_limits<std::uint64_t>::max();
+// A fetch with no byte cap.
+constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
 
 // The backends log every connection and state change at info: only what
 // goes wrong is worth reading in a test run.
@@ -212,8 +215,9 @@ class backend_under_test {
   void close(sb::user_id user, std::string_view session) {
     run_.await(backend_->close(sb::session_key{user, session}));
   }
-  std::vector<sb::stored_message> fetch(sb::user_id user, sb::seq_t after, std::size_t max_count) {
-    return run_.await(backend_->fetch(user, after, max_count));
+  std::vector<sb::stored_message> fetch(sb::user_id user, sb::seq_t after, std::size_t max_count,
+                                        std::size_t max_bytes = unlimited) {
+    return run_.await(backend_->fetch(user, after, max_count, max_bytes));
   }
   void advance_cursor(sb::user_id user, sb::seq_t seq) {
     const sb::cursor_move moves[] = {{user, seq}};
@@ -370,7 +374,7 @@ std::vector<sb::seq_t> seqs_of(const std::vector<sb::stored_message>& messages) 
 // Everything the backend still holds for the user, acknowledged or not.
 template <class Store>
 std::vector<sb::seq_t> held_seqs(Store& b, sb::user_id user) {
-  return seqs_of(b.fetch(user, 0, 1000));
+  return seqs_of(b.fetch(user, 0, 1000, unlimited));
 }
 
 using seqs = std::vector<sb::seq_t>;
@@ -702,6 +706,269 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(extreme_ids_and_content_round_trip, Kind, backend_
   BOOST_TEST(b->fetch(max_u64, 4, 10).empty());
 }
 
+// --inbox-bytes: the content bytes held per inbox. The oldest messages go,
+// exactly as with --inbox-limit (acknowledged ones first where they are
+// still held, only those above the cursor counted), and the newest always
+// stays, whatever its size.
+BOOST_AUTO_TEST_CASE_TEMPLATE(inbox_bytes_evicts_oldest, Kind, backend_kinds) {
+  Kind kind;
+  sb::backend_limits limits;
+  limits.inbox_bytes = 100;
+  auto b = kind.open(limits);
+  const std::string forty(40, 'a');
+
+  // 40 + 40 fit; a third 40 makes 120: the first goes. Ids and the other
+  // user's inbox do not count.
+  std::vector<sb::append_request> batch{msg(1, 2, forty, 1000, text_id(std::string(64, 'i'))),
+                                        msg(1, 2, forty), msg(1, 3, std::string(90, 'o'))};
+  BOOST_TEST(b->append(batch).evicted == 0u);
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{1, 2}), boost::test_tools::per_element());
+  const auto third = append_one(*b, msg(1, 2, forty));
+  BOOST_TEST(third.evicted == 1u);
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{2, 3}), boost::test_tools::per_element());
+  BOOST_TEST(held_seqs(*b, 3) == (seqs{1}), boost::test_tools::per_element());
+
+  // Exactly at the bound: nothing goes (40 + 40 + 20 = 100).
+  BOOST_TEST(append_one(*b, msg(1, 2, std::string(20, 'b'))).evicted == 0u);
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{2, 3, 4}), boost::test_tools::per_element());
+
+  // One message over the bound alone: everything older goes, it stays.
+  const auto huge = append_one(*b, msg(1, 2, std::string(150, 'h')));
+  BOOST_TEST(huge.evicted == 3u);
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{5}), boost::test_tools::per_element());
+  BOOST_TEST(b->fetch(2, 0, 10).at(0).content.size() == 150u);
+  // The next one pushes it out; the counter went down by what went.
+  BOOST_TEST(append_one(*b, msg(1, 2, std::string(60, 'c'))).evicted == 1u);
+  BOOST_TEST(append_one(*b, msg(1, 2, std::string(40, 'd'))).evicted == 0u);
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{6, 7}), boost::test_tools::per_element());
+  BOOST_TEST(b->position(2) == (sb::user_position{7, 0}));
+
+  // Acknowledged messages count while held (Redis keeps them a minute) and
+  // go first; they are not counted as evicted. Empty content costs nothing.
+  b->advance_cursor(2, 6);
+  BOOST_TEST(append_one(*b, msg(1, 2, "")).evicted == 0u);
+  // 40 + 0 + 60 = 100 above the cursor: nothing counted (Redis, which still
+  // held seq 6, dropped it now: 160 bytes); one byte more evicts seq 7,
+  // which counts.
+  BOOST_TEST(append_one(*b, msg(1, 2, std::string(60, 'e'))).evicted == 0u);
+  BOOST_TEST(append_one(*b, msg(1, 2, "f")).evicted == 1u);
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{8, 9, 10}), boost::test_tools::per_element());
+
+  // Content is counted in bytes, NULs and UTF-8 included.
+  const std::string odd = std::string("\0\0", 2) + "caf\xc3\xa9";  // 7 bytes
+  append_one(*b, msg(1, 4, std::string(93, 'g')));
+  BOOST_TEST(append_one(*b, msg(1, 4, odd)).evicted == 0u);  // 100
+  BOOST_TEST(append_one(*b, msg(1, 4, std::string(1, '\0'))).evicted == 1u);
+  BOOST_TEST(held_seqs(*b, 4) == (seqs{2, 3}), boost::test_tools::per_element());
+}
+
+// Both bounds at once: whichever is reached first evicts.
+BOOST_AUTO_TEST_CASE_TEMPLATE(inbox_bytes_and_limit_together, Kind, backend_kinds) {
+  Kind kind;
+  sb::backend_limits limits;
+  limits.inbox_bytes = 30;
+  limits.inbox_limit = 3;
+  auto b = kind.open(limits);
+  std::vector<sb::append_request> batch;
+  for (int i = 0; i < 5; ++i)
+    batch.push_back(msg(1, 2, "x"));  // the count bites
+  BOOST_TEST(b->append(batch).evicted == 2u);
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{3, 4, 5}), boost::test_tools::per_element());
+  // 3 + 29 = 32 bytes: the count takes seq 3, the bytes seq 4 (31 > 30).
+  BOOST_TEST(append_one(*b, msg(1, 2, std::string(29, 'y'))).evicted == 2u);
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{5, 6}), boost::test_tools::per_element());
+  // Two more bytes: 5 and then the 29 bytes of 6 go, in one batch.
+  const std::vector<sb::append_request> small{msg(1, 2, "z"), msg(1, 2, "z")};
+  BOOST_TEST(b->append(small).evicted == 2u);
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{7, 8}), boost::test_tools::per_element());
+  // The bytes of what went were given back: the count bites again.
+  BOOST_TEST(append_one(*b, msg(1, 2, "w")).evicted == 0u);
+  BOOST_TEST(append_one(*b, msg(1, 2, "v")).evicted == 1u);
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{8, 9, 10}), boost::test_tools::per_element());
+}
+
+// A replay page holds at most max_bytes of content, but always its first
+// message, so that a replay moves on whatever the sizes.
+BOOST_AUTO_TEST_CASE_TEMPLATE(fetch_caps_a_page_by_bytes, Kind, backend_kinds) {
+  Kind kind;
+  auto b = kind.open();
+  for (int i = 1; i <= 40; ++i)
+    append_one(*b, msg(1, 2, std::string(static_cast<std::size_t>(i == 5 ? 500 : 10), 'm')));
+  BOOST_TEST(seqs_of(b->fetch(2, 0, 100, 30)) == (seqs{1, 2, 3}), boost::test_tools::per_element());
+  BOOST_TEST(seqs_of(b->fetch(2, 0, 100, 29)) == (seqs{1, 2}), boost::test_tools::per_element());
+  BOOST_TEST(seqs_of(b->fetch(2, 0, 2, 1000)) == (seqs{1, 2}), boost::test_tools::per_element());
+  // The big one alone, even with a cap below it; then on.
+  BOOST_TEST(seqs_of(b->fetch(2, 4, 100, 100)) == (seqs{5}), boost::test_tools::per_element());
+  BOOST_TEST(seqs_of(b->fetch(2, 4, 100, 0)) == (seqs{5}), boost::test_tools::per_element());
+  BOOST_TEST(seqs_of(b->fetch(2, 3, 100, 100)) == (seqs{4}), boost::test_tools::per_element());
+  // Across Redis's reads of 16 entries: 25 messages of 10 bytes.
+  BOOST_TEST(seqs_of(b->fetch(2, 5, 100, 250)).size() == 25u);
+  BOOST_TEST(seqs_of(b->fetch(2, 5, 100, 250)).back() == 30u);
+  BOOST_TEST(seqs_of(b->fetch(2, 5, 100, 1000)).size() == 35u);
+  BOOST_TEST(b->fetch(2, 40, 100, 1000).empty());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---- memory only: --memory-store-bytes ----
+
+namespace {
+
+// A memory backend behind the seam, with a view of what it charges.
+struct memory_store {
+  explicit memory_store(runner& run, sb::backend_limits limits) {
+    auto backend = std::make_unique<sb::memory_backend>(limits);
+    raw = backend.get();
+    b = std::make_unique<backend_under_test>(
+        run, std::make_unique<sb::sync_adapter>(std::move(backend)));
+  }
+  sb::memory_backend* raw = nullptr;
+  std::unique_ptr<backend_under_test> b;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(memory_total)
+
+// One empty message to each of many distinct receivers: every one makes an
+// inbox that is never erased. At the bound the SEND is refused alone
+// (nothing stored, no seq used), what is held stays, and what the store
+// charges never goes past the bound.
+BOOST_AUTO_TEST_CASE(distinct_receivers_are_refused_at_the_bound) {
+  runner run;
+  sb::backend_limits limits;
+  limits.memory_store_bytes = 256 * 1024;
+  memory_store m(run, limits);
+  sb::user_id receiver = 1;
+  std::size_t refusals = 0;
+  for (; receiver <= 100000 && refusals == 0; ++receiver) {
+    const auto outcome = append_one(*m.b, msg(1, receiver, ""));
+    BOOST_TEST_REQUIRE(m.raw->charged_bytes() <= limits.memory_store_bytes);
+    if (outcome.results.at(0).refused) ++refusals;
+  }
+  const sb::user_id refused = receiver - 1;
+  BOOST_TEST_REQUIRE(refusals == 1u);
+  // Each inbox costs several hundred bytes: a few hundred fit, not more.
+  BOOST_TEST(refused > 100u);
+  BOOST_TEST(refused < 1000u);
+  BOOST_TEST(m.b->position(refused) == (sb::user_position{0, 0}));
+  BOOST_TEST(m.b->fetch(refused, 0, 10).empty());
+  // Everything stored before is still held.
+  for (sb::user_id u = 1; u < refused; ++u)
+    BOOST_TEST_REQUIRE(held_seqs(*m.b, u) == (seqs{1}), boost::test_tools::per_element());
+
+  // Still full: more new receivers are refused too, in a batch as alone.
+  const std::vector<sb::append_request> batch{msg(1, refused, ""), msg(1, refused + 1, "")};
+  const auto outcome = m.b->append(batch);
+  BOOST_TEST(outcome.results.at(0).refused);
+  BOOST_TEST(outcome.results.at(1).refused);
+  // Room comes back when messages go: an acknowledged one frees its bytes,
+  // and a message to an existing inbox costs less than a new inbox.
+  for (sb::user_id u = 1; u < 20; ++u)
+    m.b->advance_cursor(u, 1);
+  const auto again = append_one(*m.b, msg(1, 1, "x"));
+  BOOST_TEST(!again.results.at(0).refused);
+  BOOST_TEST(again.results.at(0).seq == 2u);
+  BOOST_TEST(m.raw->charged_bytes() <= limits.memory_store_bytes);
+}
+
+// Dedup entries grow with the SEND rate over --dedup-window, even when every
+// message is acknowledged at once: they are charged too, refused at the
+// bound, and the room comes back when the window passes.
+BOOST_AUTO_TEST_CASE(dedup_entries_are_charged) {
+  runner run;
+  sb::backend_limits limits;
+  limits.memory_store_bytes = 256 * 1024;
+  limits.dedup_window = std::chrono::seconds(60);
+  memory_store m(run, limits);
+  std::size_t stored = 0;
+  bool refused = false;
+  while (!refused && stored < 100000) {
+    const auto outcome = append_one(
+        *m.b, msg(1, 2, "", 1000, text_id("id-" + std::string(40, 'x') + std::to_string(stored))));
+    refused = outcome.results.at(0).refused;
+    if (!refused) {
+      ++stored;
+      m.b->advance_cursor(2, outcome.results.at(0).seq);  // the message itself goes
+    }
+    BOOST_TEST_REQUIRE(m.raw->charged_bytes() <= limits.memory_store_bytes);
+  }
+  BOOST_TEST_REQUIRE(refused);
+  BOOST_TEST(stored > 500u);
+  BOOST_TEST(stored < 5000u);
+  // A resend of a remembered id still gets its receipt: it costs nothing.
+  const auto resend =
+      append_one(*m.b, msg(1, 2, "", 1000, text_id("id-" + std::string(40, 'x') + "0")));
+  BOOST_TEST(!resend.results.at(0).refused);
+  BOOST_TEST(!resend.results.at(0).stored);
+  BOOST_TEST(resend.results.at(0).seq == 1u);
+  // The window passes: the entries go, and so does the refusal.
+  m.b->evict_expired(1000 + 61000);
+  BOOST_TEST(m.raw->charged_bytes() < limits.memory_store_bytes / 4);
+  BOOST_TEST(!append_one(*m.b, msg(1, 2, "", 70000, text_id("new"))).results.at(0).refused);
+}
+
+// Large contents are charged by their size; retention gives them back.
+BOOST_AUTO_TEST_CASE(content_is_charged_and_given_back) {
+  runner run;
+  sb::backend_limits limits;
+  limits.memory_store_bytes = 1024 * 1024;
+  limits.retention = std::chrono::seconds(60);
+  memory_store m(run, limits);
+  const std::string big(64 * 1024, 'b');
+  std::size_t stored = 0;
+  for (int i = 0; i < 40; ++i) {
+    const auto outcome = append_one(*m.b, msg(1, 2 + i % 3, big, 1000));
+    if (!outcome.results.at(0).refused) ++stored;
+    BOOST_TEST_REQUIRE(m.raw->charged_bytes() <= limits.memory_store_bytes);
+  }
+  BOOST_TEST(stored == 15u);  // 16 x 64 KiB would leave no room for the rest
+  BOOST_TEST(m.raw->charged_bytes() > 15u * 64 * 1024);
+  BOOST_TEST(m.b->evict_expired(1000 + 61000) == 15u);
+  BOOST_TEST(m.raw->charged_bytes() == 3 * sb::memory_backend::inbox_cost());
+}
+
+// The charge is an estimate of the heap: filled to the bound with each
+// shape of input an attacker can choose (empty messages to distinct
+// receivers, large messages, dedup entries), the process's resident size
+// grows by no more than the bound and a margin.
+BOOST_AUTO_TEST_CASE(resident_size_stays_within_the_bound) {
+  const auto rss_bytes = [] {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);)
+      if (line.starts_with("VmRSS:")) return std::stoull(line.substr(6)) * 1024;
+    return 0ull;
+  };
+  constexpr std::size_t bound = 32u << 20;
+  for (const int shape : {0, 1, 2}) {
+    BOOST_TEST_CONTEXT("shape " << shape) {
+      sb::backend_limits limits;
+      limits.memory_store_bytes = bound;
+      sb::memory_backend store(limits);
+      const auto before = rss_bytes();
+      std::size_t refusals = 0;
+      for (sb::user_id i = 1; refusals < 10; ++i) {
+        auto request =
+            shape == 0 ? msg(1, i, "")
+            : shape == 1
+                ? msg(1, 1 + i % 1000, std::string(1000, 'x'))
+                : msg(1, 2, "", 1000, text_id("id-" + std::to_string(i) + std::string(30, 'y')));
+        const auto outcome = append_one(store, std::move(request));
+        if (outcome.results.at(0).refused) {
+          ++refusals;
+        } else if (shape == 2) {
+          store.advance_cursor(2, outcome.results.at(0).seq);
+        }
+      }
+      const auto grown = rss_bytes() - std::min(before, rss_bytes());
+      BOOST_TEST(store.charged_bytes() <= bound);
+      BOOST_TEST(store.charged_bytes() > bound - bound / 64);
+      if (!switchboard::test::under_address_sanitizer)
+        BOOST_TEST(grown <= bound + bound / 4, grown << " bytes resident for a bound of " << bound);
+    }
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // ---- SQLite only ----
@@ -777,7 +1044,7 @@ BOOST_AUTO_TEST_CASE(reopen_keeps_everything) {
       auto b = open_sqlite(path, {}, sync);
       BOOST_TEST(b->position(2) == (sb::user_position{3, 1}));
       BOOST_TEST(b->position(3) == (sb::user_position{1, 0}));
-      const auto held = b->fetch(2, 0, 100);
+      const auto held = b->fetch(2, 0, 100, unlimited);
       BOOST_TEST(seqs_of(held) == (seqs{2, 3}), boost::test_tools::per_element());
       BOOST_TEST_REQUIRE(held.size() == 2u);
       BOOST_TEST(held[0].content == "two");
@@ -798,24 +1065,24 @@ BOOST_AUTO_TEST_CASE(schema_version_and_wal_are_set) {
   temp_dir dir;
   const std::string path = dir.file("store.db");
   open_sqlite(path);  // created, then closed
-  BOOST_TEST(sb::sqlite_backend::schema_version() == 1);
-  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 1);
+  BOOST_TEST(sb::sqlite_backend::schema_version() == 2);
+  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 2);
   BOOST_TEST(raw_int(path,
                      "SELECT count(*) FROM sqlite_master WHERE name IN "
                      "('users', 'messages', 'dedup')") == 3);
   BOOST_TEST(raw_int(path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode") == 1);
   open_sqlite(path);  // an up-to-date file opens again
-  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 1);
+  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 2);
 }
 
 BOOST_AUTO_TEST_CASE(newer_schema_is_refused) {
   temp_dir dir;
   const std::string path = dir.file("store.db");
   open_sqlite(path);
-  raw_exec(path, "PRAGMA user_version = 2");
+  raw_exec(path, "PRAGMA user_version = 3");
   const std::string error = open_failure(path);
   BOOST_TEST(contains(error, path));
-  BOOST_TEST(contains(error, "schema version 2 is newer"));
+  BOOST_TEST(contains(error, "schema version 3 is newer"));
 }
 
 BOOST_AUTO_TEST_CASE(foreign_database_is_refused) {
@@ -932,12 +1199,128 @@ BOOST_AUTO_TEST_CASE(full_disk_stores_nothing_and_recovers) {
   BOOST_TEST(of(outcome.results[1]) == (receipt{true, 3, 2, 2001}));
   BOOST_TEST(of(outcome.results[2]) == (receipt{true, 2, 3, 2002}));
   BOOST_TEST(held_seqs(*b, 2) == (seqs{1, 2, 3}), boost::test_tools::per_element());
-  BOOST_TEST(b->fetch(2, 1, 1).at(0).content == big);
+  BOOST_TEST(b->fetch(2, 1, 1, unlimited).at(0).content == big);
 
   b.reset();
   auto reopened = open_sqlite(path);
   BOOST_TEST(reopened->position(2) == (sb::user_position{3, 0}));
   BOOST_TEST(held_seqs(*reopened, 3) == (seqs{1, 2}), boost::test_tools::per_element());
+}
+
+// A file made by schema 1 (before --inbox-bytes) is upgraded in place: its
+// held bytes are counted once, at the open, and the bound applies to what
+// it held already.
+BOOST_AUTO_TEST_CASE(schema_1_file_is_upgraded_in_place) {
+  temp_dir dir;
+  const std::string path = dir.file("v1.db");
+  // Schema 1 as that version created it, with rows in it.
+  raw_exec(path, R"sql(
+      CREATE TABLE users(
+        user_id INTEGER PRIMARY KEY,
+        highest INTEGER NOT NULL,
+        cursor INTEGER NOT NULL,
+        held INTEGER NOT NULL
+      );
+      CREATE TABLE messages(
+        receiver INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        sender INTEGER NOT NULL,
+        content TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        client_id TEXT,
+        client_id_is_number INTEGER NOT NULL,
+        PRIMARY KEY(receiver, seq)
+      ) WITHOUT ROWID;
+      CREATE INDEX messages_by_ts ON messages(ts);
+      CREATE TABLE dedup(
+        sender INTEGER NOT NULL,
+        client_id TEXT NOT NULL,
+        receiver INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        PRIMARY KEY(sender, client_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX dedup_by_ts ON dedup(ts);
+      INSERT INTO users VALUES(2, 4, 1, 3), (3, 1, 0, 1), (4, 2, 2, 0);
+      INSERT INTO messages VALUES
+        (2, 2, 1, 'caf' || char(233), 1000, 'a', 0),
+        (2, 3, 1, CAST(x'00410042' AS TEXT), 1001, NULL, 0),
+        (2, 4, 1, printf('%.40c', 'x'), 1002, NULL, 0),
+        (3, 1, 1, printf('%.30c', 'y'), 1003, NULL, 0);
+      PRAGMA user_version = 1;
+  )sql");
+  sb::backend_limits limits;
+  limits.inbox_bytes = 50;
+  // The file is locked while a backend has it open: the raw reads of the
+  // test come between the opens.
+  {
+    auto b = open_sqlite(path, limits);
+    BOOST_TEST(b->position(2) == (sb::user_position{4, 1}));
+    BOOST_TEST(b->fetch(2, 2, 1, unlimited).at(0).content == std::string("\0A\0B", 4));
+  }
+  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 2);
+  // 'café' is 5 bytes, and the NULs count: 5 + 4 + 40.
+  BOOST_TEST(raw_int(path, "SELECT held_bytes FROM users WHERE user_id = 2") == 49);
+  BOOST_TEST(raw_int(path, "SELECT held_bytes FROM users WHERE user_id = 3") == 30);
+  BOOST_TEST(raw_int(path, "SELECT held_bytes FROM users WHERE user_id = 4") == 0);
+  {
+    auto b = open_sqlite(path, limits);
+    // 49 + 1 = 50 fits; one byte more and the oldest (5 bytes) goes.
+    BOOST_TEST(append_one(*b, msg(1, 2, "z")).evicted == 0u);
+    BOOST_TEST(append_one(*b, msg(1, 2, "z")).evicted == 1u);
+    BOOST_TEST(held_seqs(*b, 2) == (seqs{3, 4, 5, 6}), boost::test_tools::per_element());
+  }
+  BOOST_TEST(raw_int(path, "SELECT held_bytes FROM users WHERE user_id = 2") == 46);
+}
+
+// users.held_bytes stays equal to what the rows hold after every kind of
+// delete (limit, bytes, cursor, retention), across a reopen.
+BOOST_AUTO_TEST_CASE(held_bytes_match_the_rows) {
+  temp_dir dir;
+  const std::string path = dir.file("store.db");
+  sb::backend_limits limits;
+  limits.inbox_limit = 4;
+  limits.inbox_bytes = 100;
+  limits.retention = std::chrono::seconds(60);
+  const auto sum_of_rows = [&](int user) {
+    return raw_int(path,
+                   "SELECT coalesce(sum(length(CAST(content AS BLOB))), 0) FROM messages "
+                   "WHERE receiver = " +
+                       std::to_string(user));
+  };
+  const auto counted = [&](int user) {
+    return raw_int(path, "SELECT held_bytes FROM users WHERE user_id = " + std::to_string(user));
+  };
+  // Each step on a backend opened for it: the file is locked while it is open.
+  const auto step = [&](const std::function<void(sb::sqlite_backend&)>& f) {
+    auto b = open_sqlite(path, limits);
+    f(*b);
+  };
+  step([](sb::sqlite_backend& b) {
+    // 10, 17, ... 52 bytes: the bytes bound keeps seqs 6 and 7 (45 + 52).
+    for (int i = 0; i < 7; ++i)
+      append_one(b, msg(1, 2, std::string(static_cast<std::size_t>(10 + 7 * i), 'a'), 1000 + i));
+    BOOST_TEST(held_seqs(b, 2) == (seqs{6, 7}), boost::test_tools::per_element());
+  });
+  BOOST_TEST(counted(2) == sum_of_rows(2));
+  BOOST_TEST(counted(2) == 97);
+  step([](sb::sqlite_backend& b) { b.advance_cursor(2, 6); });
+  BOOST_TEST(counted(2) == sum_of_rows(2));
+  BOOST_TEST(counted(2) == 52);
+  step([](sb::sqlite_backend& b) {
+    append_one(b, msg(1, 2, "late", 50000));   // 56
+    BOOST_TEST(b.evict_expired(61007) == 1u);  // seq 7 (ts 1006)
+    BOOST_TEST(held_seqs(b, 2) == (seqs{8}), boost::test_tools::per_element());
+  });
+  BOOST_TEST(counted(2) == sum_of_rows(2));
+  BOOST_TEST(counted(2) == 4);
+  step([](sb::sqlite_backend& b) {
+    append_one(b, msg(1, 2, std::string(96, 'b'), 60000));
+    BOOST_TEST(held_seqs(b, 2) == (seqs{8, 9}), boost::test_tools::per_element());
+    BOOST_TEST(append_one(b, msg(1, 2, "c", 60001)).evicted == 1u);
+  });
+  BOOST_TEST(counted(2) == sum_of_rows(2));
+  BOOST_TEST(counted(2) == 97);
 }
 
 BOOST_AUTO_TEST_CASE(inbox_limit_count_survives_reopen) {
@@ -1070,6 +1453,58 @@ BOOST_AUTO_TEST_CASE(retention_in_real_time) {
   BOOST_TEST(b->position(2) == (sb::user_position{1, 0}));
   BOOST_TEST(append_one(*b, msg(1, 2, "after", unix_ms())).results.at(0).seq == 2u);
   BOOST_TEST(held_seqs(*b, 2) == (seqs{2}), boost::test_tools::per_element());
+}
+
+// {u:R}:inbox_bytes is kept in step with the list by every path that
+// pushes or pops (the bounds, the retention trim of every 16th append),
+// expires with the list, and an inbox written before it existed is counted
+// once on its next append.
+BOOST_AUTO_TEST_CASE(inbox_bytes_counter_in_step_with_the_list) {
+  sb::backend_limits limits;
+  limits.inbox_limit = 20;
+  limits.inbox_bytes = 300;
+  limits.retention = std::chrono::seconds(3600);
+  auto b = node_a(settings("node-a", limits));
+  // It holds 1 + the bytes (a missing counter is told from an empty inbox).
+  const auto counter = [&] {
+    return std::to_string(std::stoll(server.cli({"GET", "{u:2}:inbox_bytes"})) - 1);
+  };
+  const auto list_bytes = [&] {
+    std::size_t total = 0;
+    for (const auto& m : b->fetch(2, 0, 1000))
+      total += m.content.size();
+    return std::to_string(total);
+  };
+  const auto t0 = unix_ms();
+  for (int i = 0; i < 40; ++i)
+    append_one(*b,
+               msg(1, 2, std::string(static_cast<std::size_t>(i % 7) * 9, 'a'), t0,
+                   i % 3 == 0 ? std::optional(text_id("i" + std::to_string(i))) : std::nullopt));
+  BOOST_TEST(counter() == list_bytes());
+  // The counter expires, and not before the list: twice its TTL, renewed
+  // every 16th append.
+  const auto inbox_ttl = std::stoll(server.cli({"PTTL", "{u:2}:inbox"}));
+  const auto counter_ttl = std::stoll(server.cli({"PTTL", "{u:2}:inbox_bytes"}));
+  BOOST_TEST(inbox_ttl > 0);
+  BOOST_TEST(counter_ttl > inbox_ttl);
+  BOOST_TEST(counter_ttl <= 2 * 3600 * 1000);
+
+  // Acknowledged entries older than the grace go in the 16th-append trim:
+  // dated an hour back they are past it.
+  b->advance_cursor(2, 38);
+  for (int i = 0; i < 16; ++i)
+    append_one(*b, msg(1, 2, "b", t0 + 3'000'000));
+  BOOST_TEST(counter() == list_bytes());
+
+  // An inbox from before the counter (or whose counter expired first) is
+  // counted again from the list on its next append.
+  server.cli({"DEL", "{u:2}:inbox_bytes"});
+  append_one(*b, msg(1, 2, "cc", t0 + 3'000'001));
+  BOOST_TEST(counter() == list_bytes());
+  // A counter that outlived its list (the list expired) starts again.
+  server.cli({"SET", "{u:5}:inbox_bytes", "12345"});
+  append_one(*b, msg(1, 5, "four", t0));
+  BOOST_TEST(server.cli({"GET", "{u:5}:inbox_bytes"}) == "5\n");
 }
 
 // --dedup-window 1: the entry is forgotten once the window passed in real

@@ -65,8 +65,10 @@ class async_backend {
   // The session ended (always after a successful open).
   virtual asio::awaitable<void> close(session_key session) = 0;
 
+  // As backend::fetch.
   virtual asio::awaitable<std::vector<stored_message>> fetch(user_id user, seq_t after,
-                                                             std::size_t max_count) = 0;
+                                                             std::size_t max_count,
+                                                             std::size_t max_bytes) = 0;
   virtual asio::awaitable<void> advance_cursors(std::span<const cursor_move> moves) = 0;
   // Retention and dedup sweeps; a backend with TTLs does nothing here.
   virtual asio::awaitable<std::uint64_t> evict_expired(std::int64_t now_ms) = 0;
@@ -96,8 +98,9 @@ class sync_adapter final : public async_backend {
   }
   asio::awaitable<void> close(session_key) override { co_return; }
   asio::awaitable<std::vector<stored_message>> fetch(user_id user, seq_t after,
-                                                     std::size_t max_count) override {
-    co_return backend_->fetch(user, after, max_count);
+                                                     std::size_t max_count,
+                                                     std::size_t max_bytes) override {
+    co_return backend_->fetch(user, after, max_count, max_bytes);
   }
   asio::awaitable<void> advance_cursors(std::span<const cursor_move> moves) override {
     backend_->advance_cursors(moves);

@@ -23,13 +23,18 @@ class backend {
 
   // Stores the batch atomically (all or nothing, one transaction), assigns
   // seqs, resolves (sender, id) resends against the dedup window, including
-  // resends within the same batch, and applies --inbox-limit.
+  // resends within the same batch, and applies --inbox-limit and
+  // --inbox-bytes (the oldest messages go, the newest always stays).
   virtual append_outcome append(std::span<const append_request> batch) = 0;
 
   virtual user_position position(user_id user) = 0;
 
-  // Held messages of `user` with seq > after, in seq order, at most max_count.
-  virtual std::vector<stored_message> fetch(user_id user, seq_t after, std::size_t max_count) = 0;
+  // Held messages of `user` with seq > after, in seq order, at most
+  // max_count, and no more than max_bytes of held_bytes() in all but for
+  // the first message, which comes whatever its size (a replay page always
+  // moves on).
+  virtual std::vector<stored_message> fetch(user_id user, seq_t after, std::size_t max_count,
+                                            std::size_t max_bytes) = 0;
 
   // Moves the cursor forward to min(seq, highest); a seq at or below the
   // cursor changes nothing. Messages at or below the new cursor may go.

@@ -11,47 +11,113 @@ std::size_t memory_backend::dedup_key_hash::operator()(const dedup_key& key) con
   return h ^ (std::hash<user_id>{}(key.sender) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
 }
 
+namespace {
+
+// What the memory store charges for each thing it holds: an estimate of the
+// heap it takes with libstdc++ (what --memory-store-bytes bounds), not an
+// exact count. Every heap block costs its bytes and the allocator's header
+// (16 bytes with glibc and jemalloc's small classes, about); a string has a
+// block of its own beyond the 15 bytes kept inline; an unordered_map node
+// holds its value, a next pointer and the cached hash, and the bucket array
+// holds up to two pointers per node (it doubles); a std::deque allocates a
+// map of 8 block pointers and one 512-byte block as soon as it exists.
+// Checked against the resident size of a process (glibc malloc) filled to a
+// bound of 64 MiB with empty messages to distinct receivers, 1000-byte
+// messages, or dedup entries: it grew by 49, 64 and 54 MiB.
+constexpr std::size_t inline_string = 15;
+constexpr std::size_t block_header = 16;
+constexpr std::size_t map_node_overhead = 4 * sizeof(void*) + block_header;
+constexpr std::size_t empty_deque_heap = 8 * sizeof(void*) + 512 + 2 * block_header;
+
+std::size_t heap_of(std::string_view s) {
+  return s.size() > inline_string ? s.size() + 1 + block_header : 0;
+}
+
+}  // namespace
+
+std::size_t memory_backend::message_cost(const append_request& r) {
+  return sizeof(stored_message) + heap_of(r.content) + (r.id ? heap_of(r.id->value) : 0);
+}
+
+std::size_t memory_backend::message_cost(const stored_message& m) {
+  return sizeof(stored_message) + heap_of(m.content) + (m.id ? heap_of(m.id->value) : 0);
+}
+
+std::size_t memory_backend::inbox_cost() {
+  return sizeof(std::pair<const user_id, inbox>) + map_node_overhead + empty_deque_heap;
+}
+
+std::size_t memory_backend::dedup_cost(std::string_view id) {
+  // The id is held twice: in the key and in the message (charged there).
+  return sizeof(std::pair<const dedup_key, original>) + map_node_overhead + heap_of(id);
+}
+
 memory_backend::memory_backend(backend_limits limits) : limits_(limits) {}
 
 // Nothing here can fail but an allocation, so there is no transaction to undo:
-// the all-or-nothing promise only matters for backends with a disk.
+// the all-or-nothing promise only matters for backends with a disk. A message
+// that would take the store past --memory-store-bytes is refused alone.
 append_outcome memory_backend::append(std::span<const append_request> batch) {
   append_outcome outcome;
   outcome.results.reserve(batch.size());
-  std::vector<user_id> touched;
   for (const append_request& request : batch) {
-    if (request.id) {
+    const auto previous =
+        request.id ? dedup_.find(dedup_key{request.sender, request.id->value}) : dedup_.end();
+    if (previous != dedup_.end() &&
+        previous->second.ts_ms >= window_start(request.ts_ms, limits_.dedup_window)) {
       // An entry past its window that evict_expired() has not reached yet
       // counts as gone, so the answer does not depend on when eviction ran.
-      const auto found = dedup_.find(dedup_key{request.sender, request.id->value});
-      if (found != dedup_.end() &&
-          found->second.ts_ms >= window_start(request.ts_ms, limits_.dedup_window)) {
-        const original& first = found->second;
-        outcome.results.push_back(append_result{false, first.receiver, first.seq, first.ts_ms});
-        continue;
-      }
+      const original& first = previous->second;
+      outcome.results.push_back(append_result{false, first.receiver, first.seq, first.ts_ms});
+      continue;
     }
-    inbox& box = inboxes_[request.receiver];
+    auto box_at = inboxes_.find(request.receiver);
+    // A dedup entry past its window is replaced in place: no new charge.
+    const std::size_t cost =
+        message_cost(request) + (box_at == inboxes_.end() ? inbox_cost() : 0) +
+        (request.id && previous == dedup_.end() ? dedup_cost(request.id->value) : 0);
+    if (cost > limits_.memory_store_bytes - std::min(charged_, limits_.memory_store_bytes)) {
+      append_result refused;
+      refused.refused = true;
+      outcome.results.push_back(refused);
+      continue;
+    }
+    charged_ += cost;
+    if (box_at == inboxes_.end()) box_at = inboxes_.try_emplace(request.receiver).first;
+    inbox& box = box_at->second;
     const seq_t seq = ++box.highest;
     box.held.push_back(stored_message{seq, request.sender, request.receiver, request.content,
                                       request.ts_ms, request.id});
+    box.bytes += held_bytes(request.content);
     if (request.id) {
       dedup_.insert_or_assign(dedup_key{request.sender, request.id->value},
                               original{request.receiver, seq, request.ts_ms});
     }
     outcome.results.push_back(append_result{true, request.receiver, seq, request.ts_ms});
-    touched.push_back(request.receiver);
-  }
-  // After the whole batch, as the SQLite backend does: the same messages go
-  // either way, the oldest ones.
-  for (const user_id user : touched) {
-    inbox& box = inboxes_[user];
-    while (box.held.size() > limits_.inbox_limit) {
-      box.held.pop_front();
-      ++outcome.evicted;
-    }
+    // At once rather than after the batch (as SQLite does): the same
+    // messages go either way, the oldest ones, and what they free is free
+    // for the rest of the batch.
+    outcome.evicted += trim(box);
   }
   return outcome;
+}
+
+void memory_backend::drop_front(inbox& box) {
+  const stored_message& m = box.held.front();
+  box.bytes -= std::min(box.bytes, held_bytes(m.content));
+  charged_ -= std::min(charged_, message_cost(m));
+  box.held.pop_front();
+}
+
+std::uint64_t memory_backend::trim(inbox& box) {
+  // Every held message is above the cursor: each one dropped counts.
+  std::uint64_t dropped = 0;
+  while (box.held.size() > limits_.inbox_limit ||
+         (box.bytes > limits_.inbox_bytes && box.held.size() > 1)) {
+    drop_front(box);
+    ++dropped;
+  }
+  return dropped;
 }
 
 user_position memory_backend::position(user_id user) {
@@ -60,18 +126,22 @@ user_position memory_backend::position(user_id user) {
   return user_position{found->second.highest, found->second.cursor};
 }
 
-std::vector<stored_message> memory_backend::fetch(user_id user, seq_t after,
-                                                  std::size_t max_count) {
+std::vector<stored_message> memory_backend::fetch(user_id user, seq_t after, std::size_t max_count,
+                                                  std::size_t max_bytes) {
   std::vector<stored_message> messages;
   const auto found = inboxes_.find(user);
   if (found == inboxes_.end()) return messages;
   const std::deque<stored_message>& held = found->second.held;
   // held is in seq order but may have holes (retention), so search, not index.
-  auto first = std::partition_point(held.begin(), held.end(),
-                                    [after](const stored_message& m) { return m.seq <= after; });
-  const auto available = static_cast<std::size_t>(held.end() - first);
-  const std::size_t count = std::min(available, max_count);
-  messages.assign(first, first + static_cast<std::ptrdiff_t>(count));
+  auto it = std::partition_point(held.begin(), held.end(),
+                                 [after](const stored_message& m) { return m.seq <= after; });
+  std::size_t bytes = 0;
+  for (; it != held.end() && messages.size() < max_count; ++it) {
+    bytes += held_bytes(it->content);
+    // The first message goes whatever its size: a page always moves on.
+    if (!messages.empty() && bytes > max_bytes) break;
+    messages.push_back(*it);
+  }
   return messages;
 }
 
@@ -83,7 +153,7 @@ void memory_backend::advance_cursor(user_id user, seq_t seq) {
   if (target <= box.cursor) return;
   box.cursor = target;
   while (!box.held.empty() && box.held.front().seq <= target)
-    box.held.pop_front();
+    drop_front(box);
 }
 
 std::uint64_t memory_backend::evict_expired(std::int64_t now_ms) {
@@ -92,12 +162,18 @@ std::uint64_t memory_backend::evict_expired(std::int64_t now_ms) {
   for (auto& [user, box] : inboxes_) {
     // Not just a pop from the front: receive times from different I/O
     // threads can reach the store slightly out of seq order.
-    evicted += std::erase_if(
-        box.held, [oldest_kept](const stored_message& m) { return m.ts_ms < oldest_kept; });
+    evicted += std::erase_if(box.held, [&](const stored_message& m) {
+      if (m.ts_ms >= oldest_kept) return false;
+      box.bytes -= std::min(box.bytes, held_bytes(m.content));
+      charged_ -= std::min(charged_, message_cost(m));
+      return true;
+    });
   }
   const std::int64_t oldest_remembered = window_start(now_ms, limits_.dedup_window);
-  std::erase_if(dedup_, [oldest_remembered](const auto& entry) {
-    return entry.second.ts_ms < oldest_remembered;
+  std::erase_if(dedup_, [&](const auto& entry) {
+    if (entry.second.ts_ms >= oldest_remembered) return false;
+    charged_ -= std::min(charged_, dedup_cost(entry.first.id));
+    return true;
   });
   return evicted;
 }

@@ -1,5 +1,14 @@
 // The `memory:` store: every inbox in process memory. Nothing survives a
 // restart (PROTOCOL.md section 3); used for tests and throwaway servers.
+//
+// Everything it holds is charged against --memory-store-bytes (an estimate
+// of the heap it takes: messages, inboxes and dedup entries with their
+// bookkeeping, see memory_backend.cpp). An inbox is never erased (its seq
+// must not be reused) and the dedup map grows with the SEND rate over one
+// --dedup-window, so without that bound a client sending one message to
+// each of millions of receivers, or millions of ids, would grow it without
+// end. At the bound a SEND is refused (ERROR unavailable, nothing stored):
+// other users' messages are never dropped to make room.
 #pragma once
 
 #include <cstddef>
@@ -7,6 +16,7 @@
 #include <deque>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -20,14 +30,25 @@ class memory_backend final : public backend {
 
   append_outcome append(std::span<const append_request> batch) override;
   user_position position(user_id user) override;
-  std::vector<stored_message> fetch(user_id user, seq_t after, std::size_t max_count) override;
+  std::vector<stored_message> fetch(user_id user, seq_t after, std::size_t max_count,
+                                    std::size_t max_bytes) override;
   void advance_cursor(user_id user, seq_t seq) override;
   std::uint64_t evict_expired(std::int64_t now_ms) override;
+
+  // What is charged against --memory-store-bytes now.
+  std::size_t charged_bytes() const { return charged_; }
+
+  // What each thing held is charged against --memory-store-bytes.
+  static std::size_t message_cost(const append_request& r);
+  static std::size_t message_cost(const stored_message& m);
+  static std::size_t inbox_cost();
+  static std::size_t dedup_cost(std::string_view id);
 
  private:
   struct inbox {
     seq_t highest = 0;  // kept for ever, so that a seq is never reused
     seq_t cursor = 0;
+    std::size_t bytes = 0;            // held_bytes() of `held`, for --inbox-bytes
     std::deque<stored_message> held;  // exactly the messages above the cursor, in seq order
   };
 
@@ -48,7 +69,13 @@ class memory_backend final : public backend {
     std::int64_t ts_ms = 0;  // expiry is counted from the original's time
   };
 
+  // Drops the oldest held message of `box`, giving back what it was charged.
+  void drop_front(inbox& box);
+  // Applies --inbox-limit and --inbox-bytes; returns the messages dropped.
+  std::uint64_t trim(inbox& box);
+
   backend_limits limits_;
+  std::size_t charged_ = 0;  // against limits_.memory_store_bytes
   // Entries are never erased: highest must outlive the messages.
   std::unordered_map<user_id, inbox> inboxes_;
   // Bounded by the senders' traffic over one --dedup-window: evict_expired()

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <limits>
 #include <random>
@@ -16,6 +17,7 @@
 
 #include "switchboard/clock.hpp"
 #include "switchboard/log.hpp"
+#include "switchboard/log_throttle.hpp"
 #include "switchboard/metrics.hpp"
 #include "switchboard/redis/connection.hpp"
 #include "switchboard/redis/subscriber.hpp"
@@ -377,6 +379,10 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
   const auto retention_ms =
       std::to_string(std::max<std::int64_t>(1, ttl_ms(d.settings.limits.retention)));
   const auto limit = std::to_string(d.settings.limits.inbox_limit);
+  // Lua counts in doubles: a bound beyond any inbox is written as one it
+  // can read exactly.
+  const auto limit_bytes = std::to_string(
+      std::min<std::uint64_t>(d.settings.limits.inbox_bytes, std::uint64_t{1} << 50));
   const auto grace_ms = std::to_string(ack_grace.count());
   // The counters of the messages without an id: the same in every rerun.
   const auto first_counter = d.appended + 1;
@@ -402,33 +408,37 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
       const auto seq_key = codec::seq_key(r.receiver);
       const auto inbox_key = codec::inbox_key(r.receiver);
       const auto cursor_key = codec::cursor_key(r.receiver);
-      if (r.id) {
-        redis::append_command(
-            text, {"EVALSHA", d.append_script.sha, "4", seq_key, inbox_key, cursor_key,
-                   codec::dedup_key(r.sender, *r.id), message, ts, deadline, window_ms, limit,
-                   retention_ms, channel, receiver, grace_ms, dedup_keep_ms});
-      } else {
-        redis::append_command(text, {"EVALSHA",
-                                     d.append_script.sha,
-                                     "4",
-                                     seq_key,
-                                     inbox_key,
-                                     cursor_key,
-                                     codec::applied_key(r.receiver),
-                                     message,
-                                     ts,
-                                     deadline,
-                                     window_ms,
-                                     limit,
-                                     retention_ms,
-                                     channel,
-                                     receiver,
-                                     grace_ms,
-                                     marker_keep_ms,
-                                     d.marker,
-                                     std::to_string(first_counter + i),
-                                     rerun ? "1" : "0"});
-      }
+      const auto bytes_key = codec::inbox_bytes_key(r.receiver);
+      const auto size = std::to_string(held_bytes(r.content));
+      // KEYS[4] is the dedup entry of a message with an id, the receiver's
+      // applied hash for one without (which also gets its marker's args).
+      const auto fourth_key =
+          r.id ? codec::dedup_key(r.sender, *r.id) : codec::applied_key(r.receiver);
+      const auto counter = std::to_string(first_counter + i);
+      std::array<std::string_view, 23> args{"EVALSHA",
+                                            d.append_script.sha,
+                                            "5",
+                                            seq_key,
+                                            inbox_key,
+                                            cursor_key,
+                                            fourth_key,
+                                            bytes_key,
+                                            message,
+                                            ts,
+                                            deadline,
+                                            window_ms,
+                                            limit,
+                                            retention_ms,
+                                            channel,
+                                            receiver,
+                                            grace_ms,
+                                            r.id ? dedup_keep_ms : marker_keep_ms,
+                                            limit_bytes,
+                                            size,
+                                            d.marker,
+                                            counter,
+                                            rerun ? "1" : "0"};
+      redis::append_command(text, std::span<const std::string_view>(args).first(r.id ? 20 : 23));
     }
     std::string lost;
     try {
@@ -454,7 +464,9 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
     append_result result;
     if (r.type != reply::kind::array || r.elements.empty() || r.is_error()) {
       // An error reply (out of memory, a script error): this message alone.
-      if (r.is_error()) SB_LOG(warn) << "store: Redis refused an append: " << r.str;
+      static log_throttle throttle(5, std::chrono::seconds(1));
+      if (std::uint64_t held = 0; r.is_error() && throttle.allow(held))
+        SB_LOG(warn) << "store: Redis refused an append: " << r.str << held_back(held);
       result.refused = true;
     } else {
       const auto status = as_i64(r.elements[0]);
@@ -532,17 +544,19 @@ asio::awaitable<void> redis_backend::close(session_key session) {
 }
 
 asio::awaitable<std::vector<stored_message>> redis_backend::fetch(user_id user, seq_t after,
-                                                                  std::size_t max_count) {
+                                                                  std::size_t max_count,
+                                                                  std::size_t max_bytes) {
   std::vector<stored_message> out;
   if (max_count == 0 || after == std::numeric_limits<seq_t>::max()) co_return out;
   // The script's arithmetic is in doubles: a count beyond any inbox is
   // clamped before it becomes a number Redis cannot read back.
   max_count = std::min<std::size_t>(max_count, std::size_t{1} << 30);
+  max_bytes = std::min<std::size_t>(max_bytes, std::size_t{1} << 50);
   auto self = impl_;
   std::string text;
   redis::append_command(
       text, {"EVALSHA", self->fetch_script.sha, "2", codec::seq_key(user), codec::inbox_key(user),
-             std::to_string(after), std::to_string(max_count)});
+             std::to_string(after), std::to_string(max_count), std::to_string(max_bytes)});
   auto replies = co_await self->call(std::move(text), 1);
   const auto& entries = replies[0];
   if (entries.is_error()) throw unavailable("Redis refused a fetch: " + entries.str);

@@ -60,7 +60,8 @@ class redis_backend final : public async_backend {
   asio::awaitable<user_position> open(session_key session) override;
   asio::awaitable<void> close(session_key session) override;
   asio::awaitable<std::vector<stored_message>> fetch(user_id user, seq_t after,
-                                                     std::size_t max_count) override;
+                                                     std::size_t max_count,
+                                                     std::size_t max_bytes) override;
   asio::awaitable<void> advance_cursors(std::span<const cursor_move> moves) override;
   asio::awaitable<std::uint64_t> evict_expired(std::int64_t now_ms) override;
 

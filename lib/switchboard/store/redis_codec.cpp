@@ -49,6 +49,9 @@ std::string cursor_key(user_id user) {
 std::string inbox_key(user_id user) {
   return user_key(user, "inbox");
 }
+std::string inbox_bytes_key(user_id user) {
+  return user_key(user, "inbox_bytes");
+}
 std::string sessions_key(user_id user) {
   return user_key(user, "sessions");
 }

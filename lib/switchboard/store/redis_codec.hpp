@@ -13,9 +13,9 @@
 // id kind is `-` (no id, length and id empty), `n` (a number) or `s` (a
 // string). The content runs to the end, so it may hold any byte. The node
 // encodes everything after the seq; the append script puts the seq in front
-// (it assigns it) and reads only seq and ts (trimming). A publish is the
-// entry behind `m `; a session the cluster closes is published as
-// `k <session id>`.
+// (it assigns it) and reads only seq, ts and the content's size (trimming,
+// --inbox-bytes). A publish is the entry behind `m `; a session the cluster
+// closes is published as `k <session id>`.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +32,9 @@ std::string seq_key(user_id user);       // {u:U}:seq       highest seq assigned
 std::string cursor_key(user_id user);    // {u:U}:cursors   sorted set: member "-" -> cursor
 std::string inbox_key(user_id user);     // {u:U}:inbox     list of entries, in seq order
 std::string sessions_key(user_id user);  // {u:U}:sessions  hash: session id -> lease
+// {u:U}:inbox_bytes: held_bytes() of the entries of {u:U}:inbox
+// (--inbox-bytes), kept in step with the list by the append script
+std::string inbox_bytes_key(user_id user);
 std::string dedup_key(user_id sender, const message_id& id);  // {u:S}:dedup:<id>
 // hash: a node's (boot's) marker -> the counter of its last append to U of a
 // message without an id (what a rerun after a lost reply checks)

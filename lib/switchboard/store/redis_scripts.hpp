@@ -11,6 +11,17 @@
 
 namespace switchboard::store::redis_scripts {
 
+// held_bytes() of an inbox entry, "<seq> <ts> <sender> <kind><id length>:<id>
+// <content>" (redis_codec.hpp): the bytes after the id. Shared by the
+// scripts that trim and page by bytes, so that they count as the other
+// stores do.
+#define SWITCHBOARD_LUA_CONTENT_BYTES                                              \
+  "local function content_bytes(entry)\n"                                          \
+  "  local _, colon, idlen = string.find(entry, '^%d+ %-?%d+ %d+ [%-ns](%d*):')\n" \
+  "  if not colon then return 0 end\n"                                             \
+  "  return #entry - colon - (tonumber(idlen) or 0)\n"                             \
+  "end\n"
+
 // The cursor is a sorted set, {u:R}:cursors, member "-" (the user's cursor;
 // a cursor per device, PROTOCOL.md section 9, is a member per device), so
 // that a move is one plain `ZADD ... GT`: it only ever goes forward, from
@@ -18,10 +29,11 @@ namespace switchboard::store::redis_scripts {
 // with a larger N) counts as the highest where it is read.
 //
 // One SEND. KEYS: seq, inbox, cursors, then for a message with an id its
-// dedup entry, for one without the user's applied hash. ARGV: message
-// (encoded), ts_ms, deadline_ms (Redis clock), dedup_window_ms, inbox_limit,
-// retention_ms, channel, receiver, grace_ms, dedup_keep_ms; for a message
-// without an id also marker, counter, rerun ("1" or "0").
+// dedup entry, for one without the user's applied hash, then inbox_bytes.
+// ARGV: message (encoded), ts_ms, deadline_ms (Redis clock),
+// dedup_window_ms, inbox_limit, retention_ms, channel, receiver, grace_ms,
+// dedup_keep_ms, inbox_bytes (the bound), the content's held_bytes; for a
+// message without an id also marker, counter, rerun ("1" or "0").
 // Returns {-1} past the deadline (nothing done: a call that waited in a
 // paused Redis must not store what its sender was told failed), {0,
 // receiver, seq, ts} for a resend within the window (nothing stored), {2}
@@ -39,17 +51,27 @@ namespace switchboard::store::redis_scripts {
 // its counter, increasing per append; a rerun skips a message whose counter
 // its marker already reached (one node's appends to a user run in order).
 //
-inline constexpr const char* append = R"lua(
+// --inbox-bytes: {u:R}:inbox_bytes holds 1 + the content bytes of the list,
+// kept in step by every path that pushes or pops (this script alone). The
+// 1 tells a missing counter from an empty inbox: INCRBY then answers
+// exactly the new size, and the list is counted once (an inbox written by a
+// node from before the counter, or whose counter expired first). One
+// INCRBY per append, and one more only when something left the list: the
+// counter's TTL, twice --retention, is renewed every 16th append rather
+// than every time; it may outlive its list, and a list of one entry (the
+// one just pushed) resets it.
+//
+inline constexpr const char* append = SWITCHBOARD_LUA_CONTENT_BYTES R"lua(
 local now = redis.call('TIME')
 if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[3]) then
   return {-1}
 end
 local ts = tonumber(ARGV[2])
-local marker = ARGV[11]
+local marker = ARGV[13]
 if marker then
-  if ARGV[13] == '1' then
+  if ARGV[15] == '1' then
     local done = redis.call('HGET', KEYS[4], marker)
-    if done and tonumber(done) >= tonumber(ARGV[12]) then return {2} end
+    if done and tonumber(done) >= tonumber(ARGV[14]) then return {2} end
   end
 elseif KEYS[4] then
   local prev = redis.call('GET', KEYS[4])
@@ -63,6 +85,16 @@ end
 local seq = redis.call('INCR', KEYS[1])
 local entry = string.format('%d ', seq) .. ARGV[1]
 local len = redis.call('RPUSH', KEYS[2], entry)
+local size = tonumber(ARGV[12])
+local counted = redis.call('INCRBY', KEYS[5], size)
+local bytes = counted - 1
+if counted == size or len == 1 then
+  bytes = size
+  if len > 1 then
+    bytes = 0
+    for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do bytes = bytes + content_bytes(e) end
+  end
+end
 local evicted = 0
 local cursor = nil
 if seq % 16 == 0 then
@@ -70,7 +102,8 @@ if seq % 16 == 0 then
   local expired = ts - tonumber(ARGV[6])
   local settled = ts - tonumber(ARGV[9])
   while len > 1 do
-    local fseq, fts = string.match(redis.call('LINDEX', KEYS[2], 0), '^(%d+) (%-?%d+) ')
+    local head = redis.call('LINDEX', KEYS[2], 0)
+    local fseq, fts = string.match(head, '^(%d+) (%-?%d+) ')
     fseq, fts = tonumber(fseq), tonumber(fts)
     if fts == nil or fseq == nil then break end
     if fts < expired then
@@ -80,25 +113,36 @@ if seq % 16 == 0 then
     end
     redis.call('LPOP', KEYS[2])
     len = len - 1
+    bytes = bytes - content_bytes(head)
   end
 end
+-- --inbox-limit and --inbox-bytes: the oldest go, acknowledged ones first
+-- (they are the oldest); the newest always stays. Only those above the
+-- cursor count as evicted.
 local limit = tonumber(ARGV[5])
-if len > limit then
+local limit_bytes = tonumber(ARGV[11])
+while len > limit or (bytes > limit_bytes and len > 1) do
   cursor = cursor or tonumber(redis.call('ZSCORE', KEYS[3], '-') or '0')
-  -- The entries dropped hold seqs first .. first + drop - 1.
-  local drop = len - limit
-  local first = seq - len + 1
-  local last = first + drop - 1
-  if last > cursor then evicted = evicted + last - math.max(cursor, first - 1) end
-  redis.call('LTRIM', KEYS[2], drop, -1)
+  local head = redis.call('LPOP', KEYS[2])
+  len = len - 1
+  -- Its seq and content bytes in one match (content_bytes, inlined).
+  local _, colon, hseq, idlen = string.find(head, '^(%d+) %-?%d+ %d+ [%-ns](%d*):')
+  if colon then bytes = bytes - (#head - colon - (tonumber(idlen) or 0)) end
+  hseq = tonumber(hseq)
+  if hseq == nil or hseq > cursor then evicted = evicted + 1 end
 end
+if bytes < 0 then bytes = 0 end
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
+if bytes + 1 ~= counted then redis.call('INCRBY', KEYS[5], string.format('%d', bytes + 1 - counted)) end
+if counted == size or seq % 16 == 0 then
+  redis.call('PEXPIRE', KEYS[5], string.format('%d', 2 * tonumber(ARGV[6])))
+end
 if marker then
   -- One field per node start: a hash that collected many (a user who gets
   -- messages without pause across many restarts) starts again.
-  if redis.call('HSET', KEYS[4], marker, ARGV[12]) == 1 and redis.call('HLEN', KEYS[4]) > 64 then
+  if redis.call('HSET', KEYS[4], marker, ARGV[14]) == 1 and redis.call('HLEN', KEYS[4]) > 64 then
     redis.call('DEL', KEYS[4])
-    redis.call('HSET', KEYS[4], marker, ARGV[12])
+    redis.call('HSET', KEYS[4], marker, ARGV[14])
   end
   redis.call('PEXPIRE', KEYS[4], ARGV[10])
 elseif KEYS[4] then
@@ -109,9 +153,11 @@ return {1, seq, evicted}
 )lua";
 
 // The held messages of one user above a seq. KEYS: seq, inbox. ARGV: after
-// (decimal, may exceed 2^53), count. Returns the entries (see append), in
-// seq order, starting with the first above `after`.
-inline constexpr const char* fetch = R"lua(
+// (decimal, may exceed 2^53), count, max_bytes. Returns the entries (see
+// append), in seq order, starting with the first above `after`: at most
+// count, and no more than max_bytes of content but for the first. Read 16
+// at a time, so that a page cut short by bytes did not copy the rest.
+inline constexpr const char* fetch = SWITCHBOARD_LUA_CONTENT_BYTES R"lua(
 local len = redis.call('LLEN', KEYS[2])
 if len == 0 then return {} end
 local highest = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -119,7 +165,21 @@ local first = highest - len + 1
 local start = tonumber(ARGV[1]) + 1 - first
 if start < 0 then start = 0 end
 if start >= len then return {} end
-return redis.call('LRANGE', KEYS[2], start, start + tonumber(ARGV[2]) - 1)
+local count = tonumber(ARGV[2])
+local budget = tonumber(ARGV[3])
+local out = {}
+local bytes = 0
+while #out < count and start < len do
+  local chunk = redis.call('LRANGE', KEYS[2], start, start + math.min(16, count - #out) - 1)
+  if #chunk == 0 then break end
+  for _, e in ipairs(chunk) do
+    bytes = bytes + content_bytes(e)
+    if #out > 0 and bytes > budget then return out end
+    out[#out + 1] = e
+  end
+  start = start + #chunk
+end
+return out
 )lua";
 
 // A session opens. KEYS: sessions, seq, cursors. ARGV: session id, node,
@@ -177,5 +237,7 @@ redis.call('HSET', KEYS[1], ARGV[1],
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 )lua";
+
+#undef SWITCHBOARD_LUA_CONTENT_BYTES
 
 }  // namespace switchboard::store::redis_scripts

@@ -15,9 +15,14 @@ namespace switchboard::store {
 namespace {
 
 // The schema, one step per version: migrations[i] takes a file from
-// user_version i to i + 1. Append new steps; never edit a released one, files
-// in the field were made by it.
-constexpr std::array<std::string_view, 1> migrations = {
+// user_version i to i + 1, in place, inside the transaction that opens the
+// file. Append new steps; never edit a released one, files in the field were
+// made by it (test_store_backend.cpp keeps a file made by each old version).
+//
+// held_bytes() in SQL: length(CAST(content AS BLOB)), the bytes of the
+// content as stored (length() of the TEXT would count characters and stop
+// at a NUL).
+constexpr std::array<std::string_view, 2> migrations = {
     // 1: the first schema.
     // users.held counts the user's rows in messages, so that --inbox-limit
     // costs no COUNT(*) per append. Every message row is above its
@@ -50,6 +55,15 @@ constexpr std::array<std::string_view, 1> migrations = {
         PRIMARY KEY(sender, client_id)
       ) WITHOUT ROWID;
       CREATE INDEX dedup_by_ts ON dedup(ts);
+    )sql",
+    // 2: users.held_bytes, the held_bytes() of the user's rows in messages,
+    // so that --inbox-bytes costs no SUM() per append; counted once here
+    // for the rows a file of version 1 holds.
+    R"sql(
+      ALTER TABLE users ADD COLUMN held_bytes INTEGER NOT NULL DEFAULT 0;
+      UPDATE users SET held_bytes = (
+        SELECT coalesce(sum(length(CAST(content AS BLOB))), 0) FROM messages
+        WHERE messages.receiver = users.user_id);
     )sql",
 };
 
@@ -143,6 +157,10 @@ class sqlite_backend::statement::use {
   }
 
   std::int64_t int64(int column) const { return sqlite3_column_int64(stmt_, column); }
+  // The size in bytes of a TEXT column, without copying it.
+  std::size_t text_bytes(int column) const {
+    return static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column));
+  }
   bool is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
   std::string text(int column) const {
     // With its length: content may hold NUL characters (JSON "\u0000").
@@ -289,11 +307,14 @@ void sqlite_backend::prepare_statements() {
   begin_.prepare(db, "BEGIN IMMEDIATE");
   commit_.prepare(db, "COMMIT");
   rollback_.prepare(db, "ROLLBACK");
-  select_user_.prepare(db, "SELECT highest, cursor, held FROM users WHERE user_id = ?1");
+  select_user_.prepare(db,
+                       "SELECT highest, cursor, held, held_bytes FROM users WHERE user_id = ?1");
   write_user_.prepare(db,
-                      "INSERT INTO users(user_id, highest, cursor, held) VALUES(?1, ?2, ?3, ?4) "
+                      "INSERT INTO users(user_id, highest, cursor, held, held_bytes) "
+                      "VALUES(?1, ?2, ?3, ?4, ?5) "
                       "ON CONFLICT(user_id) DO UPDATE SET highest = excluded.highest, "
-                      "cursor = excluded.cursor, held = excluded.held");
+                      "cursor = excluded.cursor, held = excluded.held, "
+                      "held_bytes = excluded.held_bytes");
   insert_message_.prepare(db,
                           "INSERT INTO messages(receiver, seq, sender, content, ts, client_id, "
                           "client_id_is_number) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
@@ -303,15 +324,20 @@ void sqlite_backend::prepare_statements() {
   write_dedup_.prepare(db,
                        "INSERT OR REPLACE INTO dedup(sender, client_id, receiver, seq, ts) "
                        "VALUES(?1, ?2, ?3, ?4, ?5)");
-  delete_oldest_.prepare(db,
-                         "DELETE FROM messages WHERE receiver = ?1 AND seq IN "
-                         "(SELECT seq FROM messages WHERE receiver = ?1 ORDER BY seq LIMIT ?2)");
+  // In primary key order: the walk stops at the first row it keeps.
+  select_oldest_.prepare(db,
+                         "SELECT seq, length(CAST(content AS BLOB)) FROM messages "
+                         "WHERE receiver = ?1 ORDER BY seq");
   fetch_.prepare(db,
                  "SELECT seq, sender, content, ts, client_id, client_id_is_number FROM messages "
                  "WHERE receiver = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
-  delete_up_to_.prepare(db, "DELETE FROM messages WHERE receiver = ?1 AND seq <= ?2");
-  // RETURNING: each receiver's held count must drop by its own rows.
-  delete_expired_messages_.prepare(db, "DELETE FROM messages WHERE ts < ?1 RETURNING receiver");
+  // RETURNING: held and held_bytes drop by what was deleted.
+  delete_up_to_.prepare(db,
+                        "DELETE FROM messages WHERE receiver = ?1 AND seq <= ?2 "
+                        "RETURNING length(CAST(content AS BLOB))");
+  // RETURNING: each receiver's held and held_bytes must drop by its own rows.
+  delete_expired_messages_.prepare(
+      db, "DELETE FROM messages WHERE ts < ?1 RETURNING receiver, length(CAST(content AS BLOB))");
   delete_expired_dedup_.prepare(db, "DELETE FROM dedup WHERE ts < ?1");
 }
 
@@ -351,14 +377,57 @@ sqlite_backend::user_row sqlite_backend::read_user(user_id user) {
   auto q = select_user_.start();
   q.bind(1, to_db(user));
   if (!q.step()) return {};
-  return user_row{from_db(q.int64(0)), from_db(q.int64(1)), from_db(q.int64(2))};
+  return user_row{from_db(q.int64(0)), from_db(q.int64(1)), from_db(q.int64(2)),
+                  from_db(q.int64(3))};
 }
 
 void sqlite_backend::write_user(user_id user, const user_row& row) {
   auto q = write_user_.start();
   q.bind(1, to_db(user)).bind(2, to_db(row.highest)).bind(3, to_db(row.cursor));
-  q.bind(4, to_db(row.held));
+  q.bind(4, to_db(row.held)).bind(5, to_db(row.held_bytes));
   q.step();
+}
+
+void sqlite_backend::delete_up_to(user_id user, seq_t seq, user_row& row) {
+  auto q = delete_up_to_.start();
+  q.bind(1, to_db(user)).bind(2, to_db(seq));
+  std::uint64_t rows = 0;
+  std::uint64_t bytes = 0;
+  while (q.step()) {
+    ++rows;
+    bytes += from_db(q.int64(0));
+  }
+  row.held -= std::min(rows, row.held);
+  row.held_bytes -= std::min(bytes, row.held_bytes);
+}
+
+std::uint64_t sqlite_backend::trim(user_id user, user_row& row) {
+  const std::uint64_t must_drop =
+      row.held > limits_.inbox_limit ? row.held - limits_.inbox_limit : 0;
+  if (must_drop == 0 && (row.held_bytes <= limits_.inbox_bytes || row.held <= 1)) return 0;
+  // The oldest rows, until both bounds hold again (the newest always stays).
+  std::uint64_t dropping = 0;
+  std::uint64_t freed = 0;
+  seq_t last = 0;
+  {
+    auto q = select_oldest_.start();
+    q.bind(1, to_db(user));
+    while (q.step()) {
+      const bool over_count = dropping < must_drop;
+      const bool over_bytes =
+          row.held_bytes - std::min(freed, row.held_bytes) > limits_.inbox_bytes &&
+          row.held - std::min(dropping, row.held) > 1;
+      if (!over_count && !over_bytes) break;
+      last = from_db(q.int64(0));
+      freed += from_db(q.int64(1));
+      ++dropping;
+    }
+  }
+  if (dropping == 0) return 0;
+  const std::uint64_t before = row.held;
+  delete_up_to(user, last, row);
+  // Every row is above the cursor: each one deleted counts as evicted.
+  return before - row.held;
 }
 
 // ---- operations ----
@@ -411,20 +480,11 @@ append_outcome sqlite_backend::append(std::span<const append_request> batch) {
         }
         row.highest = seq;
         ++row.held;
+        row.held_bytes += held_bytes(request.content);
         outcome.results.push_back(append_result{true, request.receiver, seq, request.ts_ms});
       }
       for (auto& [user, row] : rows) {
-        if (row.held > limits_.inbox_limit) {
-          const std::uint64_t excess = row.held - limits_.inbox_limit;
-          auto q = delete_oldest_.start();
-          q.bind(1, to_db(user))
-              .bind(2, static_cast<std::int64_t>(
-                           std::min<std::uint64_t>(excess, static_cast<std::uint64_t>(max_int64))));
-          q.step();
-          const auto deleted = static_cast<std::uint64_t>(sqlite3_changes64(db_.get()));
-          outcome.evicted += deleted;
-          row.held -= std::min(deleted, row.held);
-        }
+        outcome.evicted += trim(user, row);
         write_user(user, row);
       }
       return outcome;
@@ -439,8 +499,8 @@ user_position sqlite_backend::position(user_id user) {
   });
 }
 
-std::vector<stored_message> sqlite_backend::fetch(user_id user, seq_t after,
-                                                  std::size_t max_count) {
+std::vector<stored_message> sqlite_backend::fetch(user_id user, seq_t after, std::size_t max_count,
+                                                  std::size_t max_bytes) {
   return or_unavailable([&] {
     std::vector<stored_message> messages;
     // No seq reaches 2^63 (see the header); a larger `after` (a client's
@@ -450,7 +510,11 @@ std::vector<stored_message> sqlite_backend::fetch(user_id user, seq_t after,
     q.bind(1, to_db(user)).bind(2, to_db(after));
     q.bind(3, static_cast<std::int64_t>(
                   std::min<std::uint64_t>(max_count, static_cast<std::uint64_t>(max_int64))));
+    std::size_t bytes = 0;
     while (q.step()) {
+      bytes += q.text_bytes(2);
+      // The first message goes whatever its size: a page always moves on.
+      if (!messages.empty() && bytes > max_bytes) break;
       stored_message m;
       m.seq = from_db(q.int64(0));
       m.sender = from_db(q.int64(1));
@@ -473,11 +537,7 @@ void sqlite_backend::advance_cursor(user_id user, seq_t seq) {
     const seq_t target = std::min(seq, row.highest);
     if (target <= row.cursor) return 0;
     return in_transaction([&] {
-      auto q = delete_up_to_.start();
-      q.bind(1, to_db(user)).bind(2, to_db(target));
-      q.step();
-      const auto deleted = static_cast<std::uint64_t>(sqlite3_changes64(db_.get()));
-      row.held -= std::min(deleted, row.held);
+      delete_up_to(user, target, row);
       row.cursor = target;
       write_user(user, row);
       return 0;
@@ -488,19 +548,27 @@ void sqlite_backend::advance_cursor(user_id user, seq_t seq) {
 std::uint64_t sqlite_backend::evict_expired(std::int64_t now_ms) {
   return or_unavailable([&] {
     return in_transaction([&] {
-      std::unordered_map<user_id, std::uint64_t> dropped;
+      struct drop {
+        std::uint64_t rows = 0;
+        std::uint64_t bytes = 0;
+      };
+      std::unordered_map<user_id, drop> dropped;
       {
         auto q = delete_expired_messages_.start();
         q.bind(1, window_start(now_ms, limits_.retention));
-        while (q.step())
-          ++dropped[from_db(q.int64(0))];
+        while (q.step()) {
+          auto& d = dropped[from_db(q.int64(0))];
+          ++d.rows;
+          d.bytes += from_db(q.int64(1));
+        }
       }
       std::uint64_t evicted = 0;
-      for (const auto& [user, count] : dropped) {
+      for (const auto& [user, d] : dropped) {
         user_row row = read_user(user);
-        row.held -= std::min(count, row.held);
+        row.held -= std::min(d.rows, row.held);
+        row.held_bytes -= std::min(d.bytes, row.held_bytes);
         write_user(user, row);
-        evicted += count;
+        evicted += d.rows;
       }
       {
         auto q = delete_expired_dedup_.start();

@@ -54,7 +54,8 @@ class sqlite_backend final : public backend {
   // and throws unavailable; the backend stays usable.
   append_outcome append(std::span<const append_request> batch) override;
   user_position position(user_id user) override;
-  std::vector<stored_message> fetch(user_id user, seq_t after, std::size_t max_count) override;
+  std::vector<stored_message> fetch(user_id user, seq_t after, std::size_t max_count,
+                                    std::size_t max_bytes) override;
   void advance_cursor(user_id user, seq_t seq) override;
   std::uint64_t evict_expired(std::int64_t now_ms) override;
 
@@ -93,12 +94,18 @@ class sqlite_backend final : public backend {
   struct user_row {
     seq_t highest = 0;
     seq_t cursor = 0;
-    std::uint64_t held = 0;  // rows in messages for this user, to apply --inbox-limit in O(1)
+    std::uint64_t held = 0;        // rows in messages for this user, to apply --inbox-limit in O(1)
+    std::uint64_t held_bytes = 0;  // their held_bytes(), for --inbox-bytes (schema 2)
   };
 
   void prepare_statements();
   user_row read_user(user_id user);
   void write_user(user_id user, const user_row& row);
+  // Deletes the user's rows up to `seq`; `row` loses what they held.
+  void delete_up_to(user_id user, seq_t seq, user_row& row);
+  // Applies --inbox-limit and --inbox-bytes to the user's rows (the oldest
+  // go, the newest stays); returns how many went.
+  std::uint64_t trim(user_id user, user_row& row);
   void run(statement& s);
   // Runs f() between BEGIN IMMEDIATE and COMMIT; on any exception rolls back
   // and rethrows.
@@ -117,7 +124,7 @@ class sqlite_backend final : public backend {
   statement insert_message_;
   statement select_dedup_;
   statement write_dedup_;
-  statement delete_oldest_;
+  statement select_oldest_;
   statement fetch_;
   statement delete_up_to_;
   statement delete_expired_messages_;

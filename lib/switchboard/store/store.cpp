@@ -10,6 +10,7 @@
 
 #include "switchboard/clock.hpp"
 #include "switchboard/log.hpp"
+#include "switchboard/log_throttle.hpp"
 #include "switchboard/metrics.hpp"
 #include "switchboard/spawn.hpp"
 
@@ -21,20 +22,29 @@ constexpr std::size_t request_capacity = 16384;
 // Most requests taken off the channel for one round: the group commit size.
 constexpr std::size_t max_round = 1024;
 // Messages per replay page: the writer asks for the next page only after it
-// wrote this one, so a replay never has more than one page queued.
+// wrote this one, so a replay never has more than one page queued. Bytes
+// per page: worker_limits::replay_page_bytes.
 constexpr std::size_t replay_page_size = 128;
 // A fetch that found the store unavailable is tried again after this; the
 // session waits (a replay never fails a session for an outage).
 constexpr std::chrono::milliseconds retry_pause{500};
 
+// An append's charge against --store-queue-bytes: its content and the
+// request around it.
+std::size_t queue_charge(const request::append& a) {
+  return sizeof(store_request) + held_bytes(a.message.content);
+}
+
 }  // namespace
 
 worker::worker(std::unique_ptr<async_backend> b, outcomes& out, metrics& m,
-               std::chrono::seconds sweep_interval, asio::any_io_executor executor)
+               std::chrono::seconds sweep_interval, worker_limits limits,
+               asio::any_io_executor executor)
     : backend_(std::move(b)),
       out_(out),
       metrics_(m),
       sweep_interval_(sweep_interval),
+      limits_(limits),
       own_thread_(!executor),
       executor_(executor ? executor : context_.get_executor()),
       requests_(executor_, request_capacity) {}
@@ -58,13 +68,37 @@ void worker::stop() {
   thread_.join();
 }
 
+bool worker::charge(store_request& r) {
+  auto* a = std::get_if<request::append>(&r);
+  if (a == nullptr) return true;
+  const std::size_t bytes = queue_charge(*a);
+  std::size_t queued = queued_bytes_.load(std::memory_order_relaxed);
+  do {
+    if (bytes > limits_.queue_bytes - std::min(queued, limits_.queue_bytes)) {
+      out_.refused(a->sender, a->message.id);
+      return false;
+    }
+  } while (!queued_bytes_.compare_exchange_weak(queued, queued + bytes, std::memory_order_relaxed));
+  return true;
+}
+
+void worker::release(const request::append& a) {
+  queued_bytes_.fetch_sub(queue_charge(a), std::memory_order_relaxed);
+}
+
 bool worker::try_submit(store_request& r) {
+  if (!charge(r)) return true;  // answered: refused
   // try_send leaves the value alone when it fails.
-  return requests_.try_send(boost::system::error_code{}, std::move(r));
+  if (requests_.try_send(boost::system::error_code{}, std::move(r))) return true;
+  if (auto* a = std::get_if<request::append>(&r)) release(*a);
+  return false;
 }
 
 asio::awaitable<void> worker::submit(store_request r) {
-  if (try_submit(r)) co_return;
+  if (!charge(r)) co_return;  // answered: refused
+  if (requests_.try_send(boost::system::error_code{}, std::move(r))) co_return;
+  // The charge stays while the request waits for room: its bytes are held
+  // all the same.
   co_await requests_.async_send(boost::system::error_code{}, std::move(r),
                                 asio::as_tuple(asio::use_awaitable));
 }
@@ -87,6 +121,7 @@ asio::awaitable<void> worker::run() {
 
     for (auto& r : round) {
       if (auto* a = std::get_if<request::append>(&r)) {
+        release(*a);
         group.push_back(std::move(*a));
         continue;
       }
@@ -99,6 +134,9 @@ asio::awaitable<void> worker::run() {
       // An open or a fetch must see every append that came before it.
       if (!group.empty()) co_await commit(group);
       if (auto* o = std::get_if<request::open>(&r)) {
+        // ...and an open every cursor move: a session that reconnects right
+        // after its frames were written is not sent them again.
+        if (!moves.empty()) co_await move_cursors(moves);
         co_await handle(*o);
       } else if (auto* f = std::get_if<request::fetch>(&r)) {
         co_await handle(*f);
@@ -147,7 +185,10 @@ asio::awaitable<void> worker::commit(std::vector<request::append>& group) {
     outcome = co_await backend_->append(batch);
   } catch (const std::exception& e) {
     // Nothing of the group was stored: every sender hears so and may resend.
-    SB_LOG(warn) << "store: append of " << batch.size() << " messages failed: " << e.what();
+    static log_throttle throttle(5, std::chrono::seconds(1));
+    if (std::uint64_t held = 0; throttle.allow(held))
+      SB_LOG(warn) << "store: append of " << batch.size() << " messages failed: " << e.what()
+                   << held_back(held);
     for (std::size_t i = 0; i < group.size(); ++i)
       out_.refused(group[i].sender, batch[i].id);
     group.clear();
@@ -185,7 +226,10 @@ asio::awaitable<void> worker::handle(request::open& r) {
   try {
     position = co_await backend_->open({r.session->user, r.session->id});
   } catch (const std::exception& e) {
-    SB_LOG(warn) << "store: cannot open the inbox of user " << r.session->user << ": " << e.what();
+    static log_throttle throttle(5, std::chrono::seconds(1));
+    if (std::uint64_t held = 0; throttle.allow(held))
+      SB_LOG(warn) << "store: cannot open the inbox of user " << r.session->user << ": " << e.what()
+                   << held_back(held);
     // The session waits for its welcome: a close ends that wait.
     r.session->post(event::close{close_reason::shutdown});
     co_return;
@@ -211,7 +255,8 @@ asio::awaitable<void> worker::handle(request::open& r) {
 
 asio::awaitable<void> worker::handle(request::fetch& r) {
   try {
-    auto messages = co_await backend_->fetch(r.session->user, r.after, replay_page_size);
+    auto messages = co_await backend_->fetch(r.session->user, r.after, replay_page_size,
+                                             limits_.replay_page_bytes);
     if (!r.session->post(event::replay_page{std::move(messages)}))
       r.session->abort(close_reason::slow_consumer);
   } catch (const unavailable& e) {
@@ -219,7 +264,10 @@ asio::awaitable<void> worker::handle(request::fetch& r) {
     // backend, once.
     if (r.session->channel().is_open()) retry_later(std::move(r));
   } catch (const std::exception& e) {
-    SB_LOG(warn) << "store: replay for user " << r.session->user << " failed: " << e.what();
+    static log_throttle throttle(5, std::chrono::seconds(1));
+    if (std::uint64_t held = 0; throttle.allow(held))
+      SB_LOG(warn) << "store: replay for user " << r.session->user << " failed: " << e.what()
+                   << held_back(held);
     r.session->abort(close_reason::shutdown);
   }
 }

@@ -17,6 +17,7 @@
 // I/O thread like memory:, since it never blocks (it awaits the network).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -95,11 +96,24 @@ class outcomes {
   virtual void refused(const session_ptr& sender, const std::optional<message_id>& id) = 0;
 };
 
+// The worker's own bounds on what clients make it hold.
+struct worker_limits {
+  // held_bytes() of one replay page, but for its first message, which goes
+  // whatever its size (server.cpp: a quarter of --send-queue-bytes).
+  std::size_t replay_page_bytes = std::size_t{256} << 10;
+  // --store-queue-bytes: content bytes of the SENDs waiting in the request
+  // queue. One that would go beyond is refused at once (ERROR unavailable,
+  // nothing stored): the queue's count alone (request_capacity) would let
+  // it hold 16384 largest messages, a GiB at the default --max-message-bytes.
+  std::size_t queue_bytes = std::size_t{64} << 20;
+};
+
 class worker {
  public:
   // Without `executor`, the worker runs on a thread of its own.
   worker(std::unique_ptr<async_backend> b, outcomes& out, metrics& m,
-         std::chrono::seconds sweep_interval, asio::any_io_executor executor = {});
+         std::chrono::seconds sweep_interval, worker_limits limits,
+         asio::any_io_executor executor = {});
   ~worker();
 
   void start();
@@ -108,10 +122,13 @@ class worker {
   // the thread. On the I/O threads: nothing to do, the server's loop ended.
   void stop();
 
-  // Waits while the queue is full. Safe from any thread.
+  // Waits while the queue is full. Safe from any thread. An append over
+  // --store-queue-bytes is refused instead (outcomes::refused).
   asio::awaitable<void> submit(store_request r);
   // Queues `r` unless the queue is full; `r` is left as it was then. The hot
   // path's way in: no coroutine frame per message (docs/performance.md).
+  // True also for an append refused over --store-queue-bytes (it was
+  // answered: outcomes::refused).
   bool try_submit(store_request& r);
 
  private:
@@ -124,6 +141,10 @@ class worker {
   asio::awaitable<void> move_cursors(std::vector<cursor_move>& moves);
   // Submits `r` again after a pause: a fetch that found the store unavailable.
   void retry_later(store_request r);
+  // An append's charge against --store-queue-bytes: false (and the sender
+  // told) if it does not fit; release() gives it back.
+  bool charge(store_request& r);
+  void release(const request::append& a);
 
   using channel_type =
       asio::experimental::concurrent_channel<void(boost::system::error_code, store_request)>;
@@ -132,6 +153,8 @@ class worker {
   outcomes& out_;
   metrics& metrics_;
   const std::chrono::seconds sweep_interval_;
+  const worker_limits limits_;
+  std::atomic<std::size_t> queued_bytes_{0};  // appends in requests_, against limits_.queue_bytes
   const bool own_thread_;
   asio::io_context context_{1};     // the store thread's own loop, if it has one
   asio::any_io_executor executor_;  // where run() and sweep() run

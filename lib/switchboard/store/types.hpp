@@ -10,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace switchboard::store {
@@ -68,10 +69,25 @@ struct user_position {
   friend bool operator==(const user_position&, const user_position&) = default;
 };
 
+// The held bytes of a message, for --inbox-bytes and the replay page cap:
+// its content, in bytes as stored (UTF-8 after JSON unescaping). Seqs,
+// senders, ids and each store's own overhead are left out, so that the
+// three backends count the same thing.
+inline std::size_t held_bytes(std::string_view content) {
+  return content.size();
+}
+
 struct backend_limits {
   std::chrono::seconds retention{604800};
   std::size_t inbox_limit = 10000;
   std::chrono::seconds dedup_window{600};
+  // Content bytes held per inbox (held_bytes); beyond, the oldest messages
+  // go as with inbox_limit. The newest message always stays, so one inbox
+  // holds at most max(inbox_bytes, one message).
+  std::size_t inbox_bytes = std::size_t{16} << 20;
+  // memory: only, everything it holds (messages, inboxes, dedup entries,
+  // with their bookkeeping); a SEND that would go beyond is refused.
+  std::size_t memory_store_bytes = std::size_t{256} << 20;
 };
 
 // Thrown when the storage cannot take a write now (disk full, I/O error):
