@@ -88,7 +88,12 @@ void hub::on(hub_event::registered& e) {
     auto oldest = std::move(user.sessions.front().session);
     user.sessions.erase(user.sessions.begin());
     --registered_;
-    SB_LOG(debug) << "session " << oldest->id << " of user " << oldest->user << " replaced";
+    SB_LOG(debug)
+            .field("session", oldest->id)
+            .field("user", oldest->user)
+            .field("close", "replaced")
+            .field("close_code", websocket_close_code(close_reason::replaced))
+        << "session " << oldest->id << " of user " << oldest->user << " replaced";
     if (!oldest->post(event::close{close_reason::replaced})) oldest->abort(close_reason::replaced);
   }
   user.sessions.push_back(member{std::move(e.session), e.live, e.position.highest});
@@ -171,7 +176,12 @@ void hub::on(hub_event::replace& e) {
   sessions.erase(m);
   --registered_;
   if (sessions.empty()) users_.erase(it);
-  SB_LOG(debug) << "session " << session->id << " of user " << session->user << " replaced";
+  SB_LOG(debug)
+          .field("session", session->id)
+          .field("user", session->user)
+          .field("close", "replaced")
+          .field("close_code", websocket_close_code(close_reason::replaced))
+      << "session " << session->id << " of user " << session->user << " replaced";
   if (!session->post(event::close{close_reason::replaced})) session->abort(close_reason::replaced);
   notify_if_drained();
 }

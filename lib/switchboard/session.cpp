@@ -545,8 +545,13 @@ void abort_session(session_state& st, close_reason reason) {
   // client may open and overflow sessions in a loop): /metrics counts them all.
   static log_throttle throttle(20, std::chrono::seconds(1));
   if (std::uint64_t held = 0; throttle.allow(held))
-    SB_LOG(info) << "session " << st.handle->id << " of user " << st.handle->user
-                 << " closed: " << to_string(reason) << held_back(held);
+    SB_LOG(info)
+            .field("session", st.handle->id)
+            .field("user", st.handle->user)
+            .field("close", to_string(reason))
+            .field("close_code", websocket_close_code(reason))
+        << "session " << st.handle->id << " of user " << st.handle->user
+        << " closed: " << to_string(reason) << held_back(held);
   st.s.stats.count_close(to_string(reason));
   if (!st.started) {
     // Before the welcome nothing else may be written: end now.
@@ -609,7 +614,8 @@ asio::awaitable<void> run_session(transport io, session_request request, service
                                                  request.ack, s.cfg.send_queue_bytes);
   s.stats.sessions.fetch_add(1, std::memory_order_relaxed);
   s.stats.sessions_opened_total.fetch_add(1, std::memory_order_relaxed);
-  SB_LOG(debug) << "session " << handle->id << " of user " << request.user << " opened";
+  SB_LOG(debug).field("session", handle->id).field("user", request.user)
+      << "session " << handle->id << " of user " << request.user << " opened";
 
   handle->watch_transport(io.held());
   session_state st(io, handle, s);
@@ -653,7 +659,8 @@ asio::awaitable<void> run_session(transport io, session_request request, service
   s.stats.frames_dropped_total.fetch_add(handle->dropped(), std::memory_order_relaxed);
   co_await unregister(s, handle);
   s.stats.sessions.fetch_sub(1, std::memory_order_relaxed);
-  SB_LOG(debug) << "session " << handle->id << " of user " << request.user << " ended";
+  SB_LOG(debug).field("session", handle->id).field("user", request.user)
+      << "session " << handle->id << " of user " << request.user << " ended";
 }
 
 }  // namespace switchboard

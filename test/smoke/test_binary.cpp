@@ -6,8 +6,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -114,4 +116,40 @@ BOOST_AUTO_TEST_CASE(unusable_tls_files_exit_1_naming_the_option) {
   BOOST_TEST(garbage.wait() == 1);
   BOOST_TEST(garbage.stderr_text().find("--tls-cert") != std::string::npos);
   std::remove(junk.c_str());
+}
+
+// With --log-format json each session's lines carry its id and user, and
+// its close the reason and the WebSocket close code, as fields a log
+// pipeline can filter on (docs/operations.md).
+BOOST_AUTO_TEST_CASE(json_log_lines_name_the_session_and_why_it_closed) {
+  child_process server({"--listen", "127.0.0.1:0", "--store", "memory:", "--log-format", "json",
+                        "--log-level", "debug", "--max-sessions-per-user", "1"});
+  const auto port = server.wait_listening();
+  {
+    ws_client first(port, "/ws/7");
+    ws_client second(port, "/ws/7");  // replaces the first
+    BOOST_TEST(first.read_until_closed() == 4001u);
+  }
+  server.signal(SIGTERM);
+  BOOST_TEST(server.wait() == 0);
+
+  std::istringstream lines(server.stderr_text());
+  std::vector<json::object> logged;
+  for (std::string line; std::getline(lines, line);) {
+    boost::system::error_code ec;
+    auto value = json::parse(line, ec);
+    BOOST_TEST_REQUIRE(!ec, "not a JSON line: " << line);
+    logged.push_back(value.as_object());
+  }
+  const auto has = [&](const auto& match) {
+    return std::any_of(logged.begin(), logged.end(), match);
+  };
+  BOOST_TEST(has([](const json::object& l) {
+    return l.contains("session") && l.contains("user") && l.at("user").to_number<int>() == 7 &&
+           l.at("message").as_string().ends_with(" opened");
+  }));
+  BOOST_TEST(has([](const json::object& l) {
+    return l.contains("close") && l.at("close") == "replaced" &&
+           l.at("close_code").to_number<int>() == 4001 && l.at("user").to_number<int>() == 7;
+  }));
 }
