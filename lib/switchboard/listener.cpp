@@ -48,8 +48,7 @@ asio::awaitable<void> write_answer(transport& stream, unsigned version, const ht
   response.prepare_payload();
   co_await http::async_write(stream, response, use_tuple);
   co_await stream.async_flush(use_tuple);
-  boost::system::error_code ignored;
-  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  stream.shutdown_send();
 }
 
 using websocket_stream = websocket::stream<transport>;
@@ -75,9 +74,8 @@ std::string remote_of(transport& stream) {
 // own so that all it holds (the request, its buffer, the parser, the deadline)
 // is freed before the session starts: an idle session keeps only what it
 // needs (docs/performance.md, memory per idle session).
-asio::awaitable<std::optional<upgraded>> upgrade(asio::ip::tcp::socket socket, services& s) {
+asio::awaitable<std::optional<upgraded>> upgrade(transport stream, services& s) {
   std::optional<upgraded> result;
-  transport stream = s.tls ? transport(std::move(socket), *s.tls) : transport(std::move(socket));
   // --handshake-timeout bounds the TLS handshake and the request; Beast's
   // own timeout then bounds the upgrade. A client that stalls anywhere in
   // between loses its socket, whatever it sent.
@@ -156,8 +154,10 @@ asio::awaitable<std::optional<upgraded>> upgrade(asio::ip::tcp::socket socket, s
   co_return result;
 }
 
-asio::awaitable<void> http_session(asio::ip::tcp::socket socket, services& s) {
-  auto accepted = co_await upgrade(std::move(socket), s);
+}  // namespace
+
+asio::awaitable<void> serve_connection(transport stream, services& s) {
+  auto accepted = co_await upgrade(std::move(stream), s);
   if (!accepted) co_return;
   // The session is a coroutine of its own, so that this frame is freed now
   // rather than held for the session's whole life.
@@ -168,8 +168,6 @@ asio::awaitable<void> http_session(asio::ip::tcp::socket socket, services& s) {
                    log_exception("session")(e);
                  });
 }
-
-}  // namespace
 
 listener::listener(io_threads& io, const asio::ip::tcp::endpoint& endpoint)
     : io_(io), acceptor_(io.main()) {
@@ -197,7 +195,8 @@ asio::awaitable<void> listener::run(services& s) {
     boost::system::error_code ignored;
     socket.set_option(asio::ip::tcp::no_delay(true), ignored);
     auto executor = socket.get_executor();
-    asio::co_spawn(executor, http_session(std::move(socket), s), log_exception("connection"));
+    transport stream = s.tls ? transport(std::move(socket), *s.tls) : transport(std::move(socket));
+    asio::co_spawn(executor, serve_connection(std::move(stream), s), log_exception("connection"));
   }
 }
 

@@ -11,6 +11,14 @@
 
 namespace switchboard {
 
+class transport;
+
+// One connection, from its first byte: one HTTP exchange (an answer and a
+// close) or a WebSocket upgrade and then the session (session.hpp). Runs on
+// the connection's I/O thread; the listener spawns it for each accepted
+// socket, fuzz_session for each in-memory connection (memory_link.hpp).
+asio::awaitable<void> serve_connection(transport stream, services& s);
+
 class listener {
  public:
   // Binds and listens at once, so a port in use fails here, before anything

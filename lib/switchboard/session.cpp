@@ -444,6 +444,11 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
     session_event ev;
     if (!take(ev)) {
       co_await w.flush_cursor();
+      // The reader ended (the client went away) while this writer was busy:
+      // its channel().cancel() found no receive to cancel, and this one
+      // would wait until the next frame for the user, or for ever.
+      // (fuzz_session found it: corpus/fuzz_session/reader-ends-mid-flush.)
+      if (st.reader_ended) co_return;
       auto [ec, e] = co_await channel.async_receive(use_tuple);
       if (ec) co_return;
       ev = std::move(e);

@@ -25,23 +25,39 @@ transport::transport(socket_type socket, asio::ssl::context& tls)
   out_->owner = this;
 }
 
+transport::transport(std::shared_ptr<memory_link> link)
+    : socket_(link->executor_), mem_(std::move(link)), out_(std::make_shared<output>()) {
+  out_->owner = this;
+}
+
 transport::transport(transport&& other) noexcept
-    : socket_(std::move(other.socket_)), tls_(std::move(other.tls_)), out_(std::move(other.out_)) {
+    : socket_(std::move(other.socket_)),
+      tls_(std::move(other.tls_)),
+      mem_(std::move(other.mem_)),
+      out_(std::move(other.out_)) {
   if (out_) out_->owner = this;
 }
 
 transport::~transport() {
   if (!out_) return;  // moved from
   out_->owner = nullptr;
+  if (mem_) mem_->close();  // as destroying a socket closes it
   // A write still in flight keeps the TLS stream alive (start_write); closing
   // the socket makes it end now instead of whenever the peer reads.
   if (tls_ && out_->in_flight) close();
 }
 
 void transport::close() {
+  if (mem_) return mem_->close();
   boost::system::error_code ignored;
   socket().shutdown(socket_type::shutdown_both, ignored);
   socket().close(ignored);
+}
+
+void transport::shutdown_send() {
+  if (mem_) return mem_->shutdown_send();
+  boost::system::error_code ignored;
+  socket().shutdown(socket_type::shutdown_send, ignored);
 }
 
 void transport::append_frame(std::uint8_t opcode, std::string_view payload) {
@@ -95,6 +111,7 @@ class transport::write_owner {
   }
   // The write completed: hands the output over.
   std::shared_ptr<output> take() { return std::move(out_); }
+  transport::output& out() { return *out_; }
 
  private:
   std::shared_ptr<output> out_;
@@ -105,7 +122,9 @@ void transport::start_write() {
   if (out.in_flight || out.error || out.pending.empty()) return;
   out.writing.swap(out.pending);
   out.in_flight = true;
-  if (tls_) {
+  if (mem_) {
+    memory_write(mem_, write_owner(out_), 0);
+  } else if (tls_) {
     auto done = [owner = write_owner(out_), stream = tls_](
                     boost::system::error_code ec, std::size_t) mutable { wrote(owner.take(), ec); };
     asio::async_write(*tls_, asio::buffer(out.writing), std::move(done));
@@ -135,6 +154,138 @@ void transport::wrote(const std::shared_ptr<output>& out, boost::system::error_c
   out->waiters.clear();
   for (auto& waiter : waiters)
     std::move(waiter)(out->error);
+}
+
+void transport::memory_write(const std::shared_ptr<memory_link>& link, write_owner owner,
+                             std::size_t offset) {
+  auto complete = [&link, &owner](boost::system::error_code ec) {
+    asio::post(link->executor_,
+               [owner = std::move(owner), ec]() mutable { wrote(owner.take(), ec); });
+  };
+  if (link->closed_) return complete(asio::error::operation_aborted);
+  const std::string& bytes = owner.out().writing;
+  offset += link->accept(std::string_view(bytes).substr(offset));
+  if (offset == bytes.size()) return complete({});
+  // The window is full: the rest waits for the client to read.
+  link->wait_room([link, owner = std::move(owner), offset]() mutable {
+    memory_write(link, std::move(owner), offset);
+  });
+}
+
+void transport::memory_read_some(
+    asio::mutable_buffer buffer,
+    asio::any_completion_handler<void(boost::system::error_code, std::size_t)> handler) {
+  auto read_now = [link = mem_, buffer,
+                   handler = std::move(handler)](boost::system::error_code ec) mutable {
+    std::size_t n = 0;
+    if (!ec) n = link->read(buffer.data(), buffer.size(), ec);
+    std::move(handler)(ec, n);
+  };
+  if (mem_->readable())
+    asio::post(mem_->executor_,
+               beast::bind_front_handler(std::move(read_now), boost::system::error_code{}));
+  else
+    mem_->wait_readable(std::move(read_now));
+}
+
+// As over TCP: the close frames are out; send the FIN and read (and drop)
+// until the client closes its side too.
+void transport::memory_teardown(
+    asio::any_completion_handler<void(boost::system::error_code)> handler) {
+  mem_->shutdown_send();
+  auto link = mem_;
+  struct drain {
+    std::shared_ptr<memory_link> link;
+    asio::any_completion_handler<void(boost::system::error_code)> handler;
+    void operator()(boost::system::error_code ec) {
+      char sink[512];
+      while (!ec)
+        link->read(sink, sizeof sink, ec);
+      if (ec == asio::error::would_block) return link->wait_readable(std::move(*this));
+      link->close();
+      std::move(handler)(ec == asio::error::eof ? boost::system::error_code{} : ec);
+    }
+  };
+  if (link->readable())
+    asio::post(link->executor_, beast::bind_front_handler(drain{link, std::move(handler)},
+                                                          boost::system::error_code{}));
+  else
+    link->wait_readable(drain{link, std::move(handler)});
+}
+
+void memory_link::client_write(std::string_view bytes) {
+  if (closed_ || client_eof_) return;
+  inbound_.append(bytes);
+  if (!bytes.empty() && on_readable_)
+    asio::post(executor_,
+               beast::bind_front_handler(std::move(on_readable_), boost::system::error_code{}));
+}
+
+void memory_link::client_shutdown() {
+  client_eof_ = true;
+  if (on_readable_)
+    asio::post(executor_,
+               beast::bind_front_handler(std::move(on_readable_), boost::system::error_code{}));
+}
+
+std::string memory_link::client_read() {
+  std::string taken = std::move(outbound_);
+  outbound_.clear();
+  if (on_room_) asio::post(executor_, std::move(on_room_));
+  return taken;
+}
+
+void memory_link::reset() {
+  on_readable_ = nullptr;
+  on_room_ = nullptr;
+}
+
+void memory_link::wait_readable(wait_handler handler) {
+  if (readable()) {
+    asio::post(executor_, beast::bind_front_handler(std::move(handler),
+                                                    closed_ ? asio::error::operation_aborted
+                                                            : boost::system::error_code{}));
+    return;
+  }
+  handler.swap(on_readable_);  // not a move assignment: see wait_room
+}
+
+std::size_t memory_link::read(void* data, std::size_t size, boost::system::error_code& ec) {
+  ec = {};
+  if (closed_) {
+    ec = asio::error::bad_descriptor;
+    return 0;
+  }
+  if (inbound_.empty()) {
+    if (client_eof_)
+      ec = asio::error::eof;
+    else
+      ec = asio::error::would_block;
+    return 0;
+  }
+  const std::size_t n = std::min(size, inbound_.size());
+  std::memcpy(data, inbound_.data(), n);
+  inbound_.erase(0, n);
+  return n;
+}
+
+std::size_t memory_link::accept(std::string_view bytes) {
+  const std::size_t room = window_ - std::min(window_, outbound_.size());
+  const std::size_t n = std::min(room, bytes.size());
+  outbound_.append(bytes.substr(0, n));
+  return n;
+}
+
+// Like close() on a socket: the waiting operations end with operation_aborted.
+void memory_link::close() {
+  if (closed_) return;
+  closed_ = true;
+  inbound_.clear();
+  if (on_readable_)
+    asio::post(executor_, beast::bind_front_handler(
+                              std::move(on_readable_),
+                              boost::system::error_code(asio::error::operation_aborted)));
+  if (on_room_) asio::post(executor_, std::move(on_room_));
 }
 
 void teardown(beast::role_type role, transport& t, boost::system::error_code& ec) {

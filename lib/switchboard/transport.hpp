@@ -1,5 +1,6 @@
 // The byte stream under a session: TCP, or TLS over TCP, with every write
-// going through one per-connection output buffer.
+// going through one per-connection output buffer; or, for fuzzing, a
+// connection held in memory (memory_link.hpp).
 //
 // Why a stream of our own under Beast (docs/performance.md):
 //   - One socket write per batch. The writer appends every frame it has
@@ -36,6 +37,7 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <boost/beast/websocket/teardown.hpp>
 
+#include "switchboard/memory_link.hpp"
 #include "switchboard/net.hpp"
 
 namespace switchboard {
@@ -50,6 +52,8 @@ class transport {
   explicit transport(socket_type socket);
   // TLS: the handshake is still to be done (async_handshake).
   transport(socket_type socket, asio::ssl::context& tls);
+  // In memory, with no socket (memory_link.hpp): clear text.
+  explicit transport(std::shared_ptr<memory_link> link);
 
   transport(transport&& other) noexcept;
   transport& operator=(transport&&) = delete;
@@ -61,6 +65,8 @@ class transport {
 
   // Closes the socket at once: pending operations end with operation_aborted.
   void close();
+  // Shuts down the sending side (after an HTTP answer).
+  void shutdown_send();
 
   // The server side of the TLS handshake. Only for a TLS transport.
   template <class Token>
@@ -74,6 +80,8 @@ class transport {
         [this](auto handler, const MutableBufferSequence& b) {
           if (tls_)
             tls_->async_read_some(b, std::move(handler));
+          else if (mem_)
+            memory_read_some(first_buffer(b), std::move(handler));
           else
             socket_.async_read_some(b, std::move(handler));
         },
@@ -85,12 +93,20 @@ class transport {
   // without holding a buffer. Together they let an idle session wait with
   // no read buffer; see session.cpp.
   std::size_t read_some_now(asio::mutable_buffer buffer, boost::system::error_code& ec) {
+    if (mem_) return mem_->read(buffer.data(), buffer.size(), ec);
     if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
     return ec ? 0 : socket_.read_some(buffer, ec);
   }
   template <class Token>
   auto async_wait_readable(Token&& token) {
-    return socket_.async_wait(socket_type::wait_read, std::forward<Token>(token));
+    return asio::async_initiate<Token, void(boost::system::error_code)>(
+        [this](auto handler) {
+          if (mem_)
+            mem_->wait_readable(std::move(handler));
+          else
+            socket_.async_wait(socket_type::wait_read, std::move(handler));
+        },
+        token);
   }
 
   // Takes every byte at once into the output buffer and starts a socket
@@ -183,6 +199,8 @@ class transport {
         [&t, role, h = std::forward<Handler>(handler)](boost::system::error_code) mutable {
           if (t.tls_)
             beast::async_teardown(role, *t.tls_, std::move(h));
+          else if (t.mem_)
+            t.memory_teardown(std::move(h));
           else
             beast::websocket::async_teardown(role, t.socket_, std::move(h));
         });
@@ -207,6 +225,21 @@ class transport {
 
   void start_write();
   class write_owner;
+  // The memory_link side of the operations above.
+  static asio::mutable_buffer first_buffer(asio::mutable_buffer b) { return b; }
+  template <class MutableBufferSequence>
+  static asio::mutable_buffer first_buffer(const MutableBufferSequence& buffers) {
+    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers);
+         ++it)
+      if (asio::mutable_buffer b(*it); b.size() != 0) return b;
+    return {};
+  }
+  void memory_read_some(
+      asio::mutable_buffer buffer,
+      asio::any_completion_handler<void(boost::system::error_code, std::size_t)> handler);
+  void memory_teardown(asio::any_completion_handler<void(boost::system::error_code)> handler);
+  static void memory_write(const std::shared_ptr<memory_link>& link, write_owner owner,
+                           std::size_t offset);
   static void wrote(const std::shared_ptr<output>& out, boost::system::error_code ec);
 
   socket_type socket_;  // clear text; empty with TLS
@@ -214,6 +247,7 @@ class transport {
   // ssl::stream must outlive its operations, and that write can outlive the
   // transport (a pong Beast wrote just before the session ended).
   std::shared_ptr<tls_stream> tls_;
+  std::shared_ptr<memory_link> mem_;  // in memory: no socket, no TLS
   std::shared_ptr<output> out_;
 };
 

@@ -159,7 +159,8 @@ void memory_backend::advance_cursor(user_id user, seq_t seq) {
 std::uint64_t memory_backend::evict_expired(std::int64_t now_ms) {
   const std::int64_t oldest_kept = window_start(now_ms, limits_.retention);
   std::uint64_t evicted = 0;
-  for (auto& [user, box] : inboxes_) {
+  for (auto& entry : inboxes_) {
+    inbox& box = entry.second;  // not a structured binding: clang 14 cannot capture one
     // Not just a pop from the front: receive times from different I/O
     // threads can reach the store slightly out of seq order.
     evicted += std::erase_if(box.held, [&](const stored_message& m) {

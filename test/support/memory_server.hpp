@@ -1,0 +1,141 @@
+// A Switchboard in memory, for tests and fuzzing: the parts server.cpp
+// wires (router, hub, store worker over a memory store) on one io_context
+// that the caller runs, and connections over memory_link.hpp instead of
+// sockets. What happens is then one deterministic sequence: a race between
+// a session's reader and writer can be set up step by step and replayed.
+// Header-only: fuzz_session (test/fuzz) uses it without the test support
+// library.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "switchboard/config.hpp"
+#include "switchboard/delivery.hpp"
+#include "switchboard/hub.hpp"
+#include "switchboard/listener.hpp"
+#include "switchboard/memory_link.hpp"
+#include "switchboard/metrics.hpp"
+#include "switchboard/router.hpp"
+#include "switchboard/services.hpp"
+#include "switchboard/store/async_backend.hpp"
+#include "switchboard/store/memory_backend.hpp"
+#include "switchboard/store/store.hpp"
+#include "switchboard/transport.hpp"
+
+namespace switchboard::test {
+
+// The limits server.cpp derives from the options (open_backend, worker_limits).
+inline store::backend_limits memory_store_limits(const config& cfg) {
+  store::backend_limits limits;
+  limits.retention = cfg.retention;
+  limits.inbox_limit = cfg.inbox_limit;
+  limits.dedup_window = cfg.dedup_window;
+  limits.inbox_bytes = cfg.inbox_bytes;
+  limits.memory_store_bytes = cfg.memory_store_bytes;
+  return limits;
+}
+
+inline store::worker_limits memory_worker_limits(const config& cfg) {
+  store::worker_limits limits;
+  limits.replay_page_bytes = std::max<std::size_t>(1, cfg.send_queue_bytes / 4);
+  limits.queue_bytes = cfg.store_queue_bytes;
+  return limits;
+}
+
+class memory_server {
+ public:
+  explicit memory_server(config c)
+      : cfg(std::move(c)),
+        routes(cfg, stats),
+        registry(context.get_executor(), cfg.max_sessions_per_user, stats),
+        outcomes(registry, stats),
+        store(std::make_unique<store::sync_adapter>(
+                  std::make_unique<store::memory_backend>(memory_store_limits(cfg))),
+              outcomes, stats, std::chrono::seconds(1), memory_worker_limits(cfg),
+              context.get_executor()),
+        shared{cfg, stats, registry, store, routes, nullptr} {
+    store.start();
+    boost::asio::co_spawn(context, registry.run(), boost::asio::detached);
+  }
+  ~memory_server() {
+    registry.close();
+    context.poll();
+    context.stop();
+  }
+  memory_server(const memory_server&) = delete;
+  memory_server& operator=(const memory_server&) = delete;
+
+  // A new connection whose "kernel" takes `window` bytes the client has not
+  // read; `held`, when given, receives the transport's count of bytes not
+  // yet taken (transport::held()).
+  std::shared_ptr<memory_link> connect(
+      std::size_t window, std::shared_ptr<const std::atomic<std::size_t>>* held = nullptr) {
+    auto link = std::make_shared<memory_link>(context.get_executor(), window);
+    transport io(link);
+    if (held) *held = io.held();
+    boost::asio::co_spawn(context, serve_connection(std::move(io), shared), boost::asio::detached);
+    return link;
+  }
+
+  // Runs the handlers that are ready (at most `limit`), calling `after_each`
+  // after each one.
+  template <class F>
+  void settle(F&& after_each, int limit = 10000) {
+    for (int i = 0; i < limit && context.poll_one() != 0; ++i)
+      after_each();
+  }
+  void settle() {
+    settle([] {});
+  }
+
+  boost::asio::io_context context{1};  // first: destroyed last, its handlers may hold the rest
+  const config cfg;
+  metrics stats;
+  router routes;
+  hub registry;
+  delivery outcomes;
+  store::worker store;
+  services shared;
+};
+
+// A WebSocket upgrade request for `target` (for example "/ws/1?ack=manual").
+inline std::string upgrade_request(std::string_view target) {
+  return "GET " + std::string(target) +
+         " HTTP/1.1\r\nHost: memory\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+}
+
+// A client frame (RFC 6455 section 5.2) of less than 64 KiB: `first` is its
+// first byte as given (FIN, RSV, opcode), the payload masked with `key`
+// unless `unmasked`.
+inline std::string client_frame(std::uint8_t first, std::string_view payload, bool unmasked = false,
+                                std::array<std::uint8_t, 4> key = {0x12, 0x34, 0x56, 0x78}) {
+  std::string f(1, static_cast<char>(first));
+  const std::uint8_t mask_bit = unmasked ? 0 : 0x80;
+  const std::size_t n = payload.size();
+  if (n < 126) {
+    f += static_cast<char>(mask_bit | n);
+  } else {
+    f += static_cast<char>(mask_bit | 126);
+    f += static_cast<char>(n >> 8);
+    f += static_cast<char>(n & 0xff);
+  }
+  if (!unmasked) f.append(reinterpret_cast<const char*>(key.data()), 4);
+  for (std::size_t i = 0; i < n; ++i)
+    f += static_cast<char>(payload[i] ^ (unmasked ? 0 : key[i % 4]));
+  return f;
+}
+
+}  // namespace switchboard::test
