@@ -47,6 +47,7 @@ struct config {
   std::size_t store_queue_bytes = std::size_t{64} << 20;
   std::chrono::seconds drain_timeout{10};
   std::optional<std::string> jwt_secret_file;
+  std::optional<std::string> api_key_file;  // off: every /api/ path is a 404
   std::optional<std::string> tls_cert;
   std::optional<std::string> tls_key;
   std::vector<std::string> allow_origins;

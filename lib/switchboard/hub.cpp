@@ -5,6 +5,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "switchboard/log.hpp"
@@ -30,6 +31,8 @@ hub::hub(asio::any_io_executor executor, std::size_t max_sessions_per_user, metr
       mailbox_(executor, mailbox_capacity) {}
 
 asio::awaitable<void> hub::run() {
+  // Names the mailbox in the trace preset's log (docs/debugging.md).
+  SB_LOG(debug).field("channel", static_cast<const void*>(&mailbox_)) << "hub mailbox";
   for (;;) {
     auto [ec, message] = co_await mailbox_.async_receive(asio::as_tuple(asio::use_awaitable));
     if (ec) co_return;
@@ -42,6 +45,21 @@ asio::awaitable<void> hub::send(hub_message message) {
   // try_send leaves the value alone when it fails, so it can still be moved.
   co_await mailbox_.async_send(boost::system::error_code{}, std::move(message),
                                asio::as_tuple(asio::use_awaitable));
+}
+
+asio::awaitable<std::vector<session_listing>> hub::sessions_of(store::user_id user) {
+  // The answer crosses back from the hub's thread through a channel.
+  using reply_channel = asio::experimental::concurrent_channel<void(boost::system::error_code,
+                                                                    std::vector<session_listing>)>;
+  const auto executor = co_await asio::this_coro::executor;
+  auto reply = std::make_shared<reply_channel>(executor, 1);
+  hub_message ask =
+      hub_event::list{user, [reply](std::vector<session_listing> sessions) {
+                        reply->try_send(boost::system::error_code{}, std::move(sessions));
+                      }};
+  co_await send(std::move(ask));
+  auto [ec, sessions] = co_await reply->async_receive(asio::as_tuple(asio::use_awaitable));
+  co_return std::move(sessions);
 }
 
 bool hub::post(hub_message message) {
@@ -231,6 +249,11 @@ void hub::on(hub_event::drain& e) {
       if (!m.session->post(event::close{close_reason::shutdown}))
         m.session->abort(close_reason::shutdown);
   notify_if_drained();
+}
+
+void hub::on(hub_event::list& e) {
+  const auto it = users_.find(e.user);
+  e.reply(it == users_.end() ? std::vector<session_listing>{} : it->second.sessions);
 }
 
 void hub::remove(store::user_id user_id, const session_handle* session) {

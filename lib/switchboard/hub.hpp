@@ -38,6 +38,13 @@ namespace switchboard {
 
 class metrics;
 
+// One session of a user as the hub sees it (GET /api/sessions).
+struct session_listing {
+  session_ptr session;
+  bool live = false;      // false while its writer replays from the store
+  store::seq_t from = 0;  // live frames above this seq go to it
+};
+
 namespace hub_event {
 // From the store, once it read the user's position and sent the welcome.
 struct registered {
@@ -74,11 +81,17 @@ struct caught_up {
 struct drain {
   std::function<void()> drained;
 };
+// From GET /api/sessions: `reply` gets the user's sessions, oldest first,
+// on the hub's thread.
+struct list {
+  store::user_id user;
+  std::function<void(std::vector<session_listing>)> reply;
+};
 }  // namespace hub_event
 
-using hub_message =
-    std::variant<hub_event::registered, hub_event::unregistered, hub_event::committed,
-                 hub_event::inbox_at, hub_event::replace, hub_event::caught_up, hub_event::drain>;
+using hub_message = std::variant<hub_event::registered, hub_event::unregistered,
+                                 hub_event::committed, hub_event::inbox_at, hub_event::replace,
+                                 hub_event::caught_up, hub_event::drain, hub_event::list>;
 
 class hub {
  public:
@@ -99,17 +112,17 @@ class hub {
   // event was dropped, which a cluster repairs from the inbox.
   bool post(hub_message message);
 
+  // The sessions of `user` registered on this node (hub_event::list), from
+  // any thread. Never completes if the hub has stopped (shutdown).
+  asio::awaitable<std::vector<session_listing>> sessions_of(store::user_id user);
+
   void close();
 
   // The hub's executor (the main I/O thread): run() must be spawned on it.
   asio::any_io_executor get_executor() { return mailbox_.get_executor(); }
 
  private:
-  struct member {
-    session_ptr session;
-    bool live = false;      // false while its writer replays from the store
-    store::seq_t from = 0;  // live frames above this seq go to it
-  };
+  using member = session_listing;
   struct user_state {
     store::seq_t highest = 0;
     std::vector<member> sessions;  // oldest first
@@ -122,6 +135,7 @@ class hub {
   void on(hub_event::replace& e);
   void on(hub_event::caught_up& e);
   void on(hub_event::drain& e);
+  void on(hub_event::list& e);
   void remove(store::user_id user, const session_handle* session);
   // Sends the live sessions of `user` back to the inbox up to its highest.
   void catch_up(user_state& user);

@@ -13,7 +13,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include "switchboard/api.hpp"
 #include "switchboard/config.hpp"
+#include "switchboard/hub.hpp"
 #include "switchboard/log.hpp"
 #include "switchboard/log_throttle.hpp"
 #include "switchboard/metrics.hpp"
@@ -49,6 +51,29 @@ asio::awaitable<void> write_answer(transport& stream, unsigned version, const ht
   co_await http::async_write(stream, response, use_tuple);
   co_await stream.async_flush(use_tuple);
   stream.shutdown_send();
+}
+
+// One session's description, taken on its own I/O thread.
+asio::awaitable<std::optional<session_info>> describe_there(session_ptr session) {
+  co_return describe(*session);
+}
+
+// GET /api/sessions: the hub lists the user's sessions, then each is
+// described on its own I/O thread, where its state lives (session.hpp).
+// Every argument of a co_await is a named variable: GCC 12 (debugging.md).
+asio::awaitable<http_answer> answer(const api::sessions_query& query, services& s) {
+  const auto listing = co_await s.registry.sessions_of(query.user);
+  std::vector<session_info> sessions;
+  for (const auto& listed : listing) {
+    auto there = describe_there(listed.session);
+    auto info =
+        co_await asio::co_spawn(listed.session->executor(), std::move(there), asio::use_awaitable);
+    if (!info) continue;  // ended meanwhile
+    info->live = listed.live;
+    info->from = listed.from;
+    sessions.push_back(std::move(*info));
+  }
+  co_return http_answer{200, "application/json", api::sessions_body(query.user, sessions), {}};
 }
 
 using websocket_stream = websocket::stream<transport>;
@@ -125,6 +150,12 @@ asio::awaitable<std::optional<upgraded>> upgrade(transport stream, services& s) 
       SB_LOG(debug).field("remote", remote_of(stream)).field("status", answer->status)
           << request.method_string() << " " << request.target() << " refused";
     co_await write_answer(stream, request.version(), *answer);
+    co_return result;
+  }
+  if (auto* api_request = std::get_if<api::request>(&routed)) {
+    auto answering = std::visit([&](const auto& r) { return answer(r, s); }, *api_request);
+    const auto answered = co_await std::move(answering);
+    co_await write_answer(stream, request.version(), answered);
     co_return result;
   }
   auto session = std::get<session_request>(routed);

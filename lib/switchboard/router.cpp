@@ -85,8 +85,8 @@ http_answer error_answer(unsigned status, std::string_view code, std::string_vie
   return http_answer{status, std::string(json_type), json::serialize(body), {}};
 }
 
-router::router(const config& cfg, metrics& m, std::string jwt_secret)
-    : config_(cfg), metrics_(m), jwt_secret_(std::move(jwt_secret)) {}
+router::router(const config& cfg, metrics& m, std::string jwt_secret, std::string api_key)
+    : config_(cfg), metrics_(m), jwt_secret_(std::move(jwt_secret)), api_key_(std::move(api_key)) {}
 
 route_result router::route(const route_request& request) {
   const auto question = request.target.find('?');
@@ -94,6 +94,13 @@ route_result router::route(const route_request& request) {
   const auto query =
       question == std::string_view::npos ? std::string_view{} : request.target.substr(question + 1);
 
+  if (path.starts_with("/api/")) {
+    if (api_key_.empty()) return error_answer(404, "not_found", "no such resource");
+    auto routed = api::route(request.method, path, query, request.authorization, api_key_);
+    if (const auto* no = std::get_if<api::refusal>(&routed))
+      return error_answer(no->status, no->code, no->message);
+    return std::get<api::request>(std::move(routed));
+  }
   if (request.method == "GET") {
     if (path.starts_with("/ws/")) return route_websocket(request, path.substr(4), query);
     if (path == "/healthz") {

@@ -11,6 +11,7 @@
 #include <variant>
 #include <vector>
 
+#include "switchboard/api.hpp"
 #include "switchboard/session_handle.hpp"
 #include "switchboard/store/types.hpp"
 
@@ -42,7 +43,9 @@ struct session_request {
   std::optional<store::seq_t> since;
 };
 
-using route_result = std::variant<http_answer, session_request>;
+// An answer now, a WebSocket session, or an API request whose answer the
+// listener gathers (api.hpp).
+using route_result = std::variant<http_answer, session_request, api::request>;
 
 // {"error":"<code>","message":"<text>"} with its status.
 http_answer error_answer(unsigned status, std::string_view code, std::string_view message);
@@ -50,7 +53,8 @@ http_answer error_answer(unsigned status, std::string_view code, std::string_vie
 class router {
  public:
   // `jwt_secret`: the secret of --jwt-secret-file; empty when auth is off.
-  router(const config& cfg, metrics& m, std::string jwt_secret = {});
+  // `api_key`: the key of --api-key-file; empty when the API is off.
+  router(const config& cfg, metrics& m, std::string jwt_secret = {}, std::string api_key = {});
 
   route_result route(const route_request& request);
 
@@ -69,6 +73,7 @@ class router {
   const config& config_;
   metrics& metrics_;
   const std::string jwt_secret_;          // empty: the server is open
+  const std::string api_key_;             // empty: no /api/
   std::atomic<std::size_t> sessions_{0};  // slots taken under --max-connections
   std::atomic<bool> draining_{false};     // set once by the signal handler
 };

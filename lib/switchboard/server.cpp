@@ -4,6 +4,9 @@
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -44,6 +47,17 @@ bool is_cluster(const config& cfg) {
   return cfg.store.starts_with("redis://");
 }
 
+// The content of a secret's file (`option` names it in the error), or
+// empty when the option is off.
+std::string load_secret(const std::optional<std::string>& file, std::string_view option) {
+  if (!file) return {};
+  try {
+    return jwt::read_secret_file(*file);
+  } catch (const std::exception& e) {
+    throw startup_error("--" + std::string(option) + ": " + e.what());
+  }
+}
+
 std::unique_ptr<store::async_backend> open_backend(const config& cfg, asio::any_io_executor main,
                                                    store::route_sink& routes, metrics& stats) {
   store::backend_limits limits;
@@ -59,13 +73,8 @@ std::unique_ptr<store::async_backend> open_backend(const config& cfg, asio::any_
     s.port = location->port;
     s.user = location->user;
     s.db = location->db;
-    if (cfg.redis_password_file) {
-      try {
-        s.password = jwt::read_secret_file(*cfg.redis_password_file);
-      } catch (const std::exception& e) {
-        throw startup_error(std::string("--redis-password-file: ") + e.what());
-      }
-    }
+    if (cfg.redis_password_file)
+      s.password = load_secret(cfg.redis_password_file, "redis-password-file");
     s.node_id = cfg.node_id;
     s.limits = limits;
     s.max_sessions_per_user = cfg.max_sessions_per_user;
@@ -123,21 +132,38 @@ std::unique_ptr<asio::ssl::context> load_tls(const config& cfg) {
   return tls;
 }
 
-std::string load_jwt_secret(const config& cfg) {
-  if (!cfg.jwt_secret_file) return {};
-  try {
-    return jwt::read_secret_file(*cfg.jwt_secret_file);
-  } catch (const std::exception& e) {
-    throw startup_error(std::string("--jwt-secret-file: ") + e.what());
+// The services of every server in this process (one in the binary; some
+// tests run several), for a debugger: `sb hub` and `sb store` start here
+// (tools/gdb/switchboard.py), since nothing of a server is on any stack
+// while its threads wait in epoll_wait. Touched when a server starts or ends.
+std::mutex all_servers_mutex;
+std::vector<const services*> all_servers;
+
+// Lists a server's services for as long as it lives.
+class listed_server {
+ public:
+  explicit listed_server(const services& s) : services_(&s) {
+    std::lock_guard lock(all_servers_mutex);
+    all_servers.push_back(services_);
   }
-}
+  ~listed_server() {
+    std::lock_guard lock(all_servers_mutex);
+    std::erase(all_servers, services_);
+  }
+  listed_server(const listed_server&) = delete;
+  listed_server& operator=(const listed_server&) = delete;
+
+ private:
+  const services* services_;
+};
 
 }  // namespace
 
 struct server::parts {
   parts(config& cfg, io_threads& io)
       : tls(load_tls(cfg)),
-        routes(cfg, stats, load_jwt_secret(cfg)),
+        routes(cfg, stats, load_secret(cfg.jwt_secret_file, "jwt-secret-file"),
+               load_secret(cfg.api_key_file, "api-key-file")),
         // A cluster counts sessions per user across nodes and tells the
         // hub which to close.
         registry(io.main().get_executor(), is_cluster(cfg) ? 0 : cfg.max_sessions_per_user, stats),
@@ -151,7 +177,8 @@ struct server::parts {
                   : asio::any_io_executor{}),
         acceptor(bind(io, cfg)),
         signals(io.main(), SIGINT, SIGTERM),
-        shared{cfg, stats, registry, store, routes, tls.get()} {}
+        shared{cfg, stats, registry, store, routes, tls.get()},
+        listed(shared) {}
 
   static listener bind(io_threads& io, const config& cfg) {
     const auto endpoint = listen_endpoint(cfg);
@@ -172,6 +199,7 @@ struct server::parts {
   listener acceptor;
   asio::signal_set signals;
   services shared;
+  listed_server listed;
 };
 
 server::server(config cfg) : config_(std::move(cfg)), io_(config_.threads) {

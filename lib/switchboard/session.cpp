@@ -1,10 +1,14 @@
 #include "switchboard/session.hpp"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <random>
 
 #include <boost/asio/as_tuple.hpp>
@@ -22,6 +26,7 @@
 #include "switchboard/log_throttle.hpp"
 #include "switchboard/metrics.hpp"
 #include "switchboard/protocol.hpp"
+#include "switchboard/session_info.hpp"
 #include "switchboard/spawn.hpp"
 #include "switchboard/store/store.hpp"
 #include "switchboard/ws_frames.hpp"
@@ -73,8 +78,11 @@ class token_bucket {
 
 struct thread_sessions;
 
+}  // namespace
+
 // What the reader, the writer and the sweeper share. All of them run on the
-// session's I/O thread.
+// session's I/O thread. Its handle points here (session_handle::state()),
+// and a debugger finds every one through the thread lists below.
 struct session_state {
   session_state(transport& io, session_ptr handle, services& s);
   ~session_state();
@@ -111,16 +119,59 @@ struct session_state {
   clock::time_point next_ping;  // set by start()
   bool started = false;         // the welcome is out: the sweeper may post to the writer
   bool idle_notified = false;
+  // What the reader and the writer await now (GET /api/sessions, sb sessions).
+  session_wait reader_waits = session_wait::running;
+  session_wait writer_waits = session_wait::running;
+  // The reader's frame parser, a local of reader() while it runs: what it
+  // has buffered, and where a debugger finds the reader's coroutine frame
+  // (tools/gdb: sb async-bt). The writer's is found from this state, which
+  // lives in run_session's frame.
+  const ws::frame_reader* reader_frames = nullptr;
 };
+
+namespace {
 
 // Pings and idle checks for every session of one I/O thread, from one timer,
 // rather than a coroutine and a timer per session: those were about a
 // kilobyte of every idle session (docs/performance.md). A session stays on
 // its thread for its whole life, so the list is the thread's own.
+//
+// The lists are also linked to one another from a global, for a debugger
+// (tools/gdb: sb sessions), which can neither read another thread's
+// thread_local nor find a session from any stack: every I/O thread waits in
+// epoll_wait. Linked and unlinked under a mutex, once per thread.
 struct thread_sessions {
+  thread_sessions();
+  ~thread_sessions();
+  thread_sessions(const thread_sessions&) = delete;
+  thread_sessions& operator=(const thread_sessions&) = delete;
+
   session_state* head = nullptr;
-  bool sweeping = false;  // a sweep() coroutine runs on this thread
+  bool sweeping = false;                    // a sweep() coroutine runs on this thread
+  const long thread = syscall(SYS_gettid);  // the thread's kernel id (gdb's LWP)
+  thread_sessions* prev_list = nullptr;     // every thread's list: all_session_lists
+  thread_sessions* next_list = nullptr;
 };
+
+std::mutex all_session_lists_mutex;
+thread_sessions* all_session_lists = nullptr;  // read by tools/gdb/switchboard.py
+
+thread_sessions::thread_sessions() {
+  std::lock_guard lock(all_session_lists_mutex);
+  next_list = all_session_lists;
+  if (next_list != nullptr) next_list->prev_list = this;
+  all_session_lists = this;
+}
+
+thread_sessions::~thread_sessions() {
+  std::lock_guard lock(all_session_lists_mutex);
+  if (prev_list != nullptr)
+    prev_list->next_list = next_list;
+  else
+    all_session_lists = next_list;
+  if (next_list != nullptr) next_list->prev_list = prev_list;
+}
+
 // Shared: sessions and the sweeper hold it, and may outlive the thread.
 std::shared_ptr<thread_sessions>& this_thread_sessions() {
   thread_local auto list = std::make_shared<thread_sessions>();
@@ -169,6 +220,8 @@ asio::awaitable<void> sweep(const config& cfg) {
   }
 }
 
+}  // namespace
+
 session_state::session_state(transport& io_, session_ptr handle_, services& s_)
     : io(io_),
       handle(std::move(handle_)),
@@ -194,14 +247,14 @@ session_state::~session_state() {
   if (next != nullptr) next->prev = prev;
 }
 
+namespace {
+
 // Appends a close frame, after which nothing else is written.
 void append_close(session_state& st, std::uint16_t code, std::string_view reason) {
   st.io.append_close_frame(code, reason);
   st.close_sent = true;
   st.handle->mark_aborted();  // frames pushed from now on are refused, not queued
 }
-
-void abort_session(session_state& st, close_reason reason);
 
 void send_error(session_state& st, protocol::error_code code, std::string_view text,
                 const std::optional<store::message_id>& id) {
@@ -255,6 +308,7 @@ void on_text(session_state& st, token_bucket& bucket, pending_requests& pending,
 // 7.1.1 asks (transport::async_shutdown), within --handshake-timeout, so that
 // the close frame is not lost to a reset and a TLS client sees close_notify.
 asio::awaitable<void> finish(session_state& st) {
+  st.reader_waits = session_wait::close_handshake;
   asio::steady_timer deadline(st.io.get_executor(), st.s.cfg.handshake_timeout);
   deadline.async_wait([&io = st.io](boost::system::error_code ec) {
     if (!ec) io.close();
@@ -266,6 +320,7 @@ asio::awaitable<void> finish(session_state& st) {
 // reading again (ws_frames.hpp).
 asio::awaitable<void> reader(session_state& st) {
   ws::frame_reader frames(st.s.cfg.max_message_bytes);
+  st.reader_frames = &frames;
   token_bucket bucket(st.s.cfg.rate_limit);
   pending_requests pending;
   const bool tls = st.io.is_tls();
@@ -273,6 +328,7 @@ asio::awaitable<void> reader(session_state& st) {
   for (;;) {
     std::size_t n = 0;
     if (tls) {
+      st.reader_waits = session_wait::socket_readable;
       auto [ec, read] = co_await st.io.async_read_some(frames.prepare(), use_tuple);
       if (ec) co_return;
       n = read;
@@ -285,6 +341,7 @@ asio::awaitable<void> reader(session_state& st) {
       // epoll then reports data that is already there.
       if (drained) {
         frames.release_while_waiting();
+        st.reader_waits = session_wait::socket_readable;
         auto [wait_ec] = co_await st.io.async_wait_readable(use_tuple);
         if (wait_ec) co_return;
       }
@@ -298,6 +355,7 @@ asio::awaitable<void> reader(session_state& st) {
       if (ec) co_return;
       drained = n < room.size();
     }
+    st.reader_waits = session_wait::running;
     frames.commit(n);
     st.last_activity = clock::now();
     for (;;) {
@@ -352,6 +410,7 @@ asio::awaitable<void> reader(session_state& st) {
     }
     // SENDs the store could not take at once wait here, in order; nothing
     // more is read meanwhile (backpressure).
+    st.reader_waits = session_wait::store_queue;
     for (auto& r : pending)
       co_await st.s.store.submit(std::move(r));
     pending.clear();
@@ -359,6 +418,7 @@ asio::awaitable<void> reader(session_state& st) {
     // A read that filled the buffer is followed at once by the next, which
     // never waits: a client that keeps its socket full (a flood) would keep
     // the I/O thread to itself. The other sessions of the thread run first.
+    st.reader_waits = session_wait::other_handlers;
     if (!tls && !drained) co_await asio::post(st.io.get_executor(), asio::use_awaitable);
   }
 }
@@ -372,6 +432,7 @@ class writer_state {
       : position_(from), target_(target), st_(st) {}
 
   asio::awaitable<void> ask_for_more() {
+    st_.writer_waits = position_ < target_ ? session_wait::store_queue : session_wait::hub_mailbox;
     if (position_ < target_) {
       store::store_request fetch = store::request::fetch{st_.handle, position_};
       co_await st_.s.store.submit(std::move(fetch));
@@ -391,6 +452,7 @@ class writer_state {
   // Moves the cursor once per burst, not once per frame.
   asio::awaitable<void> flush_cursor() {
     if (unacked_ == 0) co_return;
+    st_.writer_waits = session_wait::store_queue;
     store::store_request advance = store::request::advance{st_.handle->user, unacked_};
     co_await st_.s.store.submit(std::move(advance));
     unacked_ = 0;
@@ -408,6 +470,7 @@ class writer_state {
 // answers it; this ends it after --handshake-timeout if the client does not.
 asio::awaitable<void> wait_for_reader(session_state& st) {
   if (st.reader_ended) co_return;
+  st.writer_waits = session_wait::reader_end;
   st.reader_exit.expires_after(st.s.cfg.handshake_timeout);
   co_await st.reader_exit.async_wait(use_tuple);
 }
@@ -416,6 +479,7 @@ asio::awaitable<void> wait_for_reader(session_state& st) {
 asio::awaitable<bool> write_text(session_state& st, std::string_view text) {
   auto& out = st.io;
   out.append_text_frame(text);
+  st.writer_waits = session_wait::socket_write;
   auto [ec] = co_await out.async_flush(use_tuple);
   co_return !ec;
 }
@@ -449,12 +513,14 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
       // would wait until the next frame for the user, or for ever.
       // (fuzz_session found it: corpus/fuzz_session/reader-ends-mid-flush.)
       if (st.reader_ended) co_return;
+      st.writer_waits = session_wait::session_queue;
       auto [ec, e] = co_await channel.async_receive(use_tuple);
       if (ec) co_return;
       ev = std::move(e);
     }
 
     // Everything queued goes out in one socket write (docs/performance.md).
+    st.writer_waits = session_wait::running;
     batch b;
     std::optional<event::close> close;
     int yields = 0;
@@ -467,7 +533,7 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
       }
       if (auto* f = std::get_if<event::frame>(&ev)) {
         out.append_text_frame(*f->text);
-        st.handle->taken(f->text->size());  // counted by the transport from now on
+        st.handle->taken(f->text->size(), f->seq);  // counted by the transport from now on
         if (f->seq != 0) {
           ++b.messages;
           b.top = std::max(b.top, f->seq);
@@ -504,10 +570,13 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
       // its one write; when idle this costs one pass through the queue.
       if (yields == max_yields) break;
       ++yields;
+      st.writer_waits = session_wait::other_handlers;
       co_await asio::post(executor, asio::use_awaitable);
+      st.writer_waits = session_wait::running;
       if (!take(ev)) break;
     }
 
+    st.writer_waits = session_wait::socket_write;
     auto [ec] = co_await out.async_flush(use_tuple);
     // Aborted meanwhile: what the batch appended may have been dropped, so
     // none of it moves the cursor (it is replayed to the next session).
@@ -527,6 +596,7 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
       if (close->reason != close_reason::too_large) written = co_await write_text(st, notice);
       if (!written || st.close_sent) co_return;
       append_close(st, websocket_close_code(close->reason), to_string(close->reason));
+      st.writer_waits = session_wait::socket_write;
       auto [flush_ec] = co_await out.async_flush(use_tuple);
       if (flush_ec) co_return;
       // The reader ends the session when the client's close frame comes.
@@ -535,6 +605,8 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
     }
   }
 }
+
+}  // namespace
 
 // session_handle::abort(), on this thread (the reader calls it directly):
 // the session ends at once, even while the writer is blocked on the socket,
@@ -566,7 +638,7 @@ void abort_session(session_state& st, close_reason reason) {
   session_event dropped;
   while (st.handle->channel().try_receive(
       [&](boost::system::error_code, session_event e) { dropped = std::move(e); })) {
-    if (auto* f = std::get_if<event::frame>(&dropped)) st.handle->taken(f->text->size());
+    if (auto* f = std::get_if<event::frame>(&dropped)) st.handle->taken(f->text->size(), f->seq);
   }
   st.io.discard_pending();
   if (reason != close_reason::too_large)
@@ -580,6 +652,8 @@ void abort_session(session_state& st, close_reason reason) {
     if (!ec) io.close();
   });
 }
+
+namespace {
 
 // Asks the store to open the user's inbox and waits for its answer: the
 // welcome, written to the client here, or a close; nullopt if the session
@@ -613,18 +687,77 @@ asio::awaitable<void> unregister(services& s, session_ptr handle) {
 
 }  // namespace
 
+std::string_view to_string(session_wait wait) {
+  switch (wait) {
+    case session_wait::running:
+      return "running";
+    case session_wait::socket_readable:
+      return "socket_readable";
+    case session_wait::store_queue:
+      return "store_queue";
+    case session_wait::hub_mailbox:
+      return "hub_mailbox";
+    case session_wait::session_queue:
+      return "session_queue";
+    case session_wait::socket_write:
+      return "socket_write";
+    case session_wait::other_handlers:
+      return "other_handlers";
+    case session_wait::reader_end:
+      return "reader_end";
+    case session_wait::close_handshake:
+      return "close_handshake";
+  }
+  return "unknown";
+}
+
+std::optional<session_info> describe(const session_handle& handle) {
+  const session_state* st = handle.state();
+  if (st == nullptr) return std::nullopt;
+  session_info info;
+  info.session = handle.id;
+  info.user = handle.user;
+  info.opened_ms = handle.opened_ms;
+  info.thread = st->list->thread;
+  info.manual_ack = handle.ack == ack_mode::manual;
+  info.queued_bytes = handle.held_bytes();
+  const auto queue = handle.queued();
+  info.queued_frames = queue.frames;
+  info.queue_bytes = queue.bytes;
+  if (queue.first <= queue.last) {
+    info.first_seq = queue.first;
+    info.last_seq = queue.last;
+  }
+  const auto out = st->io.write_state();
+  info.pending_bytes = out.pending;
+  info.writing_bytes = out.writing;
+  info.write_in_flight = out.in_flight;
+  info.flush_waiters = out.waiters;
+  info.reader = st->reader_waits;
+  info.writer = st->writer_waits;
+  if (const auto reason = handle.abort_reason())
+    info.closing = to_string(*reason);
+  else if (handle.closing())
+    info.closing = "closing";
+  return info;
+}
+
 asio::awaitable<void> run_session(transport io, session_request request, services& s) {
   auto executor = co_await asio::this_coro::executor;
   auto handle = std::make_shared<session_handle>(executor, request.user, next_session_id(),
                                                  request.ack, s.cfg.send_queue_bytes);
   s.stats.sessions.fetch_add(1, std::memory_order_relaxed);
   s.stats.sessions_opened_total.fetch_add(1, std::memory_order_relaxed);
-  SB_LOG(debug).field("session", handle->id).field("user", request.user)
+  // The channel's address names it in the trace preset's log (docs/debugging.md).
+  SB_LOG(debug)
+          .field("session", handle->id)
+          .field("user", request.user)
+          .field("channel", static_cast<const void*>(&handle->channel()))
       << "session " << handle->id << " of user " << request.user << " opened";
 
   handle->watch_transport(io.held());
   session_state st(io, handle, s);
-  handle->on_abort([&st](close_reason reason) { abort_session(st, reason); });
+  handle->attach(&st);
 
   const auto first = co_await open_session(st, request.since);
   if (const auto* welcome = first ? std::get_if<event::welcome>(&*first) : nullptr) {
@@ -636,6 +769,7 @@ asio::awaitable<void> run_session(transport io, session_request request, service
     asio::co_spawn(executor, reader(st), [&st](std::exception_ptr e) {
       if (e) log_exception("session reader")(e);
       st.reader_ended = true;
+      st.reader_frames = nullptr;
       st.reader_exit.cancel();
       st.handle->channel().cancel();
       st.io.close();
@@ -660,7 +794,7 @@ asio::awaitable<void> run_session(transport io, session_request request, service
   io.close();
   // Closed first, so a registration still on its way finds it closed.
   handle->channel().close();
-  handle->on_abort(nullptr);
+  handle->attach(nullptr);
   s.stats.frames_dropped_total.fetch_add(handle->dropped(), std::memory_order_relaxed);
   co_await unregister(s, handle);
   s.stats.sessions.fetch_sub(1, std::memory_order_relaxed);

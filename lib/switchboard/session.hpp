@@ -12,11 +12,15 @@
 // while the writer is blocked on it: the reader and the writer then fail.
 #pragma once
 
+#include <optional>
+
 #include <boost/asio/awaitable.hpp>
 
 #include "switchboard/net.hpp"
 #include "switchboard/router.hpp"
 #include "switchboard/services.hpp"
+#include "switchboard/session_handle.hpp"
+#include "switchboard/session_info.hpp"
 #include "switchboard/transport.hpp"
 
 namespace switchboard {
@@ -26,5 +30,10 @@ namespace switchboard {
 // (io_threads.hpp). Beast did the upgrade; from here on the session reads
 // and writes frames itself (ws_frames.hpp, transport.hpp).
 asio::awaitable<void> run_session(transport io, session_request request, services& s);
+
+// What GET /api/sessions shows of the session, but for the hub's part
+// (live, from). Only on the session's I/O thread (handle.executor());
+// nullopt once the session ended.
+std::optional<session_info> describe(const session_handle& handle);
 
 }  // namespace switchboard

@@ -4,6 +4,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include "switchboard/clock.hpp"
+
 namespace switchboard {
 
 namespace {
@@ -71,6 +73,7 @@ session_handle::session_handle(asio::any_io_executor executor, store::user_id us
     : user(user),
       id(std::move(id)),
       ack(ack),
+      opened_ms(unix_ms()),
       queue_limit_(queue_limit),
       executor_(executor),
       channel_(executor, std::max(min_channel_events, queue_limit / smallest_frame_bytes)) {}
@@ -89,7 +92,30 @@ bool session_handle::push(std::shared_ptr<const std::string> text, store::seq_t 
     queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
     return false;
   }
+  queued_frames_.fetch_add(1, std::memory_order_relaxed);
+  if (seq != 0) pushed_seq_.store(seq, std::memory_order_relaxed);
   return true;
+}
+
+session_handle::queue_view session_handle::queued() const {
+  queue_view view;
+  view.frames = queued_frames_.load(std::memory_order_relaxed);
+  view.bytes = queued_bytes_.load(std::memory_order_relaxed);
+  // The hub pushes a session's messages in seq order, and the writer takes
+  // them in that order: what waits lies between the last taken and the
+  // last pushed.
+  const auto taken = taken_seq_.load(std::memory_order_relaxed);
+  const auto pushed = pushed_seq_.load(std::memory_order_relaxed);
+  if (view.frames != 0 && pushed > taken) {
+    view.first = taken + 1;
+    view.last = pushed;
+  }
+  return view;
+}
+
+std::optional<close_reason> session_handle::abort_reason() const {
+  if (!abort_called_.load(std::memory_order_acquire)) return std::nullopt;
+  return abort_reason_.load(std::memory_order_relaxed);
 }
 
 bool session_handle::has_room(std::size_t bytes) const {
@@ -108,8 +134,10 @@ void session_handle::abort(close_reason reason) {
     dropped_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  abort_reason_.store(reason, std::memory_order_relaxed);
+  abort_called_.store(true, std::memory_order_release);
   asio::post(executor_, [self = shared_from_this(), reason] {
-    if (self->on_abort_) self->on_abort_(reason);
+    if (self->state_ != nullptr) abort_session(*self->state_, reason);
   });
 }
 

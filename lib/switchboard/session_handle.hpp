@@ -6,8 +6,9 @@
 
 #include <atomic>
 #include <cstddef>
-#include <functional>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -23,7 +24,7 @@
 namespace switchboard {
 
 // The CLOSE codes of PROTOCOL.md section 2 that the server decides.
-enum class close_reason { bye, replaced, slow_consumer, idle, shutdown, too_large };
+enum class close_reason : std::uint8_t { bye, replaced, slow_consumer, idle, shutdown, too_large };
 std::string_view to_string(close_reason reason);
 // The CLOSE notice's `content`: what happened, in words for a person.
 std::string_view describe(close_reason reason);
@@ -60,6 +61,13 @@ using session_event = std::variant<event::welcome, event::frame, event::replay_p
                                    event::replay_more, event::ping, event::close>;
 using session_channel =
     asio::experimental::concurrent_channel<void(boost::system::error_code, session_event)>;
+
+// What the session coroutine shares between its reader, its writer and the
+// sweeper (session.cpp). Only ever touched on the session's I/O thread.
+struct session_state;
+// Closes the session on its I/O thread (session.cpp): what abort() runs there.
+void abort_session(session_state& st, close_reason reason);
+
 class session_handle : public std::enable_shared_from_this<session_handle> {
  public:
   session_handle(asio::any_io_executor executor, store::user_id user, std::string id, ack_mode ack,
@@ -68,6 +76,7 @@ class session_handle : public std::enable_shared_from_this<session_handle> {
   const store::user_id user;
   const std::string id;  // the opaque session id of the welcome frame
   const ack_mode ack;
+  const std::int64_t opened_ms;  // when the upgrade was accepted, ms since the Unix epoch
   // Set by the store worker once the store opened the session (and, in a
   // cluster, registered it): its end must then be told to the store.
   std::atomic<bool> store_opened{false};
@@ -80,6 +89,13 @@ class session_handle : public std::enable_shared_from_this<session_handle> {
   // caller must abort() it.
   bool push(std::shared_ptr<const std::string> text, store::seq_t seq = 0);
 
+  // Bytes held for the session against --send-queue-bytes: queued frames
+  // and what the transport holds.
+  std::size_t held_bytes() const {
+    return queued_bytes_.load(std::memory_order_relaxed) +
+           (transport_bytes_ ? transport_bytes_->load(std::memory_order_relaxed) : 0);
+  }
+
   // Whether `bytes` more may be held for the session (as push counts them).
   // A frame larger than the whole bound still goes out alone.
   bool has_room(std::size_t bytes) const;
@@ -89,8 +105,24 @@ class session_handle : public std::enable_shared_from_this<session_handle> {
   bool post(session_event event);
 
   // The writer took a frame of `bytes` off the queue (into the transport,
-  // which counts it from now on).
-  void taken(std::size_t bytes) { queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed); }
+  // which counts it from now on); `seq` as pushed.
+  void taken(std::size_t bytes, store::seq_t seq) {
+    queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+    queued_frames_.fetch_sub(1, std::memory_order_relaxed);
+    if (seq != 0) taken_seq_.store(seq, std::memory_order_relaxed);
+  }
+
+  // What waits in the queue (not yet in the transport), readable from any
+  // thread (GET /api/sessions): its frames and bytes, and the messages
+  // among them as a seq range (empty when first > last). Each number is exact; together they are a
+  // snapshot only on the session's I/O thread.
+  struct queue_view {
+    std::size_t frames = 0;
+    std::size_t bytes = 0;
+    store::seq_t first = 1;
+    store::seq_t last = 0;
+  };
+  queue_view queued() const;
 
   // Bytes the session's transport holds (set once, before the handle is
   // shared: transport::held()).
@@ -104,30 +136,38 @@ class session_handle : public std::enable_shared_from_this<session_handle> {
   // out. Works even while the writer is blocked on the socket. Safe from
   // any thread; runs the session's abort handler on its I/O thread once.
   void abort(close_reason reason);
-  // Marks the session as closing, on its I/O thread (the abort handler does).
+  // Marks the session as closing, on its I/O thread (abort_session does).
   void mark_aborted() { aborted_.store(true, std::memory_order_relaxed); }
+  bool closing() const { return aborted_.load(std::memory_order_relaxed); }
+  // The reason abort() was first called with, if it was.
+  std::optional<close_reason> abort_reason() const;
   // Frames refused after the session was closing (counted, not logged).
   std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
-  // Set and cleared by the session, on its I/O thread.
-  void on_abort(std::function<void(close_reason)> handler) { on_abort_ = std::move(handler); }
+  // The session's state, which abort() closes: set when the session
+  // starts and cleared when it ends, on its I/O thread. Also where a
+  // debugger goes from a handle to the session (tools/gdb).
+  void attach(session_state* state) { state_ = state; }
+  // Only on the session's I/O thread: null once the session ended.
+  session_state* state() const { return state_; }
+  const asio::any_io_executor& executor() const { return executor_; }
 
   session_channel& channel() { return channel_; }
 
  private:
-  std::size_t held_bytes() const {
-    return queued_bytes_.load(std::memory_order_relaxed) +
-           (transport_bytes_ ? transport_bytes_->load(std::memory_order_relaxed) : 0);
-  }
-
   const std::size_t queue_limit_;
   std::atomic<std::size_t> queued_bytes_{0};  // bytes of frames pushed, not yet taken
   std::atomic<bool> aborted_{false};          // abort() ran, or the session is closing
+  std::atomic<bool> abort_called_{false};     // abort() ran: abort_reason_ is set
+  std::atomic<close_reason> abort_reason_{close_reason::bye};
+  std::atomic<std::uint32_t> queued_frames_{0};  // frames pushed, not yet taken
+  std::atomic<store::seq_t> pushed_seq_{0};      // the last message pushed
+  std::atomic<store::seq_t> taken_seq_{0};       // the last message taken by the writer
   std::atomic<std::uint64_t> dropped_{0};
   std::shared_ptr<const std::atomic<std::size_t>> transport_bytes_;
-  asio::any_io_executor executor_;              // the session's I/O thread
-  std::function<void(close_reason)> on_abort_;  // only touched on executor_
-  session_channel channel_;                     // everything the writer writes
+  asio::any_io_executor executor_;  // the session's I/O thread
+  session_state* state_ = nullptr;  // only touched on executor_
+  session_channel channel_;         // everything the writer writes
 };
 
 using session_ptr = std::shared_ptr<session_handle>;

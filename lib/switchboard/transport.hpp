@@ -153,6 +153,18 @@ class transport {
   // The same, readable from any thread (the session's byte bound counts it).
   std::shared_ptr<const std::atomic<std::size_t>> held() const { return {out_, &out_->held}; }
 
+  // The writing state (GET /api/sessions): bytes appended and not yet in a
+  // socket write, bytes of the write in flight, and the flushes waiting.
+  struct write_view {
+    std::size_t pending = 0;
+    std::size_t writing = 0;
+    bool in_flight = false;
+    std::size_t waiters = 0;
+  };
+  write_view write_state() const {
+    return {out_->pending.size(), out_->writing.size(), out_->in_flight, out_->waiters.size()};
+  }
+
   // Drops what was appended and is not yet in a socket write (whole frames
   // only: the write in flight is left alone).
   void discard_pending() {

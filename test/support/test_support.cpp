@@ -73,10 +73,15 @@ test_server::~test_server() {
 
 http_result http_get(std::uint16_t port, const std::string& target,
                      const std::map<std::string, std::string>& headers) {
+  return http_request(port, "GET", target, headers);
+}
+
+http_result http_request(std::uint16_t port, const std::string& method, const std::string& target,
+                         const std::map<std::string, std::string>& headers) {
   asio::io_context context;
   tcp::socket socket(context);
   socket.connect({asio::ip::address_v4::loopback(), port});
-  http::request<http::empty_body> request{http::verb::get, target, 11};
+  http::request<http::empty_body> request{http::string_to_verb(method), target, 11};
   request.set(http::field::host, "127.0.0.1");
   for (const auto& [name, value] : headers)
     request.set(name, value);
@@ -94,6 +99,27 @@ http_result http_get(std::uint16_t port, const std::string& target,
     result.headers[name] = std::string(field.value());
   }
   return result;
+}
+
+json::object pile_up(std::uint16_t port, ws_client& sender, std::uint64_t receiver,
+                     const std::string& api_key, std::size_t frames, std::size_t bytes) {
+  const std::string target = "/api/sessions?user=" + std::to_string(receiver);
+  const std::map<std::string, std::string> auth{{"Authorization", "Bearer " + api_key}};
+  const std::string content(bytes, 'x');
+  // The kernel takes a few MB (the sender side's buffer grows to
+  // net.ipv4.tcp_wmem's maximum) before anything waits in the session.
+  for (int sent = 0; sent < 1000;) {
+    for (int i = 0; i < 4; ++i, ++sent)
+      sender.send(send_frame(receiver, content, "pile-" + std::to_string(sent)));
+    std::this_thread::sleep_for(20ms);
+    const auto answer = http_get(port, target, auth);
+    if (answer.status != 200) throw std::runtime_error("GET " + target + ": " + answer.body);
+    const auto sessions = parse_object(answer.body).at("sessions").as_array();
+    if (sessions.empty()) throw std::runtime_error("the receiver's session is gone");
+    const auto& session = sessions.front().as_object();
+    if (u64(session.at("queue").at("frames")) >= frames) return session;
+  }
+  throw std::runtime_error("nothing piled up in the receiver's queue");
 }
 
 bool closed_by_server(asio::io_context& context, tcp::socket& socket, milliseconds timeout) {
@@ -146,8 +172,15 @@ void ws_client::run(Op&& op, milliseconds timeout, const char* what) {
   if (result) throw boost::system::system_error(result, what);
 }
 
-ws_client::ws_client(std::uint16_t port, const std::string& target) : ws_(context_) {
-  beast::get_lowest_layer(ws_).connect({asio::ip::address_v4::loopback(), port});
+ws_client::ws_client(std::uint16_t port, const std::string& target,
+                     std::optional<int> receive_buffer)
+    : ws_(context_) {
+  auto& socket = beast::get_lowest_layer(ws_);
+  if (receive_buffer) {
+    socket.open(tcp::v4());
+    socket.set_option(asio::socket_base::receive_buffer_size(*receive_buffer));
+  }
+  socket.connect({asio::ip::address_v4::loopback(), port});
   websocket::response_type response;
   try {
     run([&](auto handler) { ws_.async_handshake(response, "127.0.0.1", target, handler); }, 5000ms,

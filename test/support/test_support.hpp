@@ -59,6 +59,9 @@ struct http_result {
 // One GET over a fresh connection. `headers` are added as given.
 http_result http_get(std::uint16_t port, const std::string& target,
                      const std::map<std::string, std::string>& headers = {});
+// The same with another method ("POST", "DELETE"...), without a body.
+http_result http_request(std::uint16_t port, const std::string& method, const std::string& target,
+                         const std::map<std::string, std::string>& headers = {});
 
 // The JSON object of a frame; fails the test if it is not one.
 boost::json::object parse_object(const std::string& text);
@@ -66,7 +69,11 @@ boost::json::object parse_object(const std::string& text);
 class ws_client {
  public:
   // Connects and upgrades; throws with the HTTP status on a refusal.
-  ws_client(std::uint16_t port, const std::string& target);
+  // `receive_buffer`: the socket's SO_RCVBUF, set before connecting so
+  // that the window stays that small (a client that stops reading then
+  // holds little of what is sent to it).
+  ws_client(std::uint16_t port, const std::string& target,
+            std::optional<int> receive_buffer = std::nullopt);
   ~ws_client();
 
   // The welcome (type 0) that every session starts with.
@@ -127,6 +134,15 @@ inline int type_of(const boost::json::object& f) {
 
 // Whether the running test case has failed so far (to print server logs).
 bool current_test_failed();
+
+// Sends messages of `bytes` characters from `sender` to `receiver`, a
+// session that does not read (a ws_client with a small receive_buffer),
+// until GET /api/sessions?user=receiver (with `api_key`) shows at least
+// `frames` of them waiting in the session's queue, past what the socket
+// buffers took. Returns that session's object; throws if they never pile up.
+boost::json::object pile_up(std::uint16_t port, ws_client& sender, std::uint64_t receiver,
+                            const std::string& api_key, std::size_t frames,
+                            std::size_t bytes = 30000);
 
 // SEND frame helper.
 boost::json::object send_frame(std::uint64_t receiver, const std::string& content,

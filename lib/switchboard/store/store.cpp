@@ -54,6 +54,8 @@ worker::~worker() {
 }
 
 void worker::start() {
+  // Names the queue in the trace preset's log (docs/debugging.md).
+  SB_LOG(debug).field("channel", static_cast<const void*>(&requests_)) << "store queue";
   backend_->start();
   asio::co_spawn(executor_, run(), log_exception("store worker"));
   asio::co_spawn(executor_, sweep(), log_exception("store sweep"));
@@ -104,9 +106,9 @@ asio::awaitable<void> worker::submit(store_request r) {
 }
 
 asio::awaitable<void> worker::run() {
-  std::vector<store_request> round;
-  std::vector<request::append> group;
-  std::vector<cursor_move> moves;
+  auto& round = round_;
+  auto& group = group_;
+  auto& moves = moves_;
   bool stopping = false;
   while (!stopping) {
     auto [ec, first] = co_await requests_.async_receive(asio::as_tuple(asio::use_awaitable));

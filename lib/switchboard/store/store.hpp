@@ -24,6 +24,7 @@
 #include <optional>
 #include <thread>
 #include <variant>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
@@ -160,6 +161,13 @@ class worker {
   asio::any_io_executor executor_;  // where run() and sweep() run
   channel_type requests_;           // every request, in arrival order
   std::thread thread_;
+  // run()'s working set, members rather than locals so that a debugger
+  // sees them (sb store): the requests of this round, the appends of the
+  // group being committed (their content moved out while the backend has
+  // it), and the cursor moves waiting for the end of the round.
+  std::vector<store_request> round_;
+  std::vector<request::append> group_;
+  std::vector<cursor_move> moves_;
 };
 
 }  // namespace switchboard::store
