@@ -7,6 +7,17 @@
 #include "switchboard/log.hpp"
 #include "switchboard/server.hpp"
 
+#ifdef SWITCHBOARD_GDB_SCRIPT
+// Debug builds name the gdb extension (sb sessions, sb async-bt...,
+// docs/debugging.md) in a .debug_gdb_scripts section: gdb loads it with the
+// binary once its directory is in gdb's auto-load safe-path.
+asm(".pushsection \".debug_gdb_scripts\", \"MS\",@progbits,1\n"
+    ".byte 1\n"
+    ".asciz \"" SWITCHBOARD_GDB_SCRIPT
+    "\"\n"
+    ".popsection\n");
+#endif
+
 int main(int argc, char* argv[]) {
   auto parsed = switchboard::parse_config(argc, argv);
   if (auto* exit = std::get_if<switchboard::config_exit>(&parsed)) {

@@ -31,7 +31,17 @@ void drain(int fd, std::string& into) {
 }
 }  // namespace
 
-child_process::child_process(const std::vector<std::string>& args) {
+namespace {
+std::string server_binary() {
+  const char* from_env = std::getenv("SWITCHBOARD_TEST_BINARY");
+  return from_env != nullptr && *from_env != 0 ? from_env : SWITCHBOARD_BINARY;
+}
+}  // namespace
+
+child_process::child_process(const std::vector<std::string>& args)
+    : child_process(server_binary(), args) {}
+
+child_process::child_process(const std::string& program, const std::vector<std::string>& args) {
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
     throw std::runtime_error("pipe failed");
@@ -39,15 +49,14 @@ child_process::child_process(const std::vector<std::string>& args) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  const char* from_env = std::getenv("SWITCHBOARD_TEST_BINARY");
-  const std::string binary = from_env != nullptr && *from_env != 0 ? from_env : SWITCHBOARD_BINARY;
+  const std::string& binary = program;
   std::vector<std::string> all{binary};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : all)
     argv.push_back(a.data());
   argv.push_back(nullptr);
-  const int rc = posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ);
+  const int rc = posix_spawnp(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   ::close(out[1]);
   ::close(err[1]);

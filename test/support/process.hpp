@@ -16,6 +16,8 @@ class child_process {
   // variable SWITCHBOARD_TEST_BINARY, to measure another build) with
   // `args`; stdout and stderr are captured.
   explicit child_process(const std::vector<std::string>& args);
+  // Starts `program` (found on the PATH) with `args` instead (gdb...).
+  child_process(const std::string& program, const std::vector<std::string>& args);
   ~child_process();  // kills it if still running
 
   // Reads stdout until a line starts with `prefix`; returns that line, or
