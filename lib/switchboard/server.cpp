@@ -60,12 +60,7 @@ std::string load_secret(const std::optional<std::string>& file, std::string_view
 
 std::unique_ptr<store::async_backend> open_backend(const config& cfg, asio::any_io_executor main,
                                                    store::route_sink& routes, metrics& stats) {
-  store::backend_limits limits;
-  limits.retention = cfg.retention;
-  limits.inbox_limit = cfg.inbox_limit;
-  limits.dedup_window = cfg.dedup_window;
-  limits.inbox_bytes = cfg.inbox_bytes;
-  limits.memory_store_bytes = cfg.memory_store_bytes;
+  const auto limits = backend_limits_of(cfg);
   if (is_cluster(cfg)) {
     const auto location = parse_store_uri(cfg.store);
     store::redis_settings s;
@@ -92,17 +87,6 @@ std::unique_ptr<store::async_backend> open_backend(const config& cfg, asio::any_
     }
   }
   throw startup_error("store " + cfg.store + " is not supported by this build");
-}
-
-// A replay page holds a quarter of --send-queue-bytes of content (but always
-// one message), so that a page and the live frames behind it fit the
-// session's queue together; --store-queue-bytes bounds the SENDs waiting
-// for the store.
-store::worker_limits worker_limits(const config& cfg) {
-  store::worker_limits limits;
-  limits.replay_page_bytes = std::max<std::size_t>(1, cfg.send_queue_bytes / 4);
-  limits.queue_bytes = cfg.store_queue_bytes;
-  return limits;
 }
 
 asio::ip::tcp::endpoint listen_endpoint(const config& cfg) {
@@ -159,6 +143,27 @@ class listed_server {
 
 }  // namespace
 
+store::backend_limits backend_limits_of(const config& cfg) {
+  store::backend_limits limits;
+  limits.retention = cfg.retention;
+  limits.inbox_limit = cfg.inbox_limit;
+  limits.dedup_window = cfg.dedup_window;
+  limits.inbox_bytes = cfg.inbox_bytes;
+  limits.memory_store_bytes = cfg.memory_store_bytes;
+  return limits;
+}
+
+// A replay page holds a quarter of --send-queue-bytes of content (but always
+// one message), so that a page and the live frames behind it fit the
+// session's queue together; --store-queue-bytes bounds the SENDs waiting
+// for the store.
+store::worker_limits worker_limits_of(const config& cfg) {
+  store::worker_limits limits;
+  limits.replay_page_bytes = std::max<std::size_t>(1, cfg.send_queue_bytes / 4);
+  limits.queue_bytes = cfg.store_queue_bytes;
+  return limits;
+}
+
 struct server::parts {
   parts(config& cfg, io_threads& io)
       : tls(load_tls(cfg)),
@@ -169,7 +174,7 @@ struct server::parts {
         registry(io.main().get_executor(), is_cluster(cfg) ? 0 : cfg.max_sessions_per_user, stats),
         outcomes(registry, stats),
         store(open_backend(cfg, io.main().get_executor(), outcomes, stats), outcomes, stats,
-              sweep_interval, worker_limits(cfg),
+              sweep_interval, worker_limits_of(cfg),
               // The memory and Redis stores never block: they run on the
               // main I/O thread, with the hub.
               cfg.store == "memory:" || is_cluster(cfg)

@@ -14,6 +14,18 @@
 
 namespace switchboard {
 
+namespace store {
+struct backend_limits;
+struct worker_limits;
+}  // namespace store
+
+// The store's bounds as the options set them: the backend's (retention,
+// inbox and dedup limits, the memory store's total) and the worker's (a
+// replay page is a quarter of --send-queue-bytes, --store-queue-bytes).
+// Also used by the tests' in-memory server (test/support/memory_server.hpp).
+store::backend_limits backend_limits_of(const config& cfg);
+store::worker_limits worker_limits_of(const config& cfg);
+
 // A file or a port that cannot be used at start: one line, exit code 1.
 class startup_error : public std::runtime_error {
  public:

@@ -311,23 +311,6 @@ BOOST_AUTO_TEST_CASE(a_flood_of_sends_without_reading_its_receipts_is_closed_as_
 
 namespace {
 
-unsigned soak_seconds() {
-  if (const char* env = std::getenv("SWITCHBOARD_SOAK_SECONDS")) {
-    const int s = std::atoi(env);
-    if (s > 0) return static_cast<unsigned>(s);
-  }
-  return 60;
-}
-
-// The soak runs once, with two I/O threads (more interleavings).
-struct with_two_threads {
-  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
-    boost::test_tools::assertion_result r(test_threads() == 2);
-    r.message() << "the abuse soak runs with SWITCHBOARD_TEST_THREADS=2 only";
-    return r;
-  }
-};
-
 // A raw socket that says part of something and then nothing.
 tcp::socket stalled_socket(asio::io_context& context, std::uint16_t port, const std::string& text) {
   tcp::socket socket(context);
@@ -373,14 +356,13 @@ class attacker {
 // /healthz, its log stayed small, and its memory is back within a few MB of
 // where it started.
 BOOST_AUTO_TEST_CASE(a_minute_of_abuse_leaves_normal_users_and_memory_unharmed,
-                     *boost::unit_test::precondition(with_two_threads())) {
+                     *boost::unit_test::precondition(only_with_two_threads)) {
   // The normal users send ~800 receipted messages a second, each with an
   // id the store remembers for --dedup-window: with the default window
   // those entries alone are ~10 MB by the end, data kept on purpose (and
   // bounded by --memory-store-bytes), not abuse. A 5 s window turns them
   // over during the soak, so what is left to measure is the server.
-  abused_server server(
-      {"--idle-timeout", "20", "--ping-interval", "10", "--dedup-window", "5"});
+  abused_server server({"--idle-timeout", "20", "--ping-interval", "10", "--dedup-window", "5"});
   const auto port = server.port;
   const auto pid = server.process.pid();
   exchange(port, "1", "2", 50);  // warm: the first sessions, the first allocations
@@ -442,7 +424,7 @@ BOOST_AUTO_TEST_CASE(a_minute_of_abuse_leaves_normal_users_and_memory_unharmed,
       exchanged += 100;
     });
 
-    const auto end = steady::now() + std::chrono::seconds(soak_seconds());
+    const auto end = steady::now() + std::chrono::seconds(soak_seconds(60));
 
     while (steady::now() < end) {
       std::this_thread::sleep_for(200ms);
@@ -471,13 +453,13 @@ BOOST_AUTO_TEST_CASE(a_minute_of_abuse_leaves_normal_users_and_memory_unharmed,
     server.log();
   }
   const auto log = server.log();
-  std::cout << "abuse soak: " << soak_seconds() << " s; normal users exchanged " << exchanged
+  std::cout << "abuse soak: " << soak_seconds(60) << " s; normal users exchanged " << exchanged
             << " messages; server resident " << baseline / 1024 << " KiB before, " << peak / 1024
             << " KiB at most, " << after / 1024 << " KiB after; log " << log.size() / 1024
             << " KiB, " << count_of(log, " closed: ") << " close lines" << std::endl;
   if (!under_asan) BOOST_TEST(after < baseline + 8u * 1024 * 1024);
   BOOST_TEST(http_get(port, "/healthz").status == 200);
   // 20 close lines a second at most, and nothing else per client.
-  BOOST_TEST(log.size() < 30u * 1024 * soak_seconds());
+  BOOST_TEST(log.size() < 30u * 1024 * soak_seconds(60));
   exchange(port, "5", "6", 20);
 }

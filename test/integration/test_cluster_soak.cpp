@@ -90,14 +90,6 @@ struct soak_params {
   milliseconds outage{2000};  // from the kill to the restart
 };
 
-unsigned soak_seconds() {
-  if (const char* env = std::getenv("SWITCHBOARD_SOAK_SECONDS")) {
-    const int s = std::atoi(env);
-    if (s > 0) return static_cast<unsigned>(s);
-  }
-  return 30;
-}
-
 std::int64_t wall_ms() {
   return std::chrono::duration_cast<milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -584,15 +576,6 @@ void close_on_exec_everything() {
   }
 }
 
-boost::test_tools::assertion_result with_two_threads(boost::unit_test::test_unit_id) {
-  boost::test_tools::assertion_result result(test_threads() != 1);
-  if (!result) {
-    result.message() << "the soak runs once, with SWITCHBOARD_TEST_THREADS=2";
-    std::cout << "cluster soak: skipped with SWITCHBOARD_TEST_THREADS=1 (it runs once, with 2)\n";
-  }
-  return result;
-}
-
 // The whole soak with `params`, its checks and its summary.
 void run_soak(const soak_params& params) {
   redis_server_options persistent;
@@ -743,9 +726,9 @@ void run_soak(const soak_params& params) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(every_receipted_message_is_delivered_once_in_order_across_a_redis_restart,
-                     *boost::unit_test::precondition(with_two_threads)) {
+                     *boost::unit_test::precondition(only_with_two_threads)) {
   soak_params params;
-  params.duration = std::chrono::seconds(soak_seconds());
+  params.duration = std::chrono::seconds(soak_seconds(30));
   params.outage = std::min<milliseconds>(2000ms, params.duration / 5);
   run_soak(params);
 }
@@ -757,9 +740,9 @@ BOOST_AUTO_TEST_CASE(every_receipted_message_is_delivered_once_in_order_across_a
 // was stored (docs/cluster.md, "Faults"). Here senders give a refused
 // message up: none of those may reach its receiver.
 BOOST_AUTO_TEST_CASE(a_refused_message_that_is_never_resent_is_never_delivered,
-                     *boost::unit_test::precondition(with_two_threads)) {
+                     *boost::unit_test::precondition(only_with_two_threads)) {
   soak_params params;
-  params.duration = std::chrono::seconds(std::min(soak_seconds(), 10u));
+  params.duration = std::chrono::seconds(std::min(soak_seconds(30), 10u));
   params.outage = std::min<milliseconds>(2000ms, params.duration / 5);
   params.resend_refused = false;
   run_soak(params);

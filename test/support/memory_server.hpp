@@ -7,7 +7,6 @@
 // library.
 #pragma once
 
-#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -28,6 +27,7 @@
 #include "switchboard/memory_link.hpp"
 #include "switchboard/metrics.hpp"
 #include "switchboard/router.hpp"
+#include "switchboard/server.hpp"
 #include "switchboard/services.hpp"
 #include "switchboard/store/async_backend.hpp"
 #include "switchboard/store/memory_backend.hpp"
@@ -35,24 +35,6 @@
 #include "switchboard/transport.hpp"
 
 namespace switchboard::test {
-
-// The limits server.cpp derives from the options (open_backend, worker_limits).
-inline store::backend_limits memory_store_limits(const config& cfg) {
-  store::backend_limits limits;
-  limits.retention = cfg.retention;
-  limits.inbox_limit = cfg.inbox_limit;
-  limits.dedup_window = cfg.dedup_window;
-  limits.inbox_bytes = cfg.inbox_bytes;
-  limits.memory_store_bytes = cfg.memory_store_bytes;
-  return limits;
-}
-
-inline store::worker_limits memory_worker_limits(const config& cfg) {
-  store::worker_limits limits;
-  limits.replay_page_bytes = std::max<std::size_t>(1, cfg.send_queue_bytes / 4);
-  limits.queue_bytes = cfg.store_queue_bytes;
-  return limits;
-}
 
 class memory_server {
  public:
@@ -62,8 +44,8 @@ class memory_server {
         registry(context.get_executor(), cfg.max_sessions_per_user, stats),
         outcomes(registry, stats),
         store(std::make_unique<store::sync_adapter>(
-                  std::make_unique<store::memory_backend>(memory_store_limits(cfg))),
-              outcomes, stats, std::chrono::seconds(1), memory_worker_limits(cfg),
+                  std::make_unique<store::memory_backend>(backend_limits_of(cfg))),
+              outcomes, stats, std::chrono::seconds(1), worker_limits_of(cfg),
               context.get_executor()),
         shared{cfg, stats, registry, store, routes, nullptr} {
     store.start();

@@ -24,6 +24,20 @@ namespace websocket = beast::websocket;
 namespace json = boost::json;
 using tcp = asio::ip::tcp;
 
+unsigned soak_seconds(unsigned default_seconds) {
+  if (const char* env = std::getenv("SWITCHBOARD_SOAK_SECONDS")) {
+    const int s = std::atoi(env);
+    if (s > 0) return static_cast<unsigned>(s);
+  }
+  return default_seconds;
+}
+
+boost::test_tools::assertion_result only_with_two_threads(boost::unit_test::test_unit_id) {
+  boost::test_tools::assertion_result result(test_threads() != 1);
+  if (!result) result.message() << "runs once, with SWITCHBOARD_TEST_THREADS=2";
+  return result;
+}
+
 unsigned test_threads() {
   if (const char* env = std::getenv("SWITCHBOARD_TEST_THREADS")) return std::atoi(env);
   return 2;

@@ -18,6 +18,8 @@
 #include <boost/beast/websocket/stream.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
+#include <boost/test/tools/assertion_result.hpp>
+#include <boost/test/tree/test_unit.hpp>
 
 #include "switchboard/config.hpp"
 
@@ -29,6 +31,13 @@ using std::chrono::milliseconds;
 // --threads for in-process servers: SWITCHBOARD_TEST_THREADS (ctest runs
 // every integration suite with 1 and with 2), else 2.
 unsigned test_threads();
+
+// Seconds a soak runs: SWITCHBOARD_SOAK_SECONDS, else `default_seconds`.
+unsigned soak_seconds(unsigned default_seconds);
+
+// A precondition for what runs once, in the SWITCHBOARD_TEST_THREADS=2 run
+// of a suite (soaks): with 1 thread the test is skipped, and says so.
+boost::test_tools::assertion_result only_with_two_threads(boost::unit_test::test_unit_id);
 
 // A config for tests: 127.0.0.1:0, memory store, quiet logs.
 config test_config();

@@ -1213,7 +1213,9 @@ BOOST_AUTO_TEST_CASE(full_disk_stores_nothing_and_recovers) {
 BOOST_AUTO_TEST_CASE(schema_1_file_is_upgraded_in_place) {
   temp_dir dir;
   const std::string path = dir.file("v1.db");
-  // Schema 1 as that version created it, with rows in it.
+  // Schema 1 as that version created it (the schema of lib/switchboard/
+  // store/sqlite_backend.cpp at a10baa6, unchanged since 7180ae5; d1629b3
+  // made schema 2), with rows in it.
   raw_exec(path, R"sql(
       CREATE TABLE users(
         user_id INTEGER PRIMARY KEY,
