@@ -42,12 +42,14 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <boost/json.hpp>
 
 #include "fuzz_support.hpp"
 #include "support/memory_server.hpp"
+#include "support/protocol_reference.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/log.hpp"
 #include "switchboard/memory_link.hpp"
@@ -133,31 +135,12 @@ std::string upgrade_target(const client& c, bool manual, std::optional<std::uint
 }
 
 // Records a text frame the harness built: a SEND's receiver and content as
-// the server reads them (the reference parser fuzz_frame holds it to).
+// the server reads them (the reference parser, which fuzz_frame holds the
+// server's parser to).
 void note_sent(client& c, std::string_view payload) {
-  json::error_code ec;
-  json::parse_options options;
-  options.max_depth = sb::protocol::max_json_depth;
-  auto value = json::parse(json::string_view(payload.data(), payload.size()), ec, {}, options);
-  if (ec || !value.is_object()) return;
-  const auto& frame = value.get_object();
-  const auto* receiver = frame.if_contains("receiver");
-  const auto* content = frame.if_contains("content");
-  if (!receiver || !content || !content->is_string()) return;
-  std::uint64_t to = 0;
-  if (receiver->is_uint64())
-    to = receiver->get_uint64();
-  else if (receiver->is_int64() && receiver->get_int64() > 0)
-    to = static_cast<std::uint64_t>(receiver->get_int64());
-  else if (receiver->is_string())
-    try {
-      to = std::stoull(std::string(receiver->get_string()));
-    } catch (...) {
-      return;
-    }
-  else
-    return;
-  c.sent.emplace(to, std::string(content->get_string()));
+  const auto frame = sbt::reference::parse_client_frame(payload, c.user);
+  if (const auto* send = std::get_if<sb::protocol::send_frame>(&frame))
+    c.sent.emplace(send->receiver, send->content);
 }
 
 void check_held(const std::vector<client>& clients) {
@@ -312,7 +295,8 @@ void run(const std::uint8_t* data, std::size_t size) {
         if (flags & 0x01) n = n * 16 + in.byte() % 16;  // up to 4 KiB
         const auto payload = in.bytes(n);
         const std::array<std::uint8_t, 4> key = {flags, 0x5a, 0x00, 0xa5};
-        c.link->client_write(sbt::client_frame(first, payload, flags & 0x02, key));
+        c.link->client_write(
+            sbt::client_frame(first, payload, (flags & 0x02) ? std::nullopt : std::optional(key)));
         if (first == 0x81 && !(flags & 0x02))
           note_sent(c, payload);
         else if ((first & 0x0F) == 0x0 || (first & 0x0F) == 0x1)
@@ -331,13 +315,14 @@ void run(const std::uint8_t* data, std::size_t size) {
             R"({"type":1,"receiver":)" + receiver + R"(,"content":)" + json_string(content);
         if (b & 0x80) text += R"(,"id":"i)" + std::to_string((b >> 3) & 0x0F) + "\"";
         text += "}";
-        c.link->client_write(sbt::client_frame(0x81, text, false, {1, 2, 3, 4}));
+        c.link->client_write(sbt::client_frame(0x81, text, sbt::mask_key{1, 2, 3, 4}));
         note_sent(c, text);
         break;
       }
       case 3: {  // a frame that announces more than it carries
         const auto payload = in.bytes(in.byte());
-        auto frame = sbt::client_frame(0x81, std::string(payload.size() + 64, 'x'), false, {});
+        auto frame =
+            sbt::client_frame(0x81, std::string(payload.size() + 64, 'x'), sbt::mask_key{});
         frame.resize(frame.size() - 64);
         c.link->client_write(frame);
         c.opaque = true;
@@ -367,7 +352,8 @@ void run(const std::uint8_t* data, std::size_t size) {
     c.reading = true;
   settle(s, clients);
   for (auto& c : clients)
-    if (!c.shut) c.link->client_write(sbt::client_frame(0x88, "\x03\xe8", false, {9, 8, 7, 6}));
+    if (!c.shut)
+      c.link->client_write(sbt::client_frame(0x88, "\x03\xe8", sbt::mask_key{9, 8, 7, 6}));
   settle(s, clients);
   for (auto& c : clients)
     c.link->client_shutdown();

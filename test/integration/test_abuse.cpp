@@ -33,6 +33,7 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/json.hpp>
 
+#include "support/client_frames.hpp"
 #include "support/process.hpp"
 #include "support/sanitizers.hpp"
 #include "support/test_support.hpp"
@@ -60,22 +61,8 @@ std::size_t resident_bytes(pid_t pid) {
   return 0;
 }
 
-// One masked client frame (RFC 6455 section 5.2) with a zero masking key,
-// so the payload is sent as it is.
-std::string client_frame(std::uint8_t opcode, const std::string& payload) {
-  std::string f;
-  f += static_cast<char>(0x80 | opcode);
-  if (payload.size() < 126) {
-    f += static_cast<char>(0x80 | payload.size());
-  } else {
-    f += static_cast<char>(0x80 | 126);
-    f += static_cast<char>(payload.size() >> 8);
-    f += static_cast<char>(payload.size() & 0xff);
-  }
-  f.append(4, '\0');
-  f += payload;
-  return f;
-}
+// Masked with a zero key: the payload goes out as it is.
+constexpr mask_key zero_key{};
 
 // The binary on the memory store with a small queue bound, and its log.
 struct abused_server {
@@ -289,12 +276,12 @@ void run_flood(const flood_case& c) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_ping_flood_without_reading_is_closed_as_slow_consumer) {
-  run_flood({"ping flood", client_frame(0x9, std::string(125, 'p')), 48u * 1024 * 1024});
+  run_flood({"ping flood", client_frame(0x89, std::string(125, 'p'), zero_key), 48u * 1024 * 1024});
 }
 
 BOOST_AUTO_TEST_CASE(a_flood_of_malformed_frames_without_reading_is_closed_as_slow_consumer) {
   // Each 7-byte frame asks for an ERROR ten times its size.
-  run_flood({"malformed frame flood", client_frame(0x1, "x"), 8u * 1024 * 1024});
+  run_flood({"malformed frame flood", client_frame(0x81, "x", zero_key), 8u * 1024 * 1024});
 }
 
 BOOST_AUTO_TEST_CASE(a_flood_of_sends_without_reading_its_receipts_is_closed_as_slow_consumer) {
@@ -304,7 +291,7 @@ BOOST_AUTO_TEST_CASE(a_flood_of_sends_without_reading_its_receipts_is_closed_as_
     std::string send = R"({"type":1,"receiver":77,"content":"flood","id":"flood-)";
     send += std::to_string(i);
     send += R"("})";
-    frames += client_frame(0x1, send);
+    frames += client_frame(0x81, send, zero_key);
   }
   run_flood({"receipt flood", frames, 16u * 1024 * 1024});
 }
@@ -374,11 +361,11 @@ BOOST_AUTO_TEST_CASE(a_minute_of_abuse_leaves_normal_users_and_memory_unharmed,
   {
     attacker pings(stop, [&] {
       flooder f(port, "/ws/1001");
-      f.flood(client_frame(0x9, std::string(125, 'p')), 8u * 1024 * 1024);
+      f.flood(client_frame(0x89, std::string(125, 'p'), zero_key), 8u * 1024 * 1024);
     });
     attacker errors(stop, [&] {
       flooder f(port, "/ws/1002");
-      f.flood(client_frame(0x1, "x"), 2u * 1024 * 1024);
+      f.flood(client_frame(0x81, "x", zero_key), 2u * 1024 * 1024);
     });
     attacker halves(stop, [&] {
       asio::io_context context;
@@ -387,7 +374,7 @@ BOOST_AUTO_TEST_CASE(a_minute_of_abuse_leaves_normal_users_and_memory_unharmed,
         hanging.push_back(stalled_socket(context, port, "GET /ws/9 HT"));
         // A frame announcing 60 KB, 10 bytes of it, after a real upgrade.
         flooder f(port, "/ws/1003");
-        std::string half = client_frame(0x1, std::string(60000, 'h')).substr(0, 18);
+        std::string half = client_frame(0x81, std::string(60000, 'h'), zero_key).substr(0, 18);
         f.flood(half, half.size());
       }
       std::this_thread::sleep_for(500ms);

@@ -19,6 +19,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/json.hpp>
 
+#include "support/client_frames.hpp"
 #include "support/test_support.hpp"
 
 using namespace switchboard;
@@ -29,31 +30,6 @@ namespace websocket = boost::beast::websocket;
 using tcp = asio::ip::tcp;
 
 namespace {
-
-// A client frame as RFC 6455 section 5.2 lays it out, masked unless told
-// otherwise; `first` is the first byte (FIN, RSV, opcode) as given.
-std::string client_frame(unsigned char first, std::string_view payload, bool masked = true) {
-  std::string out;
-  out.push_back(static_cast<char>(first));
-  const unsigned char mask_bit = masked ? 0x80 : 0;
-  const std::size_t n = payload.size();
-  if (n < 126) {
-    out.push_back(static_cast<char>(mask_bit | n));
-  } else if (n <= 0xffff) {
-    out.push_back(static_cast<char>(mask_bit | 126));
-    out.push_back(static_cast<char>(n >> 8));
-    out.push_back(static_cast<char>(n & 0xff));
-  } else {
-    out.push_back(static_cast<char>(mask_bit | 127));
-    for (int i = 7; i >= 0; --i)
-      out.push_back(static_cast<char>((static_cast<std::uint64_t>(n) >> (8 * i)) & 0xff));
-  }
-  const unsigned char key[4] = {0x37, 0xfa, 0x21, 0x3d};
-  if (masked) out.append(reinterpret_cast<const char*>(key), 4);
-  for (std::size_t i = 0; i < n; ++i)
-    out.push_back(masked ? static_cast<char>(payload[i] ^ key[i % 4]) : payload[i]);
-  return out;
-}
 
 constexpr unsigned char fin_text = 0x81;
 constexpr unsigned char fin_binary = 0x82;
@@ -69,9 +45,7 @@ class raw_client {
     // Blocking reads give up after 5 s instead of hanging the test.
     timeval tv{5, 0};
     ::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    write("GET " + target +
-          " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+    write(upgrade_request(target));
     while (in_.find("\r\n\r\n") == std::string::npos)
       BOOST_REQUIRE(fill());
     const auto end = in_.find("\r\n\r\n") + 4;
@@ -271,7 +245,7 @@ BOOST_AUTO_TEST_CASE(a_close_frame_without_a_code_is_answered_without_one) {
 BOOST_AUTO_TEST_CASE(protocol_violations_close_with_1002_or_1007) {
   test_server server;
   const std::pair<const char*, std::string> violations[] = {
-      {"unmasked", client_frame(fin_text, send_text(2, "x"), false)},
+      {"unmasked", client_frame(fin_text, send_text(2, "x"), std::nullopt)},
       {"rsv1 without an extension", client_frame(0xC1, send_text(2, "x"))},
       {"reserved opcode", client_frame(0x83, "x")},
       {"continuation without a start", client_frame(0x80, "x")},

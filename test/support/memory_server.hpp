@@ -7,19 +7,18 @@
 // library.
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <string_view>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "support/client_frames.hpp"
 #include "switchboard/config.hpp"
 #include "switchboard/delivery.hpp"
 #include "switchboard/hub.hpp"
@@ -91,33 +90,5 @@ class memory_server {
   store::worker store;
   services shared;
 };
-
-// A WebSocket upgrade request for `target` (for example "/ws/1?ack=manual").
-inline std::string upgrade_request(std::string_view target) {
-  return "GET " + std::string(target) +
-         " HTTP/1.1\r\nHost: memory\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-}
-
-// A client frame (RFC 6455 section 5.2) of less than 64 KiB: `first` is its
-// first byte as given (FIN, RSV, opcode), the payload masked with `key`
-// unless `unmasked`.
-inline std::string client_frame(std::uint8_t first, std::string_view payload, bool unmasked = false,
-                                std::array<std::uint8_t, 4> key = {0x12, 0x34, 0x56, 0x78}) {
-  std::string f(1, static_cast<char>(first));
-  const std::uint8_t mask_bit = unmasked ? 0 : 0x80;
-  const std::size_t n = payload.size();
-  if (n < 126) {
-    f += static_cast<char>(mask_bit | n);
-  } else {
-    f += static_cast<char>(mask_bit | 126);
-    f += static_cast<char>(n >> 8);
-    f += static_cast<char>(n & 0xff);
-  }
-  if (!unmasked) f.append(reinterpret_cast<const char*>(key.data()), 4);
-  for (std::size_t i = 0; i < n; ++i)
-    f += static_cast<char>(payload[i] ^ (unmasked ? 0 : key[i % 4]));
-  return f;
-}
 
 }  // namespace switchboard::test
