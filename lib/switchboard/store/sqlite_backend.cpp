@@ -341,6 +341,7 @@ void sqlite_backend::prepare_statements() {
                         "ON CONFLICT(user_id, device) DO UPDATE SET cursor = excluded.cursor, "
                         "seen = excluded.seen");
   lowest_cursor_.prepare(db, "SELECT min(cursor), count(*) FROM devices WHERE user_id = ?1");
+  devices_by_seen_.prepare(db, "SELECT device FROM devices WHERE user_id = ?1 ORDER BY seen");
   select_stale_devices_.prepare(db, "SELECT user_id, device FROM devices WHERE seen < ?1");
   delete_device_.prepare(db, "DELETE FROM devices WHERE user_id = ?1 AND device = ?2");
   insert_message_.prepare(db,
@@ -565,7 +566,9 @@ user_position sqlite_backend::open(user_id user, const device_name& device, std:
   try {
     return or_unavailable([&] {
       return in_transaction([&] {
-        auto d = read_device(user, device).value_or(device_row{0, now_ms});
+        auto known = read_device(user, device);
+        if (!known) make_room_for_device(user);
+        auto d = known.value_or(device_row{0, now_ms});
         // Forgotten, and the sweep has not reached it yet: it starts again.
         if (open.sessions == 0 && device_forgotten(d.seen_ms, now_ms, limits_.device_ttl))
           d.cursor = 0;
@@ -634,10 +637,15 @@ void sqlite_backend::advance_cursor(user_id user, const device_name& device, seq
     // are then no write at all.
     user_row row = read_user(user);
     // Never opened (cannot happen from a session): seen at clock_ms_.
-    auto d = read_device(user, device).value_or(device_row{0, clock_ms_});
+    const auto known = read_device(user, device);
+    auto d = known.value_or(device_row{0, clock_ms_});
     const seq_t target = std::min(seq, row.highest);
     if (target <= d.cursor) return 0;
     return in_transaction([&] {
+      if (!known) {
+        make_room_for_device(user);
+        row = read_user(user);
+      }
       d.cursor = target;
       write_device(user, device, d);
       settle(user, row);
@@ -681,6 +689,28 @@ std::uint64_t sqlite_backend::evict_expired(std::int64_t now_ms) {
       return evicted;
     });
   });
+}
+
+void sqlite_backend::make_room_for_device(user_id user) {
+  std::optional<std::string> oldest;
+  std::size_t count = 0;
+  {
+    auto q = devices_by_seen_.start();
+    q.bind(1, to_db(user));
+    while (q.step()) {
+      ++count;
+      std::string device = q.text(0);
+      if (!oldest && !open_.contains(open_key{user, device})) oldest = std::move(device);
+    }
+  }
+  if (count < limits_.max_devices_per_user || !oldest) return;
+  {
+    auto q = delete_device_.start();
+    q.bind(1, to_db(user)).bind(2, std::string_view(*oldest));
+    q.step();
+  }
+  user_row row = read_user(user);
+  settle(user, row);
 }
 
 void sqlite_backend::forget_devices(std::int64_t now_ms) {
