@@ -565,20 +565,32 @@ user_position sqlite_backend::open(user_id user, const device_name& device, std:
   auto& open = open_[open_key{user, std::string(device.view())}];
   try {
     return or_unavailable([&] {
-      return in_transaction([&] {
-        auto known = read_device(user, device);
-        if (!known) make_room_for_device(user);
-        auto d = known.value_or(device_row{0, now_ms});
-        // Forgotten, and the sweep has not reached it yet: it starts again.
-        if (open.sessions == 0 && device_forgotten(d.seen_ms, now_ms, limits_.device_ttl))
-          d.cursor = 0;
-        d.seen_ms = std::max(d.seen_ms, now_ms);
-        write_device(user, device, d);
-        const user_row row = read_user(user);
-        ++open.sessions;
-        open.seen_ms = d.seen_ms;
-        return user_position{row.highest, std::min(d.cursor, row.highest)};
-      });
+      // What the session gets: its device's cursor, 0 for a device new or
+      // forgotten (and not swept yet: it starts again).
+      auto known = read_device(user, device);
+      if (known && open.sessions == 0 && device_forgotten(known->seen_ms, now_ms, limits_.device_ttl))
+        known->cursor = 0;
+      const user_row row = read_user(user);
+      const user_position position{row.highest,
+                                   known ? std::min(known->cursor, row.highest) : seq_t{0}};
+      ++open.sessions;
+      try {
+        in_transaction([&] {
+          if (!known) make_room_for_device(user);
+          device_row d = known.value_or(device_row{0, now_ms});
+          d.seen_ms = std::max(d.seen_ms, now_ms);
+          write_device(user, device, d);
+          return 0;
+        });
+        open.seen_ms = std::max(open.seen_ms, now_ms);
+      } catch (const sqlite_error&) {
+        // The sighting could not be written (a full disk: appends fail and
+        // say so): the session opens all the same, read-only as before
+        // devices. Its device is tracked as open in memory, so it is not
+        // forgotten meanwhile, and the sweep writes the sighting once it can
+        // (forget_devices).
+      }
+      return position;
     });
   } catch (...) {
     if (open.sessions == 0) open_.erase(open_key{user, std::string(device.view())});
