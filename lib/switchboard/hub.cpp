@@ -102,9 +102,15 @@ void hub::on(hub_event::registered& e) {
       e.session->abort(close_reason::shutdown);
   }
   while (max_sessions_per_user_ != 0 && user.sessions.size() >= max_sessions_per_user_) {
-    // One session too many: the oldest goes, never the one just opened.
-    auto oldest = std::move(user.sessions.front().session);
-    user.sessions.erase(user.sessions.begin());
+    // One session too many: the oldest of the same device goes if that
+    // device has one, else the user's oldest (PROTOCOL.md section 9);
+    // never the one just opened.
+    auto victim = std::find_if(user.sessions.begin(), user.sessions.end(), [&](const member& m) {
+      return m.session->device == e.session->device;
+    });
+    if (victim == user.sessions.end()) victim = user.sessions.begin();
+    auto oldest = std::move(victim->session);
+    user.sessions.erase(victim);
     --registered_;
     SB_LOG(debug)
             .field("session", oldest->id)

@@ -602,12 +602,14 @@ client_frame parse_client_frame(std::string_view text, user_id self) {
   }
 }
 
-std::string welcome_frame(user_id self, seq_t highest, std::string_view session_id) {
+std::string welcome_frame(user_id self, seq_t highest, std::string_view session_id,
+                          std::string_view device) {
   return json::serialize(json::object{
       {"type", 0},
       {"receiver", self},
       {"seq", highest},
       {"session", json::string_view(session_id.data(), session_id.size())},
+      {"device", json::string_view(device.data(), device.size())},
   });
 }
 

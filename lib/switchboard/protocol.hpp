@@ -98,7 +98,9 @@ client_frame parse_client_frame(std::string_view text, user_id self);
 // Server-to-client frames, each a complete JSON text with "type" first.
 
 // CONNECT (0): the first frame of every session.
-std::string welcome_frame(user_id self, seq_t highest, std::string_view session_id);
+// `device`: the session's device, "" for the default one (section 9).
+std::string welcome_frame(user_id self, seq_t highest, std::string_view session_id,
+                          std::string_view device = {});
 
 // SEND (1): a delivered message; its id, if any, as the sender wrote it.
 std::string deliver_frame(const store::stored_message& m);

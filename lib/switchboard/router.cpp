@@ -139,11 +139,14 @@ route_result router::route_websocket(const route_request& request, std::string_v
         return reject(400, "bad_ack", "ack must be auto or manual");
       case ws_query_error::bad_since:
         return reject(400, "bad_since", "since must be a seq: a decimal integer");
+      case ws_query_error::bad_device:
+        return reject(400, "bad_device", "device must be 1 to 64 bytes of A-Z a-z 0-9 . _ -");
     }
   }
   const auto& params = std::get<ws_query>(parsed);
   session.ack = params.ack;
   session.since = params.since;
+  session.device = params.device;
   const auto& token = params.token;
 
   if (!request.websocket_upgrade)

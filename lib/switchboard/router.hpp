@@ -41,6 +41,7 @@ struct session_request {
   store::user_id user = 0;
   ack_mode ack = ack_mode::automatic;
   std::optional<store::seq_t> since;
+  store::device_name device;  // ?device=, "" when absent (PROTOCOL.md section 9)
 };
 
 // An answer now, a WebSocket session, or an API request whose answer the

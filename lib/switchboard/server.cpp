@@ -150,6 +150,8 @@ store::backend_limits backend_limits_of(const config& cfg) {
   limits.dedup_window = cfg.dedup_window;
   limits.inbox_bytes = cfg.inbox_bytes;
   limits.memory_store_bytes = cfg.memory_store_bytes;
+  limits.device_ttl = cfg.device_ttl;
+  limits.max_devices_per_user = cfg.max_devices_per_user;
   return limits;
 }
 

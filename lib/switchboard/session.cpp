@@ -291,7 +291,7 @@ void on_text(session_state& st, token_bucket& bucket, pending_requests& pending,
   } else if (auto* ack = std::get_if<protocol::receive_frame>(&frame)) {
     // Under ack=auto the cursor follows the socket; a RECEIVE is harmless.
     if (st.handle->ack == ack_mode::manual) {
-      store::store_request advance = store::request::advance{user, ack->seq};
+      store::store_request advance = store::request::advance{user, ack->seq, st.handle->device};
       submit(st, pending, advance);
     }
   } else if (std::holds_alternative<protocol::close_frame>(frame)) {
@@ -453,7 +453,8 @@ class writer_state {
   asio::awaitable<void> flush_cursor() {
     if (unacked_ == 0) co_return;
     st_.writer_waits = session_wait::store_queue;
-    store::store_request advance = store::request::advance{st_.handle->user, unacked_};
+    store::store_request advance =
+        store::request::advance{st_.handle->user, unacked_, st_.handle->device};
     co_await st_.s.store.submit(std::move(advance));
     unacked_ = 0;
   }
@@ -667,8 +668,8 @@ asio::awaitable<std::optional<session_event>> open_session(session_state& st,
   auto [ec, first] = co_await st.handle->channel().async_receive(use_tuple);
   if (ec) co_return std::nullopt;
   if (auto* welcome = std::get_if<event::welcome>(&first)) {
-    const auto text =
-        protocol::welcome_frame(st.handle->user, welcome->position.highest, st.handle->id);
+    const auto text = protocol::welcome_frame(st.handle->user, welcome->position.highest,
+                                              st.handle->id, st.handle->device.view());
     const bool written = co_await write_text(st, text);  // named: GCC 12 (debugging.md)
     if (!written) co_return std::nullopt;
   }
@@ -717,6 +718,7 @@ std::optional<session_info> describe(const session_handle& handle) {
   session_info info;
   info.session = handle.id;
   info.user = handle.user;
+  info.device = std::string(handle.device.view());
   info.opened_ms = handle.opened_ms;
   info.thread = st->list->thread;
   info.manual_ack = handle.ack == ack_mode::manual;
@@ -744,8 +746,9 @@ std::optional<session_info> describe(const session_handle& handle) {
 
 asio::awaitable<void> run_session(transport io, session_request request, services& s) {
   auto executor = co_await asio::this_coro::executor;
-  auto handle = std::make_shared<session_handle>(executor, request.user, next_session_id(),
-                                                 request.ack, s.cfg.send_queue_bytes);
+  auto handle =
+      std::make_shared<session_handle>(executor, request.user, next_session_id(), request.ack,
+                                       s.cfg.send_queue_bytes, request.device);
   s.stats.sessions.fetch_add(1, std::memory_order_relaxed);
   s.stats.sessions_opened_total.fetch_add(1, std::memory_order_relaxed);
   // The channel's address names it in the trace preset's log (docs/debugging.md).
@@ -753,7 +756,8 @@ asio::awaitable<void> run_session(transport io, session_request request, service
           .field("session", handle->id)
           .field("user", request.user)
           .field("channel", static_cast<const void*>(&handle->channel()))
-      << "session " << handle->id << " of user " << request.user << " opened";
+      << "session " << handle->id << " of user " << request.user << " device \""
+      << request.device.view() << "\" opened";
 
   handle->watch_transport(io.held());
   session_state st(io, handle, s);

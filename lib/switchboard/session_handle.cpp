@@ -69,10 +69,11 @@ unsigned short websocket_close_code(close_reason reason) {
 }
 
 session_handle::session_handle(asio::any_io_executor executor, store::user_id user, std::string id,
-                               ack_mode ack, std::size_t queue_limit)
+                               ack_mode ack, std::size_t queue_limit, store::device_name device)
     : user(user),
       id(std::move(id)),
       ack(ack),
+      device(device),
       opened_ms(unix_ms()),
       queue_limit_(queue_limit),
       executor_(executor),

@@ -71,12 +71,13 @@ void abort_session(session_state& st, close_reason reason);
 class session_handle : public std::enable_shared_from_this<session_handle> {
  public:
   session_handle(asio::any_io_executor executor, store::user_id user, std::string id, ack_mode ack,
-                 std::size_t queue_limit);
+                 std::size_t queue_limit, store::device_name device = {});
 
   const store::user_id user;
   const std::string id;  // the opaque session id of the welcome frame
   const ack_mode ack;
-  const std::int64_t opened_ms;  // when the upgrade was accepted, ms since the Unix epoch
+  const store::device_name device;  // its device (PROTOCOL.md section 9), "" the default
+  const std::int64_t opened_ms;     // when the upgrade was accepted, ms since the Unix epoch
   // Set by the store worker once the store opened the session (and, in a
   // cluster, registered it): its end must then be told to the store.
   std::atomic<bool> store_opened{false};

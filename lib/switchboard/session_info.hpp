@@ -31,7 +31,7 @@ std::string_view to_string(session_wait wait);
 struct session_info {
   std::string session;
   store::user_id user = 0;
-  std::string device;  // the default device "" until devices exist (PROTOCOL.md section 9)
+  std::string device;  // "" for the default device (PROTOCOL.md section 9)
   std::int64_t opened_ms = 0;
   long thread = 0;  // the I/O thread's kernel id (gdb's LWP, top -H)
   bool manual_ack = false;

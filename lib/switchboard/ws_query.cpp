@@ -56,6 +56,14 @@ std::variant<ws_query, ws_query_error> parse_ws_query(std::string_view query) {
       const auto since = value ? parse_seq(*value) : std::nullopt;
       if (!since) return ws_query_error::bad_since;
       result.since = since;
+    } else if (key == "device") {
+      // Empty (`device=` or a bare `device`) is refused: the default device
+      // is asked for by leaving the parameter out.
+      const auto value = percent_decode(raw);
+      const auto device =
+          value && !value->empty() ? store::device_name::parse(*value) : std::nullopt;
+      if (!device) return ws_query_error::bad_device;
+      result.device = *device;
     } else if (key == "token") {
       result.token = percent_decode(raw);
       result.token_malformed = !result.token;

@@ -1,5 +1,5 @@
 // The query string of GET /ws/{userId} (PROTOCOL.md section 1): `ack`,
-// `since` and `token`. Pure: the router hands it the text after '?' and
+// `since`, `device` (section 9) and `token`. Pure: the router hands it the text after '?' and
 // turns a refusal into its HTTP answer; the fuzz target test/fuzz/fuzz_query
 // feeds it arbitrary bytes.
 //
@@ -30,6 +30,9 @@ enum class ack_mode { automatic, manual };
 struct ws_query {
   ack_mode ack = ack_mode::automatic;
   std::optional<store::seq_t> since;
+  // The session's device: "" (the default device) when absent; a `device`
+  // given, empty or not a name, is refused (bad_device).
+  store::device_name device;
   // The last `token`, decoded; verified later, and never logged. nullopt when
   // absent or when its escapes are malformed (then token_malformed is set).
   std::optional<std::string> token;
@@ -38,7 +41,7 @@ struct ws_query {
 };
 
 // Why a query was refused: the router answers 400.
-enum class ws_query_error { bad_ack, bad_since };
+enum class ws_query_error { bad_ack, bad_since, bad_device };
 
 // Parses the text after '?' (without the '?'). Never throws on any input,
 // short of running out of memory.

@@ -30,10 +30,11 @@ struct fixture {
     context.run_for(std::chrono::seconds(1));
   }
 
-  session_ptr open(store::user_id user, std::size_t queue_limit = 1 << 20) {
+  session_ptr open(store::user_id user, std::size_t queue_limit = 1 << 20,
+                   std::string_view device = {}) {
     return std::make_shared<session_handle>(asio::make_strand(context), user,
                                             "s" + std::to_string(++count), ack_mode::automatic,
-                                            queue_limit);
+                                            queue_limit, *store::device_name::parse(device));
   }
 
   // Delivers one event and lets the hub handle it.
@@ -142,6 +143,25 @@ BOOST_AUTO_TEST_CASE(one_session_too_many_closes_the_oldest_not_the_newest) {
   BOOST_TEST(!f.next(a).has_value());
   BOOST_TEST(as<event::frame>(f.next(b)));
   BOOST_TEST(as<event::frame>(f.next(c)));
+}
+
+// PROTOCOL.md section 9: the session replaced is the oldest of the same
+// device if that device has one, otherwise the user's oldest.
+BOOST_AUTO_TEST_CASE(the_session_replaced_is_the_oldest_of_the_same_device) {
+  fixture f(2);
+  auto laptop = f.open(7, 1 << 20, "laptop");
+  auto phone1 = f.open(7, 1 << 20, "phone");
+  auto phone2 = f.open(7, 1 << 20, "phone");
+  auto tablet = f.open(7, 1 << 20, "tablet");
+  f.registered(laptop, 0);
+  f.registered(phone1, 0);
+  f.registered(phone2, 0);  // phone1 goes, not the older laptop
+  BOOST_TEST(as<event::close>(f.next(phone1)));
+  BOOST_TEST(!f.next(laptop).has_value());
+  f.registered(tablet, 0);  // no other tablet: the user's oldest, the laptop
+  BOOST_TEST(as<event::close>(f.next(laptop)));
+  BOOST_TEST(!f.next(phone2).has_value());
+  BOOST_TEST(!f.next(tablet).has_value());
 }
 
 BOOST_AUTO_TEST_CASE(users_are_independent) {

@@ -450,15 +450,19 @@ BOOST_AUTO_TEST_CASE(welcome) {
   const std::string text = sp::welcome_frame(7, 18446744073709551615u, "s-\"1\"\\");
   BOOST_TEST(text.rfind("{\"type\":0,", 0) == 0u);
   const auto o = parse_object(text);
-  BOOST_TEST(o.size() == 4u);
+  BOOST_TEST(o.size() == 5u);
   BOOST_TEST(u64(o.at("type")) == 0u);
   BOOST_TEST(u64(o.at("receiver")) == 7u);
   BOOST_TEST(u64(o.at("seq")) == 18446744073709551615u);
   BOOST_TEST(str(o.at("session")) == "s-\"1\"\\");
+  BOOST_TEST(str(o.at("device")) == "");  // the default device (section 9)
 
   const auto fresh = parse_object(sp::welcome_frame(18446744073709551615u, 0, "abc"));
   BOOST_TEST(u64(fresh.at("receiver")) == 18446744073709551615u);
   BOOST_TEST(u64(fresh.at("seq")) == 0u);
+
+  const auto named = parse_object(sp::welcome_frame(7, 1, "abc", "phone-1"));
+  BOOST_TEST(str(named.at("device")) == "phone-1");
 }
 
 BOOST_AUTO_TEST_CASE(deliver_without_id) {

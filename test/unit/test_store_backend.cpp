@@ -203,24 +203,33 @@ class backend_under_test {
   }
   // Where the user's inbox stands, as a session opening sees it; on Redis
   // that registers a session for the while, under a name of its own.
-  sb::user_position position(sb::user_id user) {
+  // The probe is a session of `device`, so that device counts as seen.
+  sb::user_position position(sb::user_id user, std::string_view device = {},
+                             std::int64_t now_ms = 0) {
     const std::string id = "probe-" + std::to_string(++probes_);
-    const auto p = open(user, id);
-    close(user, id);
+    const auto p = open(user, id, device, now_ms);
+    close(user, id, device, now_ms);
     return p;
   }
-  sb::user_position open(sb::user_id user, std::string_view session) {
-    return run_.await(backend_->open(sb::session_key{user, session}));
+  sb::user_position open(sb::user_id user, std::string_view session, std::string_view device = {},
+                         std::int64_t now_ms = 0) {
+    return run_.await(backend_->open(sb::session_key{user, session, name(device), now_ms}));
   }
-  void close(sb::user_id user, std::string_view session) {
-    run_.await(backend_->close(sb::session_key{user, session}));
+  void close(sb::user_id user, std::string_view session, std::string_view device = {},
+             std::int64_t now_ms = 0) {
+    run_.await(backend_->close(sb::session_key{user, session, name(device), now_ms}));
+  }
+  static sb::device_name name(std::string_view device) {
+    auto parsed = sb::device_name::parse(device);
+    BOOST_REQUIRE(parsed.has_value());
+    return *parsed;
   }
   std::vector<sb::stored_message> fetch(sb::user_id user, sb::seq_t after, std::size_t max_count,
                                         std::size_t max_bytes = unlimited) {
     return run_.await(backend_->fetch(user, after, max_count, max_bytes));
   }
-  void advance_cursor(sb::user_id user, sb::seq_t seq) {
-    const sb::cursor_move moves[] = {{user, seq}};
+  void advance_cursor(sb::user_id user, sb::seq_t seq, std::string_view device = {}) {
+    const sb::cursor_move moves[] = {{user, seq, name(device)}};
     run_.await(backend_->advance_cursors(moves));
   }
   std::uint64_t evict_expired(std::int64_t now_ms) {
@@ -481,7 +490,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(cursor_clamps_and_hides_acknowledged, Kind, backen
   // Several moves at once, the furthest of one user wins, each user apart.
   append_one(*b, msg(1, 3, "z"));
   append_one(*b, msg(1, 3, "z"));
-  const sb::cursor_move moves[] = {{3, 2}, {2, 6}, {3, 1}};
+  const sb::cursor_move moves[] = {{3, 2, {}}, {2, 6, {}}, {3, 1, {}}};
   kind.run.await(b->async().advance_cursors(moves));
   BOOST_TEST(b->position(2) == (sb::user_position{6, 6}));
   BOOST_TEST(b->position(3) == (sb::user_position{2, 2}));
@@ -808,6 +817,134 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(fetch_caps_a_page_by_bytes, Kind, backend_kinds) {
   BOOST_TEST(b->fetch(2, 40, 100, 1000).empty());
 }
 
+// PROTOCOL.md section 9: each device keeps its own cursor; a message is held
+// until every device remembered has passed it.
+BOOST_AUTO_TEST_CASE_TEMPLATE(devices_keep_their_own_cursors, Kind, backend_kinds) {
+  Kind kind;
+  auto b = kind.open();
+  for (int i = 0; i < 3; ++i)
+    append_one(*b, msg(1, 2, "x"));
+  BOOST_TEST(b->open(2, "p1", "phone", 1000) == (sb::user_position{3, 0}));
+  BOOST_TEST(b->open(2, "l1", "laptop", 1000) == (sb::user_position{3, 0}));
+
+  b->advance_cursor(2, 3, "phone");
+  BOOST_TEST(b->position(2, "phone", 1000) == (sb::user_position{3, 3}));
+  BOOST_TEST(b->position(2, "laptop", 1000) == (sb::user_position{3, 0}));
+  // The laptop has not passed any: all are held for it.
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{1, 2, 3}), boost::test_tools::per_element());
+
+  b->advance_cursor(2, 2, "laptop");
+  BOOST_TEST(b->position(2, "laptop", 1000) == (sb::user_position{3, 2}));
+  BOOST_TEST(b->position(2, "phone", 1000) == (sb::user_position{3, 3}));
+  if constexpr (Kind::drops_acknowledged_at_once)
+    BOOST_TEST(held_seqs(*b, 2) == (seqs{3}), boost::test_tools::per_element());
+
+  b->advance_cursor(2, 100, "laptop");  // clamped, as for the default device
+  BOOST_TEST(b->position(2, "laptop", 1000) == (sb::user_position{3, 3}));
+  if constexpr (Kind::drops_acknowledged_at_once) BOOST_TEST(held_seqs(*b, 2).empty());
+
+  // A device seen for the first time starts at 0 and reads what is held.
+  append_one(*b, msg(1, 2, "y"));
+  BOOST_TEST(b->open(2, "t1", "tablet", 1000) == (sb::user_position{4, 0}));
+  if constexpr (Kind::drops_acknowledged_at_once)
+    BOOST_TEST(held_seqs(*b, 2) == (seqs{4}), boost::test_tools::per_element());
+  // The default device is a device like the others, and another user's
+  // devices are their own.
+  append_one(*b, msg(1, 3, "z"));
+  BOOST_TEST(b->open(3, "o1", "phone", 1000) == (sb::user_position{1, 0}));
+  b->close(2, "p1", "phone", 1000);
+  b->close(2, "l1", "laptop", 1000);
+  b->close(2, "t1", "tablet", 1000);
+  b->close(3, "o1", "phone", 1000);
+}
+
+// A device with no session for --device-ttl is forgotten (never sooner):
+// its cursor holds nothing back, and it starts again at 0. A device with a
+// session open is never forgotten; a user with no device left holds
+// everything for the next one.
+BOOST_AUTO_TEST_CASE_TEMPLATE(devices_are_forgotten_after_the_ttl, Kind, sweeping_kinds) {
+  Kind kind;
+  sb::backend_limits limits;
+  limits.device_ttl = std::chrono::seconds(80);  // forgotten 90 s after the last session
+  auto b = kind.open(limits);
+  for (int i = 0; i < 3; ++i)
+    append_one(*b, msg(1, 2, "x", 1000));
+  b->open(2, "p1", "phone", 1000);
+  b->open(2, "l1", "laptop", 1000);
+  b->advance_cursor(2, 1, "laptop");
+  b->close(2, "l1", "laptop", 2000);
+  b->advance_cursor(2, 3, "phone");
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{2, 3}), boost::test_tools::per_element());
+
+  BOOST_TEST(b->evict_expired(82000) == 0u);  // 80 s: not sooner than the ttl
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{2, 3}), boost::test_tools::per_element());
+  BOOST_TEST(b->evict_expired(92001) == 0u);  // past 90 s: the laptop is forgotten
+  BOOST_TEST(held_seqs(*b, 2).empty());
+  // The phone, whose session is still open, is not, however long.
+  BOOST_TEST(b->evict_expired(500000) == 0u);
+  BOOST_TEST(b->open(2, "p2", "phone", 500000) == (sb::user_position{3, 3}));
+  b->close(2, "p2", "phone", 500000);
+  // The laptop comes back: a new device at 0.
+  append_one(*b, msg(1, 2, "y", 500000));
+  BOOST_TEST(b->open(2, "l2", "laptop", 500000) == (sb::user_position{4, 0}));
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{4}), boost::test_tools::per_element());
+  b->close(2, "l2", "laptop", 500000);
+  b->close(2, "p1", "phone", 500000);
+
+  // Both forgotten: nothing more goes for want of a device, and the next
+  // device gets it all.
+  BOOST_TEST(b->evict_expired(600000) == 0u);
+  append_one(*b, msg(1, 2, "z", 600000));
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{4, 5}), boost::test_tools::per_element());
+  BOOST_TEST(b->open(2, "t1", "tablet", 600000) == (sb::user_position{5, 0}));
+  b->close(2, "t1", "tablet", 600000);
+}
+
+// --max-devices-per-user: a device new to a user who has that many forgets
+// the least recently seen one without a session open; one with a session
+// is never forgotten, so the user then has one more.
+BOOST_AUTO_TEST_CASE_TEMPLATE(a_new_device_beyond_the_bound_forgets_the_least_recent,
+                              Kind, backend_kinds) {
+  Kind kind;
+  sb::backend_limits limits;
+  limits.max_devices_per_user = 2;
+  auto b = kind.open(limits);
+  for (int i = 0; i < 3; ++i)
+    append_one(*b, msg(1, 2, "x"));
+  b->open(2, "a1", "first", 1000);
+  b->advance_cursor(2, 1, "first");
+  b->close(2, "a1", "first", 1000);
+  b->open(2, "b1", "second", 2000);
+  b->advance_cursor(2, 2, "second");
+  b->close(2, "b1", "second", 2000);
+  if constexpr (Kind::drops_acknowledged_at_once)
+    BOOST_TEST(held_seqs(*b, 2) == (seqs{2, 3}), boost::test_tools::per_element());
+
+  // A third: "first" goes, and what only it held with it. (position() opens
+  // a session of the device it asks about: it is only used on devices the
+  // store remembers.)
+  BOOST_TEST(b->open(2, "c1", "third", 3000) == (sb::user_position{3, 0}));
+  BOOST_TEST(b->position(2, "second", 3000) == (sb::user_position{3, 2}));
+  if constexpr (Kind::drops_acknowledged_at_once)
+    BOOST_TEST(held_seqs(*b, 2) == (seqs{3}), boost::test_tools::per_element());
+
+  // "first" comes back at 0, forgotten; "third" has a session open, so
+  // "second" goes for it.
+  BOOST_TEST(b->open(2, "a2", "first", 4000) == (sb::user_position{3, 0}));
+  // Both remembered devices have sessions: a fifth is remembered beside them.
+  BOOST_TEST(b->open(2, "e1", "fifth", 5000) == (sb::user_position{3, 0}));
+  b->advance_cursor(2, 3, "third");
+  b->advance_cursor(2, 1, "fifth");
+  BOOST_TEST(b->position(2, "third", 5000) == (sb::user_position{3, 3}));
+  BOOST_TEST(b->position(2, "fifth", 5000) == (sb::user_position{3, 1}));
+  BOOST_TEST(b->position(2, "first", 5000) == (sb::user_position{3, 0}));
+  b->close(2, "c1", "third", 5000);
+  b->close(2, "a2", "first", 5000);
+  b->close(2, "e1", "fifth", 5000);
+  // "second" was forgotten: it starts again at 0.
+  BOOST_TEST(b->position(2, "second", 6000) == (sb::user_position{3, 0}));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // ---- memory only: --memory-store-bytes ----
@@ -1065,24 +1202,24 @@ BOOST_AUTO_TEST_CASE(schema_version_and_wal_are_set) {
   temp_dir dir;
   const std::string path = dir.file("store.db");
   open_sqlite(path);  // created, then closed
-  BOOST_TEST(sb::sqlite_backend::schema_version() == 2);
-  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 2);
+  BOOST_TEST(sb::sqlite_backend::schema_version() == 3);
+  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 3);
   BOOST_TEST(raw_int(path,
                      "SELECT count(*) FROM sqlite_master WHERE name IN "
-                     "('users', 'messages', 'dedup')") == 3);
+                     "('users', 'messages', 'dedup', 'devices')") == 4);
   BOOST_TEST(raw_int(path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode") == 1);
   open_sqlite(path);  // an up-to-date file opens again
-  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 2);
+  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 3);
 }
 
 BOOST_AUTO_TEST_CASE(newer_schema_is_refused) {
   temp_dir dir;
   const std::string path = dir.file("store.db");
   open_sqlite(path);
-  raw_exec(path, "PRAGMA user_version = 3");
+  raw_exec(path, "PRAGMA user_version = 4");
   const std::string error = open_failure(path);
   BOOST_TEST(contains(error, path));
-  BOOST_TEST(contains(error, "schema version 3 is newer"));
+  BOOST_TEST(contains(error, "schema version 4 is newer"));
 }
 
 BOOST_AUTO_TEST_CASE(foreign_database_is_refused) {
@@ -1260,7 +1397,7 @@ BOOST_AUTO_TEST_CASE(schema_1_file_is_upgraded_in_place) {
     BOOST_TEST(b->position(2) == (sb::user_position{4, 1}));
     BOOST_TEST(b->fetch(2, 2, 1, unlimited).at(0).content == std::string("\0A\0B", 4));
   }
-  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 2);
+  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 3);
   // 'café' is 5 bytes, and the NULs count: 5 + 4 + 40.
   BOOST_TEST(raw_int(path, "SELECT held_bytes FROM users WHERE user_id = 2") == 49);
   BOOST_TEST(raw_int(path, "SELECT held_bytes FROM users WHERE user_id = 3") == 30);
@@ -1273,6 +1410,71 @@ BOOST_AUTO_TEST_CASE(schema_1_file_is_upgraded_in_place) {
     BOOST_TEST(held_seqs(*b, 2) == (seqs{3, 4, 5, 6}), boost::test_tools::per_element());
   }
   BOOST_TEST(raw_int(path, "SELECT held_bytes FROM users WHERE user_id = 2") == 46);
+}
+
+// A file made by schema 2 (the release before devices) is upgraded in
+// place: each user's cursor becomes its default device's, seen at the
+// upgrade, and a new device reads what is still held.
+BOOST_AUTO_TEST_CASE(schema_2_file_is_upgraded_in_place) {
+  temp_dir dir;
+  const std::string path = dir.file("v2.db");
+  // Schema 2 as that version created it (migrations 1 and 2 of lib/
+  // switchboard/store/sqlite_backend.cpp at 2c0a5da), with rows in it.
+  raw_exec(path, R"sql(
+      CREATE TABLE users(
+        user_id INTEGER PRIMARY KEY,
+        highest INTEGER NOT NULL,
+        cursor INTEGER NOT NULL,
+        held INTEGER NOT NULL
+      );
+      CREATE TABLE messages(
+        receiver INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        sender INTEGER NOT NULL,
+        content TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        client_id TEXT,
+        client_id_is_number INTEGER NOT NULL,
+        PRIMARY KEY(receiver, seq)
+      ) WITHOUT ROWID;
+      CREATE INDEX messages_by_ts ON messages(ts);
+      CREATE TABLE dedup(
+        sender INTEGER NOT NULL,
+        client_id TEXT NOT NULL,
+        receiver INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        PRIMARY KEY(sender, client_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX dedup_by_ts ON dedup(ts);
+      ALTER TABLE users ADD COLUMN held_bytes INTEGER NOT NULL DEFAULT 0;
+      INSERT INTO users VALUES(2, 4, 2, 2, 2), (3, 1, 0, 1, 1);
+      INSERT INTO messages VALUES
+        (2, 3, 1, 'c', 1001, NULL, 0),
+        (2, 4, 1, 'd', 1002, NULL, 0),
+        (3, 1, 1, 'y', 1003, NULL, 0);
+      PRAGMA user_version = 2;
+  )sql");
+  const auto before = unix_ms();
+  {
+    auto b = open_sqlite(path);
+    BOOST_TEST(b->position(2) == (sb::user_position{4, 2}));
+    BOOST_TEST(b->position(3) == (sb::user_position{1, 0}));
+    const auto phone = *sb::device_name::parse("phone");
+    BOOST_TEST(b->open(2, phone, unix_ms()) == (sb::user_position{4, 0}));
+    BOOST_TEST(held_seqs(*b, 2) == (seqs{3, 4}), boost::test_tools::per_element());
+    // The phone passes 4; the default device still holds it.
+    b->advance_cursor(2, phone, 4);
+    BOOST_TEST(held_seqs(*b, 2) == (seqs{3, 4}), boost::test_tools::per_element());
+    b->advance_cursor(2, 4);
+    BOOST_TEST(held_seqs(*b, 2).empty());
+    b->close(2, phone, unix_ms());
+  }
+  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 3);
+  BOOST_TEST(raw_int(path, "SELECT count(*) FROM devices WHERE user_id = 3 AND device = ''") == 1);
+  // Seen at the upgrade (whole seconds), so not forgotten for --device-ttl.
+  BOOST_TEST(raw_int(path, "SELECT seen FROM devices WHERE user_id = 3") >= before - 1000);
+  BOOST_TEST(raw_int(path, "SELECT floor_seq FROM users WHERE user_id = 2") == 4);
 }
 
 // users.held_bytes stays equal to what the rows hold after every kind of
@@ -1674,6 +1876,56 @@ BOOST_AUTO_TEST_CASE(session_limit_kicks_the_oldest_in_the_cluster) {
   BOOST_TEST(
       sorted_lines(server.cli({"HKEYS", "{u:7}:sessions"})) == (std::vector<std::string>{"#"}),
       boost::test_tools::per_element());
+}
+
+// Section 9 in the open script: the session replaced is the oldest of the
+// same device, on whichever node; the session hash names each one's device.
+BOOST_AUTO_TEST_CASE(the_session_replaced_is_the_oldest_of_the_same_device) {
+  auto settings_a = settings("node-a");
+  settings_a.max_sessions_per_user = 2;
+  auto settings_b = settings("node-b");
+  settings_b.max_sessions_per_user = 2;
+  auto a = node_a(settings_a);
+  auto b = node_b(settings_b);
+  a->open(7, "laptop-1", "laptop");
+  b->open(7, "phone-1", "phone");
+  b->open(7, "phone-2", "phone");  // the laptop is older, but phone-1 goes
+  BOOST_TEST(run.run_until([&] { return has_kick(sink_a, {7, "phone-1"}); }));
+  BOOST_TEST(sorted_lines(server.cli({"HKEYS", "{u:7}:sessions"})) ==
+                 (std::vector<std::string>{"#", "laptop-1", "phone-2"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(server.cli({"HGET", "{u:7}:sessions", "laptop-1"}).find(" d:laptop node-a") !=
+             std::string::npos);
+  b->close(7, "phone-1", "phone");
+  a->open(7, "tablet-1", "tablet");  // no other tablet: the oldest, the laptop
+  BOOST_TEST(run.run_until([&] { return has_kick(sink_b, {7, "laptop-1"}); }));
+  a->close(7, "laptop-1", "laptop");
+  a->close(7, "tablet-1", "tablet");
+  b->close(7, "phone-2", "phone");
+}
+
+// Forgetting in real time on Redis's clock: a device whose last session
+// ended more than --device-ttl ago starts again at 0; one seen since keeps
+// its place.
+BOOST_AUTO_TEST_CASE(a_device_is_forgotten_on_the_redis_clock) {
+  sb::backend_limits limits;
+  limits.device_ttl = std::chrono::seconds(1);  // forgotten 1.125 s after
+  auto a = node_a(settings("node-a", limits));
+  for (int i = 0; i < 3; ++i)
+    append_one(*a, msg(1, 7, "x"));
+  a->open(7, "p1", "phone");
+  a->open(7, "l1", "laptop");
+  a->advance_cursor(7, 3, "laptop");
+  a->advance_cursor(7, 2, "phone");
+  a->close(7, "l1", "laptop");
+  BOOST_TEST(a->position(7, "laptop") == (sb::user_position{3, 3}));
+  run.run_for(1500ms);
+  // The phone's session is open: its lease keeps it seen.
+  BOOST_TEST(a->open(7, "l2", "laptop") == (sb::user_position{3, 0}));
+  BOOST_TEST(a->open(7, "p2", "phone") == (sb::user_position{3, 2}));
+  a->close(7, "l2", "laptop");
+  a->close(7, "p1", "phone");
+  a->close(7, "p2", "phone");
 }
 
 // Messages reach every node with a session of their receiver, whichever node

@@ -25,12 +25,15 @@ std::string show(std::string_view query) {
         return "bad_ack";
       case ws_query_error::bad_since:
         return "bad_since";
+      case ws_query_error::bad_device:
+        return "bad_device";
     }
   }
   const auto& q = std::get<ws_query>(parsed);
   std::ostringstream out;
   out << "ack=" << (q.ack == ack_mode::manual ? "manual" : "auto");
   if (q.since) out << " since=" << *q.since;
+  if (!q.device.empty()) out << " device=" << q.device.view();
   if (q.token) out << " token=" << *q.token;
   if (q.token_malformed) out << " token_malformed";
   return out.str();
@@ -64,6 +67,25 @@ BOOST_AUTO_TEST_CASE(last_value_wins) {
   BOOST_TEST(show("ack=manual&ack=auto") == "ack=auto");
   BOOST_TEST(show("since=1&since=2") == "ack=auto since=2");
   BOOST_TEST(show("token=a&token=b") == "ack=auto token=b");
+}
+
+// PROTOCOL.md section 9: 1 to 64 bytes of A-Z a-z 0-9 . _ -; absent is the
+// default device (""), empty is refused.
+BOOST_AUTO_TEST_CASE(device) {
+  BOOST_TEST(show("device=phone") == "ack=auto device=phone");
+  BOOST_TEST(show("device=A-z_0.9") == "ack=auto device=A-z_0.9");
+  BOOST_TEST(show("device=%70hone") == "ack=auto device=phone");  // decoded, then checked
+  const std::string longest(64, 'd');
+  BOOST_TEST(show("device=" + longest) == "ack=auto device=" + longest);
+  BOOST_TEST(show("device=" + longest + "d") == "bad_device");
+  BOOST_TEST(show("device=") == "bad_device");
+  BOOST_TEST(show("device") == "bad_device");
+  BOOST_TEST(show("device=a+b") == "bad_device");  // a space
+  BOOST_TEST(show("device=a%2Fb") == "bad_device");
+  BOOST_TEST(show("device=caf%C3%A9") == "bad_device");
+  BOOST_TEST(show("device=%zz") == "bad_device");
+  BOOST_TEST(show("device=a&device=b") == "ack=auto device=b");
+  BOOST_TEST(show("device=a&device=") == "bad_device");
 }
 
 BOOST_AUTO_TEST_CASE(refusals) {

@@ -42,11 +42,14 @@ class route_sink {
   virtual void replaced(user_id user, std::string session_id) = 0;
 };
 
-// A session as the store sees it: whose inbox, and a name unique in the
-// cluster.
+// A session as the store sees it: whose inbox, a name unique in the
+// cluster, its device (PROTOCOL.md section 9), and when it opened or
+// closed (ms since the Unix epoch; a cluster uses Redis's clock instead).
 struct session_key {
   user_id user = 0;
   std::string_view id;
+  device_name device;
+  std::int64_t now_ms = 0;
 };
 
 class async_backend {
@@ -57,7 +60,8 @@ class async_backend {
   // stored.
   virtual asio::awaitable<append_outcome> append(std::span<const append_request> batch) = 0;
 
-  // A session opens: where its user's inbox stands. A cluster backend also
+  // A session opens: where its user's inbox stands for its device, which
+  // the store now counts as seen (backend::open). A cluster backend also
   // registers the session cluster-wide (--max-sessions-per-user counts every
   // node) and starts routing the user's messages to this node before it
   // reads the position, so that nothing stored after the position is missed.
@@ -94,9 +98,12 @@ class sync_adapter final : public async_backend {
     co_return backend_->append(batch);
   }
   asio::awaitable<user_position> open(session_key session) override {
-    co_return backend_->position(session.user);
+    co_return backend_->open(session.user, session.device, session.now_ms);
   }
-  asio::awaitable<void> close(session_key) override { co_return; }
+  asio::awaitable<void> close(session_key session) override {
+    backend_->close(session.user, session.device, session.now_ms);
+    co_return;
+  }
   asio::awaitable<std::vector<stored_message>> fetch(user_id user, seq_t after,
                                                      std::size_t max_count,
                                                      std::size_t max_bytes) override {

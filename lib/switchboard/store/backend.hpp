@@ -27,29 +27,48 @@ class backend {
   // --inbox-bytes (the oldest messages go, the newest always stays).
   virtual append_outcome append(std::span<const append_request> batch) = 0;
 
-  virtual user_position position(user_id user) = 0;
+  // Where the inbox stands for one device of the user (PROTOCOL.md section
+  // 9): the highest seq, and the device's cursor (0 for a device the store
+  // does not know, or has forgotten). Reads only.
+  virtual user_position position(user_id user, const device_name& device) = 0;
+  user_position position(user_id user) { return position(user, device_name{}); }
+
+  // A session of `device` opens at now_ms: the device is seen (a device
+  // new or forgotten starts at cursor 0) and holds the user's messages
+  // until its cursor passes them; returns its position as position() does.
+  // Every open is followed by one close.
+  virtual user_position open(user_id user, const device_name& device, std::int64_t now_ms) = 0;
+  // A session of `device` ended at now_ms: once the device has no session
+  // left, its --device-ttl runs from now_ms.
+  virtual void close(user_id user, const device_name& device, std::int64_t now_ms) = 0;
 
   // Held messages of `user` with seq > after, in seq order, at most
   // max_count, and no more than max_bytes of held_bytes() in all but for
   // the first message, which comes whatever its size (a replay page always
-  // moves on).
+  // moves on). Held: above the cursor of some device the store remembers,
+  // or everything while it remembers none (section 9).
   virtual std::vector<stored_message> fetch(user_id user, seq_t after, std::size_t max_count,
                                             std::size_t max_bytes) = 0;
 
-  // Moves the cursor forward to min(seq, highest); a seq at or below the
-  // cursor changes nothing. Messages at or below the new cursor may go.
-  virtual void advance_cursor(user_id user, seq_t seq) = 0;
+  // Moves the device's cursor forward to min(seq, highest); a seq at or
+  // below it changes nothing, and so does a device the store does not know
+  // (it had no open). Messages at or below every remembered device's
+  // cursor may go.
+  virtual void advance_cursor(user_id user, const device_name& device, seq_t seq) = 0;
+  void advance_cursor(user_id user, seq_t seq) { advance_cursor(user, device_name{}, seq); }
 
   // Several cursor moves at once; a backend with transactions does them in
   // one. The store worker collects them from every session between commits.
   using cursor_move = store::cursor_move;
   virtual void advance_cursors(std::span<const cursor_move> moves) {
     for (const auto& m : moves)
-      advance_cursor(m.user, m.seq);
+      advance_cursor(m.user, m.device, m.seq);
   }
 
   // Drops messages older than --retention and dedup entries older than
-  // --dedup-window; returns the number of messages above a cursor dropped.
+  // --dedup-window, and forgets devices past --device-ttl (device_forget_ms)
+  // with what only they still held; returns the number of messages above a
+  // cursor dropped.
   virtual std::uint64_t evict_expired(std::int64_t now_ms) = 0;
 };
 

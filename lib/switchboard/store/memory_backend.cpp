@@ -52,6 +52,11 @@ std::size_t memory_backend::dedup_cost(std::string_view id) {
   return sizeof(std::pair<const dedup_key, original>) + map_node_overhead + heap_of(id);
 }
 
+std::size_t memory_backend::device_cost() {
+  // A vector's element, with room for it to double.
+  return 2 * sizeof(device_state);
+}
+
 memory_backend::memory_backend(backend_limits limits) : limits_(limits) {}
 
 // Nothing here can fail but an allocation, so there is no transaction to undo:
@@ -61,6 +66,7 @@ append_outcome memory_backend::append(std::span<const append_request> batch) {
   append_outcome outcome;
   outcome.results.reserve(batch.size());
   for (const append_request& request : batch) {
+    clock_ms_ = std::max(clock_ms_, request.ts_ms);
     const auto previous =
         request.id ? dedup_.find(dedup_key{request.sender, request.id->value}) : dedup_.end();
     if (previous != dedup_.end() &&
@@ -110,7 +116,8 @@ void memory_backend::drop_front(inbox& box) {
 }
 
 std::uint64_t memory_backend::trim(inbox& box) {
-  // Every held message is above the cursor: each one dropped counts.
+  // Every held message is above the floor, so some device lacks it (or
+  // none is remembered): each one dropped counts.
   std::uint64_t dropped = 0;
   while (box.held.size() > limits_.inbox_limit ||
          (box.bytes > limits_.inbox_bytes && box.held.size() > 1)) {
@@ -120,10 +127,77 @@ std::uint64_t memory_backend::trim(inbox& box) {
   return dropped;
 }
 
-user_position memory_backend::position(user_id user) {
+memory_backend::device_state* memory_backend::find(inbox& box, const device_name& device) {
+  for (auto& d : box.devices)
+    if (d.name == device) return &d;
+  return nullptr;
+}
+
+void memory_backend::settle(inbox& box) {
+  if (box.devices.empty()) return;
+  seq_t lowest = box.devices.front().cursor;
+  for (const auto& d : box.devices)
+    lowest = std::min(lowest, d.cursor);
+  if (lowest <= box.floor) return;
+  box.floor = lowest;
+  while (!box.held.empty() && box.held.front().seq <= lowest)
+    drop_front(box);
+}
+
+void memory_backend::forget_least_recent(inbox& box) {
+  auto oldest = box.devices.end();
+  for (auto it = box.devices.begin(); it != box.devices.end(); ++it)
+    if (it->sessions == 0 && (oldest == box.devices.end() || it->seen_ms < oldest->seen_ms))
+      oldest = it;
+  if (oldest == box.devices.end()) return;  // every one has a session open
+  box.devices.erase(oldest);
+  charged_ -= std::min(charged_, device_cost());
+  settle(box);
+}
+
+user_position memory_backend::position(user_id user, const device_name& device) {
   const auto found = inboxes_.find(user);
   if (found == inboxes_.end()) return {};
-  return user_position{found->second.highest, found->second.cursor};
+  const device_state* d = find(found->second, device);
+  return user_position{found->second.highest, d ? std::min(d->cursor, found->second.highest) : 0};
+}
+
+user_position memory_backend::open(user_id user, const device_name& device, std::int64_t now_ms) {
+  clock_ms_ = std::max(clock_ms_, now_ms);
+  auto box_at = inboxes_.find(user);
+  const std::size_t room =
+      limits_.memory_store_bytes - std::min(charged_, limits_.memory_store_bytes);
+  if (box_at == inboxes_.end()) {
+    // Over the bound the device is not remembered: it holds nothing back,
+    // and its cursor does not move (it reads from 0 each time).
+    if (inbox_cost() + device_cost() > room) return {};
+    charged_ += inbox_cost();
+    box_at = inboxes_.try_emplace(user).first;
+  }
+  inbox& box = box_at->second;
+  device_state* d = find(box, device);
+  if (d == nullptr) {
+    if (box.devices.size() >= limits_.max_devices_per_user) forget_least_recent(box);
+    if (device_cost() > room) return user_position{box.highest, 0};
+    charged_ += device_cost();
+    d = &box.devices.emplace_back(device_state{device, 0, now_ms, 0});
+  } else if (d->sessions == 0 && device_forgotten(d->seen_ms, now_ms, limits_.device_ttl)) {
+    // Forgotten, and the sweep has not reached it yet: it starts again.
+    d->cursor = 0;
+  }
+  d->seen_ms = std::max(d->seen_ms, now_ms);
+  ++d->sessions;
+  return user_position{box.highest, std::min(d->cursor, box.highest)};
+}
+
+void memory_backend::close(user_id user, const device_name& device, std::int64_t now_ms) {
+  clock_ms_ = std::max(clock_ms_, now_ms);
+  const auto found = inboxes_.find(user);
+  if (found == inboxes_.end()) return;
+  device_state* d = find(found->second, device);
+  if (d == nullptr) return;
+  if (d->sessions > 0) --d->sessions;
+  d->seen_ms = std::max(d->seen_ms, now_ms);
 }
 
 std::vector<stored_message> memory_backend::fetch(user_id user, seq_t after, std::size_t max_count,
@@ -145,22 +219,45 @@ std::vector<stored_message> memory_backend::fetch(user_id user, seq_t after, std
   return messages;
 }
 
-void memory_backend::advance_cursor(user_id user, seq_t seq) {
+void memory_backend::advance_cursor(user_id user, const device_name& device, seq_t seq) {
   const auto found = inboxes_.find(user);
   if (found == inboxes_.end()) return;
   inbox& box = found->second;
+  device_state* d = find(box, device);
+  if (d == nullptr) {
+    // Never opened (or not remembered, over the bound): see clock_ms_.
+    if (box.devices.size() >= limits_.max_devices_per_user) forget_least_recent(box);
+    if (device_cost() > limits_.memory_store_bytes - std::min(charged_, limits_.memory_store_bytes))
+      return;
+    charged_ += device_cost();
+    d = &box.devices.emplace_back(device_state{device, 0, clock_ms_, 0});
+  }
   const seq_t target = std::min(seq, box.highest);
-  if (target <= box.cursor) return;
-  box.cursor = target;
-  while (!box.held.empty() && box.held.front().seq <= target)
-    drop_front(box);
+  if (target <= d->cursor) return;
+  d->cursor = target;
+  settle(box);
 }
 
 std::uint64_t memory_backend::evict_expired(std::int64_t now_ms) {
+  clock_ms_ = std::max(clock_ms_, now_ms);
   const std::int64_t oldest_kept = window_start(now_ms, limits_.retention);
+  const std::int64_t refresh = device_refresh_ms(limits_.device_ttl);
   std::uint64_t evicted = 0;
   for (auto& entry : inboxes_) {
     inbox& box = entry.second;  // not a structured binding: clang 14 cannot capture one
+    // Devices: a sighting for those with a session open, and those past
+    // --device-ttl forgotten, with what only they held.
+    const auto devices_before = box.devices.size();
+    std::erase_if(box.devices, [&](device_state& d) {
+      if (d.sessions > 0) {
+        if (d.seen_ms < now_ms - refresh) d.seen_ms = now_ms;
+        return false;
+      }
+      if (!device_forgotten(d.seen_ms, now_ms, limits_.device_ttl)) return false;
+      charged_ -= std::min(charged_, device_cost());
+      return true;
+    });
+    if (box.devices.size() != devices_before) settle(box);
     // Not just a pop from the front: receive times from different I/O
     // threads can reach the store slightly out of seq order.
     evicted += std::erase_if(box.held, [&](const stored_message& m) {

@@ -28,11 +28,16 @@ class memory_backend final : public backend {
  public:
   explicit memory_backend(backend_limits limits);
 
+  using backend::advance_cursor;
+  using backend::position;
+
   append_outcome append(std::span<const append_request> batch) override;
-  user_position position(user_id user) override;
+  user_position position(user_id user, const device_name& device) override;
+  user_position open(user_id user, const device_name& device, std::int64_t now_ms) override;
+  void close(user_id user, const device_name& device, std::int64_t now_ms) override;
   std::vector<stored_message> fetch(user_id user, seq_t after, std::size_t max_count,
                                     std::size_t max_bytes) override;
-  void advance_cursor(user_id user, seq_t seq) override;
+  void advance_cursor(user_id user, const device_name& device, seq_t seq) override;
   std::uint64_t evict_expired(std::int64_t now_ms) override;
 
   // What is charged against --memory-store-bytes now.
@@ -43,13 +48,26 @@ class memory_backend final : public backend {
   static std::size_t message_cost(const stored_message& m);
   static std::size_t inbox_cost();
   static std::size_t dedup_cost(std::string_view id);
+  static std::size_t device_cost();
 
  private:
+  // A device of the user the store remembers (PROTOCOL.md section 9).
+  struct device_state {
+    device_name name;
+    seq_t cursor = 0;
+    std::int64_t seen_ms = 0;    // its last sighting (types.hpp, device_forget_ms)
+    std::uint32_t sessions = 0;  // open sessions: never forgotten while any is
+  };
+
   struct inbox {
     seq_t highest = 0;  // kept for ever, so that a seq is never reused
-    seq_t cursor = 0;
-    std::size_t bytes = 0;            // held_bytes() of `held`, for --inbox-bytes
-    std::deque<stored_message> held;  // exactly the messages above the cursor, in seq order
+    // Messages at or below it are gone: the lowest cursor of `devices` when
+    // it last rose (it never goes down; a device that joins later gets
+    // what is still held).
+    seq_t floor = 0;
+    std::size_t bytes = 0;              // held_bytes() of `held`, for --inbox-bytes
+    std::vector<device_state> devices;  // few per user: searched, not indexed
+    std::deque<stored_message> held;    // exactly the messages above the floor, in seq order
   };
 
   struct dedup_key {
@@ -73,9 +91,20 @@ class memory_backend final : public backend {
   void drop_front(inbox& box);
   // Applies --inbox-limit and --inbox-bytes; returns the messages dropped.
   std::uint64_t trim(inbox& box);
+  static device_state* find(inbox& box, const device_name& device);
+  // Raises the floor to the lowest cursor of the devices remembered (none:
+  // everything stays for the next device) and drops what it passed.
+  void settle(inbox& box);
+  // --max-devices-per-user: forgets the device without a session that was
+  // seen least recently, if there is one, and settles.
+  void forget_least_recent(inbox& box);
 
   backend_limits limits_;
   std::size_t charged_ = 0;  // against limits_.memory_store_bytes
+  // The latest time the backend was told of: when a cursor moves for a
+  // device it does not know (no open; cannot happen from a session), that
+  // device counts as seen then.
+  std::int64_t clock_ms_ = 0;
   // Entries are never erased: highest must outlive the messages.
   std::unordered_map<user_id, inbox> inboxes_;
   // Bounded by the senders' traffic over one --dedup-window: evict_expired()

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdio>
 #include <limits>
+#include <map>
 #include <random>
 #include <unordered_map>
 
@@ -122,6 +123,7 @@ struct redis_backend::impl {
         fetch_script(redis_scripts::fetch),
         open_script(redis_scripts::open),
         refresh_script(redis_scripts::refresh),
+        close_script(redis_scripts::close),
         commands(ex, endpoint(true), options(), counters, setup()),
         subscriber(ex, endpoint(false), options(), counters),
         lock(ex, 1),
@@ -144,7 +146,8 @@ struct redis_backend::impl {
   // Loaded again on every connection: a restarted Redis forgot them.
   std::vector<std::vector<std::string>> setup() const {
     std::vector<std::vector<std::string>> out;
-    for (const auto* s : {&append_script, &fetch_script, &open_script, &refresh_script})
+    for (const auto* s :
+         {&append_script, &fetch_script, &open_script, &refresh_script, &close_script})
       out.push_back({"SCRIPT", "LOAD", s->source});
     return out;
   }
@@ -270,8 +273,8 @@ struct redis_backend::impl {
       std::string text;
       const auto lease = std::to_string(settings.session_lease.count());
       for (const auto& [id, user] : batch)
-        redis::append_command(
-            text, {"EVALSHA", refresh_script.sha, "1", codec::sessions_key(user), id, lease});
+        redis::append_command(text, {"EVALSHA", refresh_script.sha, "2", codec::sessions_key(user),
+                                     codec::seen_key(user), id, lease});
       try {
         auto replies = co_await call(std::move(text), batch.size());
         for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -303,6 +306,7 @@ struct redis_backend::impl {
   script fetch_script;
   script open_script;
   script refresh_script;
+  script close_script;
   redis::counters counters;
   redis::connection commands;
   redis::subscriber subscriber;
@@ -384,6 +388,7 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
   const auto limit_bytes = std::to_string(
       std::min<std::uint64_t>(d.settings.limits.inbox_bytes, std::uint64_t{1} << 50));
   const auto grace_ms = std::to_string(ack_grace.count());
+  const auto forget_ms = std::to_string(device_forget_ms(d.settings.limits.device_ttl));
   // The counters of the messages without an id: the same in every rerun.
   const auto first_counter = d.appended + 1;
   d.appended += batch.size();
@@ -409,20 +414,22 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
       const auto inbox_key = codec::inbox_key(r.receiver);
       const auto cursor_key = codec::cursor_key(r.receiver);
       const auto bytes_key = codec::inbox_bytes_key(r.receiver);
+      const auto seen_key = codec::seen_key(r.receiver);
       const auto size = std::to_string(held_bytes(r.content));
       // KEYS[4] is the dedup entry of a message with an id, the receiver's
       // applied hash for one without (which also gets its marker's args).
       const auto fourth_key =
           r.id ? codec::dedup_key(r.sender, *r.id) : codec::applied_key(r.receiver);
       const auto counter = std::to_string(first_counter + i);
-      std::array<std::string_view, 23> args{"EVALSHA",
+      std::array<std::string_view, 25> args{"EVALSHA",
                                             d.append_script.sha,
-                                            "5",
+                                            "6",
                                             seq_key,
                                             inbox_key,
                                             cursor_key,
                                             fourth_key,
                                             bytes_key,
+                                            seen_key,
                                             message,
                                             ts,
                                             deadline,
@@ -435,10 +442,11 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
                                             r.id ? dedup_keep_ms : marker_keep_ms,
                                             limit_bytes,
                                             size,
-                                            d.marker,
-                                            counter,
-                                            rerun ? "1" : "0"};
-      redis::append_command(text, std::span<const std::string_view>(args).first(r.id ? 20 : 23));
+                                            r.id ? std::string_view() : d.marker,
+                                            r.id ? std::string_view() : counter,
+                                            r.id ? std::string_view() : (rerun ? "1" : "0"),
+                                            forget_ms};
+      redis::append_command(text, args);
     }
     std::string lost;
     try {
@@ -504,11 +512,15 @@ asio::awaitable<user_position> redis_backend::open(session_key session) {
   std::vector<reply> replies;
   try {
     std::string text;
-    redis::append_command(
-        text, {"EVALSHA", d.open_script.sha, "3", codec::sessions_key(session.user),
-               codec::seq_key(session.user), codec::cursor_key(session.user), session.id,
-               d.settings.node_id, std::to_string(d.settings.session_lease.count()),
-               std::to_string(d.settings.max_sessions_per_user), channel});
+    redis::append_command(text,
+                          {"EVALSHA", d.open_script.sha, "4", codec::sessions_key(session.user),
+                           codec::seq_key(session.user), codec::cursor_key(session.user),
+                           codec::seen_key(session.user), session.id, d.settings.node_id,
+                           std::to_string(d.settings.session_lease.count()),
+                           std::to_string(d.settings.max_sessions_per_user), channel,
+                           codec::device_member(session.device),
+                           std::to_string(device_forget_ms(d.settings.limits.device_ttl)),
+                           std::to_string(d.settings.limits.max_devices_per_user)});
     replies = co_await d.call(std::move(text), 1);
     if (replies[0].is_error()) throw unavailable("Redis refused the session: " + replies[0].str);
     if (replies[0].type != reply::kind::array || replies[0].elements.size() != 2)
@@ -537,10 +549,13 @@ asio::awaitable<void> redis_backend::close(session_key session) {
   if (auto it = d.users.find(session.user); it != d.users.end() && --it->second.sessions == 0)
     d.users.erase(it);
   // The cluster stops counting it at once; if Redis cannot hear it now,
-  // its lease lapses instead.
+  // its lease lapses instead (and its device was seen until then).
   std::string text;
-  redis::append_command(text, {"HDEL", codec::sessions_key(session.user), session.id});
-  co_await d.call(std::move(text), 1);
+  redis::append_command(
+      text, {"EVALSHA", d.close_script.sha, "2", codec::sessions_key(session.user),
+             codec::seen_key(session.user), session.id, codec::device_member(session.device)});
+  auto replies = co_await d.call(std::move(text), 1);
+  if (replies[0].is_error()) throw unavailable("Redis refused a session's end: " + replies[0].str);
 }
 
 asio::awaitable<std::vector<stored_message>> redis_backend::fetch(user_id user, seq_t after,
@@ -571,18 +586,19 @@ asio::awaitable<std::vector<stored_message>> redis_backend::fetch(user_id user, 
 asio::awaitable<void> redis_backend::advance_cursors(std::span<const cursor_move> moves) {
   if (moves.empty()) co_return;
   auto self = impl_;
-  // One move per user, the furthest.
-  std::unordered_map<user_id, seq_t> furthest;
+  // One move per (user, device), the furthest.
+  std::map<std::pair<user_id, std::string>, seq_t> furthest;
   for (const auto& m : moves) {
-    auto& seq = furthest[m.user];
+    auto& seq = furthest[{m.user, codec::device_member(m.device)}];
     seq = std::max(seq, m.seq);
   }
   // ZADD GT: the cursor only ever moves forward, whichever node moves it,
   // without a script (a cursor move per batch of frames written would
   // otherwise be a second script per message at ordinary load).
   std::string text;
-  for (const auto& [user, seq] : furthest)
-    redis::append_command(text, {"ZADD", codec::cursor_key(user), "GT", std::to_string(seq), "-"});
+  for (const auto& [key, seq] : furthest)
+    redis::append_command(
+        text, {"ZADD", codec::cursor_key(key.first), "GT", std::to_string(seq), key.second});
   auto replies = co_await self->call(std::move(text), furthest.size());
   for (const auto& r : replies)
     if (r.is_error()) throw unavailable("Redis refused a cursor move: " + r.str);

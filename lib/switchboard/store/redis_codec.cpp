@@ -46,6 +46,15 @@ std::string seq_key(user_id user) {
 std::string cursor_key(user_id user) {
   return user_key(user, "cursors");
 }
+std::string seen_key(user_id user) {
+  return user_key(user, "seen");
+}
+std::string device_member(const device_name& device) {
+  if (device.empty()) return "-";
+  std::string member = "d:";
+  member += device.view();
+  return member;
+}
 std::string inbox_key(user_id user) {
   return user_key(user, "inbox");
 }

@@ -28,8 +28,15 @@
 
 namespace switchboard::store::redis_codec {
 
-std::string seq_key(user_id user);       // {u:U}:seq       highest seq assigned (INCR)
-std::string cursor_key(user_id user);    // {u:U}:cursors   sorted set: member "-" -> cursor
+std::string seq_key(user_id user);     // {u:U}:seq       highest seq assigned (INCR)
+std::string cursor_key(user_id user);  // {u:U}:cursors   sorted set: device member -> cursor
+// {u:U}:seen: sorted set, device member -> its last sighting (ms, Redis
+// clock): the end of a session's lease while one is open (PROTOCOL.md
+// section 9)
+std::string seen_key(user_id user);
+// A device's member in {u:U}:cursors and {u:U}:seen: "-" for the default
+// device (the user's cursor before devices), "d:<name>" for the others.
+std::string device_member(const device_name& device);
 std::string inbox_key(user_id user);     // {u:U}:inbox     list of entries, in seq order
 std::string sessions_key(user_id user);  // {u:U}:sessions  hash: session id -> lease
 // {u:U}:inbox_bytes: held_bytes() of the entries of {u:U}:inbox

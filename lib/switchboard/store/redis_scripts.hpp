@@ -22,18 +22,47 @@ namespace switchboard::store::redis_scripts {
   "  return #entry - colon - (tonumber(idlen) or 0)\n"                             \
   "end\n"
 
-// The cursor is a sorted set, {u:R}:cursors, member "-" (the user's cursor;
-// a cursor per device, PROTOCOL.md section 9, is a member per device), so
-// that a move is one plain `ZADD ... GT`: it only ever goes forward, from
-// any node, without a script. A cursor above the highest seq (a RECEIVE
-// with a larger N) counts as the highest where it is read.
+// The lowest cursor of the devices of a user still remembered (PROTOCOL.md
+// section 9): what every one of them has passed, and may go. A device is
+// remembered while its last sighting in {u:R}:seen is at most forget_ms
+// old (a cursor without a sighting is the user's cursor from before
+// devices, and counts); one seen without a cursor is at 0, and so is a
+// user with no device remembered (everything is held for the next one).
+// Forgotten devices are removed from both sets on the way.
+#define SWITCHBOARD_LUA_LOWEST_CURSOR                                      \
+  "local function lowest_cursor(cursors, seen, now_ms, forget_ms)\n"       \
+  "  local limit = now_ms - forget_ms\n"                                   \
+  "  for _, m in ipairs(redis.call('ZRANGEBYSCORE', seen, '-inf', '(' .. " \
+  "string.format('%d', limit))) do\n"                                      \
+  "    redis.call('ZREM', seen, m)\n"                                      \
+  "    redis.call('ZREM', cursors, m)\n"                                   \
+  "  end\n"                                                                \
+  "  local lowest = nil\n"                                                 \
+  "  local all = redis.call('ZRANGE', cursors, 0, -1, 'WITHSCORES')\n"     \
+  "  for i = 1, #all, 2 do\n"                                              \
+  "    local c = tonumber(all[i + 1])\n"                                   \
+  "    if lowest == nil or c < lowest then lowest = c end\n"               \
+  "  end\n"                                                                \
+  "  for _, m in ipairs(redis.call('ZRANGE', seen, 0, -1)) do\n"           \
+  "    if not redis.call('ZSCORE', cursors, m) then return 0 end\n"        \
+  "  end\n"                                                                \
+  "  return lowest or 0\n"                                                 \
+  "end\n"
+
+// The cursors are a sorted set, {u:R}:cursors, a member per device
+// (redis_codec.hpp, device_member), so that a move is one plain `ZADD ...
+// GT`: it only ever goes forward, from any node, without a script. A cursor
+// above the highest seq (a RECEIVE with a larger N) counts as the highest
+// where it is read. Acknowledged below: under the lowest cursor of the
+// devices remembered (SWITCHBOARD_LUA_LOWEST_CURSOR).
 //
 // One SEND. KEYS: seq, inbox, cursors, then for a message with an id its
-// dedup entry, for one without the user's applied hash, then inbox_bytes.
-// ARGV: message (encoded), ts_ms, deadline_ms (Redis clock),
+// dedup entry, for one without the user's applied hash, then inbox_bytes,
+// seen. ARGV: message (encoded), ts_ms, deadline_ms (Redis clock),
 // dedup_window_ms, inbox_limit, retention_ms, channel, receiver, grace_ms,
 // dedup_keep_ms, inbox_bytes (the bound), the content's held_bytes; for a
-// message without an id also marker, counter, rerun ("1" or "0").
+// message without an id marker, counter, rerun ("1" or "0"), for one with
+// an id three empty strings; then device_forget_ms.
 // Returns {-1} past the deadline (nothing done: a call that waited in a
 // paused Redis must not store what its sender was told failed), {0,
 // receiver, seq, ts} for a resend within the window (nothing stored), {2}
@@ -61,13 +90,16 @@ namespace switchboard::store::redis_scripts {
 // than every time; it may outlive its list, and a list of one entry (the
 // one just pushed) resets it.
 //
-inline constexpr const char* append = SWITCHBOARD_LUA_CONTENT_BYTES R"lua(
+inline constexpr const char* append =
+    SWITCHBOARD_LUA_CONTENT_BYTES SWITCHBOARD_LUA_LOWEST_CURSOR R"lua(
 local now = redis.call('TIME')
-if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[3]) then
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if now_ms > tonumber(ARGV[3]) then
   return {-1}
 end
 local ts = tonumber(ARGV[2])
 local marker = ARGV[13]
+if marker == '' then marker = nil end
 if marker then
   if ARGV[15] == '1' then
     local done = redis.call('HGET', KEYS[4], marker)
@@ -98,7 +130,7 @@ end
 local evicted = 0
 local cursor = nil
 if seq % 16 == 0 then
-  cursor = tonumber(redis.call('ZSCORE', KEYS[3], '-') or '0')
+  cursor = lowest_cursor(KEYS[3], KEYS[6], now_ms, tonumber(ARGV[16]))
   local expired = ts - tonumber(ARGV[6])
   local settled = ts - tonumber(ARGV[9])
   while len > 1 do
@@ -122,7 +154,7 @@ end
 local limit = tonumber(ARGV[5])
 local limit_bytes = tonumber(ARGV[11])
 while len > limit or (bytes > limit_bytes and len > 1) do
-  cursor = cursor or tonumber(redis.call('ZSCORE', KEYS[3], '-') or '0')
+  cursor = cursor or lowest_cursor(KEYS[3], KEYS[6], now_ms, tonumber(ARGV[16]))
   local head = redis.call('LPOP', KEYS[2])
   len = len - 1
   -- Its seq and content bytes in one match (content_bytes, inlined).
@@ -182,62 +214,109 @@ end
 return out
 )lua";
 
-// A session opens. KEYS: sessions, seq, cursors. ARGV: session id, node,
-// lease_ms, max_sessions, channel.
+// A session opens. KEYS: sessions, seq, cursors, seen. ARGV: session id,
+// node, lease_ms, max_sessions, channel, device member, device_forget_ms,
+// max_devices.
 // Forgets sessions whose lease lapsed (their node died), registers this
 // one, closes the oldest beyond max_sessions wherever they are (published
-// as `k <id>` on the user's channel) and returns {highest, cursor}.
-// Hash fields: session id -> "<order> <lease end ms> <node>"; "#" holds the
-// order counter (oldest first, across the cluster).
+// as `k <id>` on the user's channel): the oldest of the same device if it
+// has one, else the user's oldest (PROTOCOL.md section 9). The device is
+// seen until the lease ends (renewed with it); one forgotten starts again
+// at cursor 0. A device new to a user who has max_devices forgets the
+// least recently seen one without a session (--max-devices-per-user).
+// Returns {highest, the device's cursor}.
+// Hash fields: session id -> "<order> <lease end ms> <device member>
+// <node>"; "#" holds the order counter (oldest first, across the cluster).
 inline constexpr const char* open = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[3])
+local member = ARGV[6]
 local all = redis.call('HGETALL', KEYS[1])
 local live = {}
 for i = 1, #all, 2 do
   local field, value = all[i], all[i + 1]
   if field ~= '#' then
-    local order, expires = string.match(value, '^(%d+) (%d+) ')
+    local order, expires, device = string.match(value, '^(%d+) (%d+) (%S*)')
     if order == nil or tonumber(expires) < now then
       redis.call('HDEL', KEYS[1], field)
     else
-      live[#live + 1] = {tonumber(order), field}
+      live[#live + 1] = {tonumber(order), field, device}
     end
   end
 end
 local order = redis.call('HINCRBY', KEYS[1], '#', 1)
 redis.call('HSET', KEYS[1], ARGV[1],
-           string.format('%d %d ', order, now + lease) .. ARGV[2])
+           string.format('%d %d ', order, now + lease) .. member .. ' ' .. ARGV[2])
 redis.call('PEXPIRE', KEYS[1], lease)
 table.sort(live, function(a, b) return a[1] < b[1] end)
 local excess = #live + 1 - tonumber(ARGV[4])
-for i = 1, excess do
-  redis.call('HDEL', KEYS[1], live[i][2])
-  redis.call('PUBLISH', ARGV[5], 'k ' .. live[i][2])
+for _ = 1, excess do
+  local victim = 1
+  for j = 1, #live do
+    if live[j][3] == member then victim = j break end
+  end
+  redis.call('HDEL', KEYS[1], live[victim][2])
+  redis.call('PUBLISH', ARGV[5], 'k ' .. live[victim][2])
+  table.remove(live, victim)
 end
+local seen = redis.call('ZSCORE', KEYS[4], member)
+if seen and tonumber(seen) < now - tonumber(ARGV[7]) then
+  redis.call('ZREM', KEYS[3], member)
+end
+if not seen and redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[8]) then
+  local busy = {}
+  for _, s in ipairs(live) do busy[s[3]] = true end
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+    if not busy[m] then
+      redis.call('ZREM', KEYS[4], m)
+      redis.call('ZREM', KEYS[3], m)
+      break
+    end
+  end
+end
+redis.call('ZADD', KEYS[4], 'GT', string.format('%d', now + lease), member)
 local highest = tonumber(redis.call('GET', KEYS[2]) or '0')
-local cursor = tonumber(redis.call('ZSCORE', KEYS[3], '-') or '0')
+local cursor = tonumber(redis.call('ZSCORE', KEYS[3], member) or '0')
 if cursor > highest then cursor = highest end
 return {string.format('%d', highest), string.format('%d', cursor)}
 )lua";
 
-// A node renews the lease of one of its sessions. KEYS: sessions. ARGV:
-// session id, lease_ms. Returns 0 if the session is no longer registered
-// (closed as replaced, or forgotten while its node could not reach Redis):
-// the node closes it then.
+// A session ended. KEYS: sessions, seen. ARGV: session id, device member.
+// The cluster stops counting it; once its device has no session left, the
+// device was last seen now (not at the end of the lease).
+inline constexpr const char* close = R"lua(
+redis.call('HDEL', KEYS[1], ARGV[1])
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if all[i] ~= '#' and string.match(all[i + 1], '^%d+ %d+ (%S*)') == ARGV[2] then return 0 end
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[2], string.format('%d', now), ARGV[2])
+return 1
+)lua";
+
+// A node renews the lease of one of its sessions. KEYS: sessions, seen.
+// ARGV: session id, lease_ms. Returns 0 if the session is no longer
+// registered (closed as replaced, or forgotten while its node could not
+// reach Redis): the node closes it then. Its device is seen until the new
+// lease ends.
 inline constexpr const char* refresh = R"lua(
 local value = redis.call('HGET', KEYS[1], ARGV[1])
 if not value then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local order, node = string.match(value, '^(%d+) %d+ (.*)$')
-redis.call('HSET', KEYS[1], ARGV[1],
-           string.format('%d %d ', tonumber(order), now + tonumber(ARGV[2])) .. node)
+local order, rest = string.match(value, '^(%d+) %d+ (.*)$')
+local until_ms = string.format('%d', now + tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%d ', tonumber(order)) .. until_ms .. ' ' .. rest)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local member = string.match(rest, '^(%S*)')
+if member and member ~= '' then redis.call('ZADD', KEYS[2], 'GT', until_ms, member) end
 return 1
 )lua";
 
 #undef SWITCHBOARD_LUA_CONTENT_BYTES
+#undef SWITCHBOARD_LUA_LOWEST_CURSOR
 
 }  // namespace switchboard::store::redis_scripts

@@ -22,7 +22,7 @@ namespace {
 // held_bytes() in SQL: length(CAST(content AS BLOB)), the bytes of the
 // content as stored (length() of the TEXT would count characters and stop
 // at a NUL).
-constexpr std::array<std::string_view, 2> migrations = {
+constexpr std::array<std::string_view, 3> migrations = {
     // 1: the first schema.
     // users.held counts the user's rows in messages, so that --inbox-limit
     // costs no COUNT(*) per append. Every message row is above its
@@ -64,6 +64,26 @@ constexpr std::array<std::string_view, 2> migrations = {
       UPDATE users SET held_bytes = (
         SELECT coalesce(sum(length(CAST(content AS BLOB))), 0) FROM messages
         WHERE messages.receiver = users.user_id);
+    )sql",
+    // 3: devices (PROTOCOL.md section 9). Each device of a user has its own
+    // cursor and its last sighting (ms since the Unix epoch); users.cursor
+    // becomes users.floor_seq, the point up to which messages are deleted
+    // (the lowest cursor of the user's devices when it last rose). A file
+    // of version 2 had one cursor per user: it becomes the default
+    // device's (""), seen at the upgrade, so that it is not forgotten
+    // before --device-ttl has passed.
+    R"sql(
+      ALTER TABLE users RENAME COLUMN cursor TO floor_seq;
+      CREATE TABLE devices(
+        user_id INTEGER NOT NULL,
+        device TEXT NOT NULL,
+        cursor INTEGER NOT NULL,
+        seen INTEGER NOT NULL,
+        PRIMARY KEY(user_id, device)
+      ) WITHOUT ROWID;
+      CREATE INDEX devices_by_seen ON devices(seen);
+      INSERT INTO devices(user_id, device, cursor, seen)
+        SELECT user_id, '', floor_seq, CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM users;
     )sql",
 };
 
@@ -308,13 +328,22 @@ void sqlite_backend::prepare_statements() {
   commit_.prepare(db, "COMMIT");
   rollback_.prepare(db, "ROLLBACK");
   select_user_.prepare(db,
-                       "SELECT highest, cursor, held, held_bytes FROM users WHERE user_id = ?1");
+                       "SELECT highest, floor_seq, held, held_bytes FROM users WHERE user_id = ?1");
   write_user_.prepare(db,
-                      "INSERT INTO users(user_id, highest, cursor, held, held_bytes) "
+                      "INSERT INTO users(user_id, highest, floor_seq, held, held_bytes) "
                       "VALUES(?1, ?2, ?3, ?4, ?5) "
                       "ON CONFLICT(user_id) DO UPDATE SET highest = excluded.highest, "
-                      "cursor = excluded.cursor, held = excluded.held, "
+                      "floor_seq = excluded.floor_seq, held = excluded.held, "
                       "held_bytes = excluded.held_bytes");
+  select_device_.prepare(db, "SELECT cursor, seen FROM devices WHERE user_id = ?1 AND device = ?2");
+  write_device_.prepare(db,
+                        "INSERT INTO devices(user_id, device, cursor, seen) VALUES(?1, ?2, ?3, ?4) "
+                        "ON CONFLICT(user_id, device) DO UPDATE SET cursor = excluded.cursor, "
+                        "seen = excluded.seen");
+  lowest_cursor_.prepare(db, "SELECT min(cursor), count(*) FROM devices WHERE user_id = ?1");
+  devices_by_seen_.prepare(db, "SELECT device FROM devices WHERE user_id = ?1 ORDER BY seen");
+  select_stale_devices_.prepare(db, "SELECT user_id, device FROM devices WHERE seen < ?1");
+  delete_device_.prepare(db, "DELETE FROM devices WHERE user_id = ?1 AND device = ?2");
   insert_message_.prepare(db,
                           "INSERT INTO messages(receiver, seq, sender, content, ts, client_id, "
                           "client_id_is_number) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
@@ -383,7 +412,7 @@ sqlite_backend::user_row sqlite_backend::read_user(user_id user) {
 
 void sqlite_backend::write_user(user_id user, const user_row& row) {
   auto q = write_user_.start();
-  q.bind(1, to_db(user)).bind(2, to_db(row.highest)).bind(3, to_db(row.cursor));
+  q.bind(1, to_db(user)).bind(2, to_db(row.highest)).bind(3, to_db(row.floor));
   q.bind(4, to_db(row.held)).bind(5, to_db(row.held_bytes));
   q.step();
 }
@@ -426,7 +455,8 @@ std::uint64_t sqlite_backend::trim(user_id user, user_row& row) {
   if (dropping == 0) return 0;
   const std::uint64_t before = row.held;
   delete_up_to(user, last, row);
-  // Every row is above the cursor: each one deleted counts as evicted.
+  // Every row is above the floor, so some device lacks it (or none is
+  // remembered): each one deleted counts as evicted.
   return before - row.held;
 }
 
@@ -442,6 +472,7 @@ append_outcome sqlite_backend::append(std::span<const append_request> batch) {
       // restoring.
       std::unordered_map<user_id, user_row> rows;
       for (const append_request& request : batch) {
+        clock_ms_ = std::max(clock_ms_, request.ts_ms);
         if (request.id) {
           // Sees the rows written by earlier requests of this batch: same transaction.
           auto q = select_dedup_.start();
@@ -492,10 +523,93 @@ append_outcome sqlite_backend::append(std::span<const append_request> batch) {
   });
 }
 
-user_position sqlite_backend::position(user_id user) {
+std::optional<sqlite_backend::device_row> sqlite_backend::read_device(user_id user,
+                                                                      const device_name& device) {
+  auto q = select_device_.start();
+  q.bind(1, to_db(user)).bind(2, device.view());
+  if (!q.step()) return std::nullopt;
+  return device_row{from_db(q.int64(0)), q.int64(1)};
+}
+
+void sqlite_backend::write_device(user_id user, const device_name& device, const device_row& row) {
+  auto q = write_device_.start();
+  q.bind(1, to_db(user)).bind(2, device.view()).bind(3, to_db(row.cursor)).bind(4, row.seen_ms);
+  q.step();
+}
+
+void sqlite_backend::settle(user_id user, user_row& row) {
+  seq_t lowest = 0;
+  {
+    auto q = lowest_cursor_.start();
+    q.bind(1, to_db(user));
+    // No device remembered: everything stays for the next one.
+    if (!q.step() || q.int64(1) == 0) return;
+    lowest = from_db(q.int64(0));
+  }
+  if (lowest <= row.floor) return;
+  delete_up_to(user, lowest, row);
+  row.floor = lowest;
+  write_user(user, row);
+}
+
+user_position sqlite_backend::position(user_id user, const device_name& device) {
   return or_unavailable([&] {
     const user_row row = read_user(user);
-    return user_position{row.highest, row.cursor};
+    const auto d = read_device(user, device);
+    return user_position{row.highest, d ? std::min(d->cursor, row.highest) : 0};
+  });
+}
+
+user_position sqlite_backend::open(user_id user, const device_name& device, std::int64_t now_ms) {
+  clock_ms_ = std::max(clock_ms_, now_ms);
+  auto& open = open_[open_key{user, std::string(device.view())}];
+  try {
+    return or_unavailable([&] {
+      // What the session gets: its device's cursor, 0 for a device new or
+      // forgotten (and not swept yet: it starts again).
+      auto known = read_device(user, device);
+      if (known && open.sessions == 0 && device_forgotten(known->seen_ms, now_ms, limits_.device_ttl))
+        known->cursor = 0;
+      const user_row row = read_user(user);
+      const user_position position{row.highest,
+                                   known ? std::min(known->cursor, row.highest) : seq_t{0}};
+      ++open.sessions;
+      try {
+        in_transaction([&] {
+          if (!known) make_room_for_device(user);
+          device_row d = known.value_or(device_row{0, now_ms});
+          d.seen_ms = std::max(d.seen_ms, now_ms);
+          write_device(user, device, d);
+          return 0;
+        });
+        open.seen_ms = std::max(open.seen_ms, now_ms);
+      } catch (const sqlite_error&) {
+        // The sighting could not be written (a full disk: appends fail and
+        // say so): the session opens all the same, read-only as before
+        // devices. Its device is tracked as open in memory, so it is not
+        // forgotten meanwhile, and the sweep writes the sighting once it can
+        // (forget_devices).
+      }
+      return position;
+    });
+  } catch (...) {
+    if (open.sessions == 0) open_.erase(open_key{user, std::string(device.view())});
+    throw;
+  }
+}
+
+void sqlite_backend::close(user_id user, const device_name& device, std::int64_t now_ms) {
+  clock_ms_ = std::max(clock_ms_, now_ms);
+  const auto found = open_.find(open_key{user, std::string(device.view())});
+  if (found != open_.end() && --found->second.sessions == 0) open_.erase(found);
+  or_unavailable([&] {
+    return in_transaction([&] {
+      auto d = read_device(user, device);
+      if (!d) return 0;
+      d->seen_ms = std::max(d->seen_ms, now_ms);
+      write_device(user, device, *d);
+      return 0;
+    });
   });
 }
 
@@ -528,26 +642,35 @@ std::vector<stored_message> sqlite_backend::fetch(user_id user, seq_t after, std
   });
 }
 
-void sqlite_backend::advance_cursor(user_id user, seq_t seq) {
+void sqlite_backend::advance_cursor(user_id user, const device_name& device, seq_t seq) {
   or_unavailable([&] {
     // Checked before BEGIN: this connection is the file's only writer, so
-    // the row cannot change in between, and most acks of a busy receiver
+    // the rows cannot change in between, and most acks of a busy receiver
     // are then no write at all.
     user_row row = read_user(user);
+    // Never opened (cannot happen from a session): seen at clock_ms_.
+    const auto known = read_device(user, device);
+    auto d = known.value_or(device_row{0, clock_ms_});
     const seq_t target = std::min(seq, row.highest);
-    if (target <= row.cursor) return 0;
+    if (target <= d.cursor) return 0;
     return in_transaction([&] {
-      delete_up_to(user, target, row);
-      row.cursor = target;
-      write_user(user, row);
+      if (!known) {
+        make_room_for_device(user);
+        row = read_user(user);
+      }
+      d.cursor = target;
+      write_device(user, device, d);
+      settle(user, row);
       return 0;
     });
   });
 }
 
 std::uint64_t sqlite_backend::evict_expired(std::int64_t now_ms) {
+  clock_ms_ = std::max(clock_ms_, now_ms);
   return or_unavailable([&] {
     return in_transaction([&] {
+      forget_devices(now_ms);
       struct drop {
         std::uint64_t rows = 0;
         std::uint64_t bytes = 0;
@@ -578,6 +701,63 @@ std::uint64_t sqlite_backend::evict_expired(std::int64_t now_ms) {
       return evicted;
     });
   });
+}
+
+void sqlite_backend::make_room_for_device(user_id user) {
+  std::optional<std::string> oldest;
+  std::size_t count = 0;
+  {
+    auto q = devices_by_seen_.start();
+    q.bind(1, to_db(user));
+    while (q.step()) {
+      ++count;
+      std::string device = q.text(0);
+      if (!oldest && !open_.contains(open_key{user, device})) oldest = std::move(device);
+    }
+  }
+  if (count < limits_.max_devices_per_user || !oldest) return;
+  {
+    auto q = delete_device_.start();
+    q.bind(1, to_db(user)).bind(2, std::string_view(*oldest));
+    q.step();
+  }
+  user_row row = read_user(user);
+  settle(user, row);
+}
+
+void sqlite_backend::forget_devices(std::int64_t now_ms) {
+  // A sighting for the devices with a session open, when the last is old.
+  const std::int64_t refresh = device_refresh_ms(limits_.device_ttl);
+  for (auto& [key, open] : open_) {
+    if (open.seen_ms >= now_ms - refresh) continue;
+    const device_name device = *device_name::parse(key.device);
+    auto d = read_device(key.user, device).value_or(device_row{0, now_ms});
+    d.seen_ms = std::max(d.seen_ms, now_ms);
+    write_device(key.user, device, d);
+    open.seen_ms = d.seen_ms;
+  }
+  const std::int64_t forget = device_forget_ms(limits_.device_ttl);
+  if (now_ms < std::numeric_limits<std::int64_t>::min() + forget) return;
+  std::vector<open_key> stale;
+  {
+    auto q = select_stale_devices_.start();
+    q.bind(1, now_ms - forget);
+    while (q.step()) {
+      open_key key{from_db(q.int64(0)), q.text(1)};
+      if (!open_.contains(key)) stale.push_back(std::move(key));
+    }
+  }
+  for (const auto& key : stale) {
+    auto q = delete_device_.start();
+    q.bind(1, to_db(key.user)).bind(2, std::string_view(key.device));
+    q.step();
+  }
+  // What only the forgotten devices still held may go.
+  for (std::size_t i = 0; i < stale.size(); ++i) {
+    if (i > 0 && stale[i].user == stale[i - 1].user) continue;
+    user_row row = read_user(stale[i].user);
+    settle(stale[i].user, row);
+  }
 }
 
 void sqlite_backend::set_max_page_count(std::uint64_t pages) {

@@ -17,7 +17,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -52,11 +54,16 @@ class sqlite_backend final : public backend {
 
   // Any SQLite failure in these (disk full, I/O error) rolls the work back
   // and throws unavailable; the backend stays usable.
+  using backend::advance_cursor;
+  using backend::position;
+
   append_outcome append(std::span<const append_request> batch) override;
-  user_position position(user_id user) override;
+  user_position position(user_id user, const device_name& device) override;
+  user_position open(user_id user, const device_name& device, std::int64_t now_ms) override;
+  void close(user_id user, const device_name& device, std::int64_t now_ms) override;
   std::vector<stored_message> fetch(user_id user, seq_t after, std::size_t max_count,
                                     std::size_t max_bytes) override;
-  void advance_cursor(user_id user, seq_t seq) override;
+  void advance_cursor(user_id user, const device_name& device, seq_t seq) override;
   std::uint64_t evict_expired(std::int64_t now_ms) override;
 
   // Test and operations hook: caps the file at `pages` pages (PRAGMA
@@ -93,12 +100,40 @@ class sqlite_backend final : public backend {
 
   struct user_row {
     seq_t highest = 0;
-    seq_t cursor = 0;
+    seq_t floor = 0;               // rows at or below it are deleted (schema 3: floor_seq)
     std::uint64_t held = 0;        // rows in messages for this user, to apply --inbox-limit in O(1)
     std::uint64_t held_bytes = 0;  // their held_bytes(), for --inbox-bytes (schema 2)
   };
 
+  struct device_row {
+    seq_t cursor = 0;
+    std::int64_t seen_ms = 0;  // its last sighting (types.hpp, device_forget_ms)
+  };
+
+  // A device with sessions open in this process: never forgotten while it
+  // has any, and seen again by the sweep while it does (forget_devices).
+  struct open_key {
+    user_id user = 0;
+    std::string device;
+    friend auto operator<=>(const open_key&, const open_key&) = default;
+  };
+  struct open_device {
+    std::uint32_t sessions = 0;
+    std::int64_t seen_ms = 0;  // as last written
+  };
+
   void prepare_statements();
+  std::optional<device_row> read_device(user_id user, const device_name& device);
+  void write_device(user_id user, const device_name& device, const device_row& row);
+  // Raises the user's floor to the lowest cursor of its devices (none: all
+  // stays) and deletes the rows it passed.
+  void settle(user_id user, user_row& row);
+  // --max-devices-per-user, before `user` gets one more device: forgets
+  // the least recently seen device without a session open in this
+  // process, if the user has that many, and settles.
+  void make_room_for_device(user_id user);
+  // The sweep's part for devices (PROTOCOL.md section 9).
+  void forget_devices(std::int64_t now_ms);
   user_row read_user(user_id user);
   void write_user(user_id user, const user_row& row);
   // Deletes the user's rows up to `seq`; `row` loses what they held.
@@ -114,6 +149,11 @@ class sqlite_backend final : public backend {
   void rollback() noexcept;
 
   backend_limits limits_;
+  // The latest time the backend was told of: when a cursor moves for a
+  // device never opened (cannot happen from a session), it counts as seen
+  // then.
+  std::int64_t clock_ms_ = 0;
+  std::map<open_key, open_device> open_;  // bounded by the open sessions
   std::unique_ptr<sqlite3, db_closer> db_;
   // Declared after db_ so they are finalized before it is closed.
   statement begin_;
@@ -121,6 +161,7 @@ class sqlite_backend final : public backend {
   statement rollback_;
   statement select_user_;
   statement write_user_;
+  statement devices_by_seen_;
   statement insert_message_;
   statement select_dedup_;
   statement write_dedup_;
@@ -129,6 +170,11 @@ class sqlite_backend final : public backend {
   statement delete_up_to_;
   statement delete_expired_messages_;
   statement delete_expired_dedup_;
+  statement select_device_;
+  statement write_device_;
+  statement lowest_cursor_;
+  statement select_stale_devices_;
+  statement delete_device_;
 };
 
 }  // namespace switchboard::store

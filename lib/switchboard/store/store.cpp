@@ -130,7 +130,7 @@ asio::awaitable<void> worker::run() {
       if (auto* m = std::get_if<request::advance>(&r)) {
         // Cursor moves commute with appends, so they wait for the end of the
         // round and go in one transaction.
-        moves.push_back({m->user, m->seq});
+        moves.push_back({m->user, m->seq, m->device});
         continue;
       }
       // An open or a fetch must see every append that came before it.
@@ -226,7 +226,8 @@ asio::awaitable<void> worker::commit(std::vector<request::append>& group) {
 asio::awaitable<void> worker::handle(request::open& r) {
   user_position position;
   try {
-    position = co_await backend_->open({r.session->user, r.session->id});
+    position =
+        co_await backend_->open({r.session->user, r.session->id, r.session->device, unix_ms()});
   } catch (const std::exception& e) {
     static log_throttle throttle(5, std::chrono::seconds(1));
     if (std::uint64_t held = 0; throttle.allow(held))
@@ -276,7 +277,7 @@ asio::awaitable<void> worker::handle(request::fetch& r) {
 
 asio::awaitable<void> worker::handle(request::close& r) {
   try {
-    co_await backend_->close({r.session->user, r.session->id});
+    co_await backend_->close({r.session->user, r.session->id, r.session->device, unix_ms()});
   } catch (const std::exception& e) {
     // A cluster forgets a session whose registration lapses (its lease).
     SB_LOG(debug) << "store: closing session " << r.session->id << ": " << e.what();

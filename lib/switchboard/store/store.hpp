@@ -60,6 +60,7 @@ struct fetch {
 struct advance {
   user_id user;
   seq_t seq;
+  device_name device;  // whose cursor moves (PROTOCOL.md section 9)
 };
 // A session that was opened ended: the cluster forgets it.
 struct close {

@@ -4,6 +4,8 @@
 // and none of them should need another's header to do so.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <limits>
@@ -17,6 +19,41 @@ namespace switchboard::store {
 
 using user_id = std::uint64_t;
 using seq_t = std::uint64_t;
+
+// The name of a device of a user (PROTOCOL.md section 9): 1 to 64 bytes of
+// A-Z a-z 0-9 . _ -, or empty for the default device (a session without
+// `?device=`). Inline with a fixed capacity rather than a std::string:
+// every session handle and every cursor move carries one, and none of them
+// should allocate (std::string keeps 15 bytes inline, names go to 64).
+class device_name {
+ public:
+  static constexpr std::size_t max_size = 64;
+
+  device_name() = default;
+  // The name if `text` is one (empty included: the default device);
+  // nullopt for a longer text or a byte outside the alphabet.
+  static std::optional<device_name> parse(std::string_view text) {
+    if (text.size() > max_size) return std::nullopt;
+    device_name name;
+    for (const char c : text) {
+      const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == '-';
+      if (!ok) return std::nullopt;
+      name.chars_[name.size_++] = c;
+    }
+    return name;
+  }
+
+  std::string_view view() const { return {chars_.data(), size_}; }
+  bool empty() const { return size_ == 0; }
+  friend bool operator==(const device_name& a, const device_name& b) {
+    return a.view() == b.view();
+  }
+
+ private:
+  std::array<char, max_size> chars_{};
+  std::uint8_t size_ = 0;
+};
 
 // The client's message id, canonical: 17 and "17" are the same id, so both
 // are kept as the text "17"; is_number remembers how it was written, to echo
@@ -65,7 +102,7 @@ struct append_outcome {
 
 struct user_position {
   seq_t highest = 0;  // highest seq assigned to the user, 0 if none
-  seq_t cursor = 0;   // delivered cursor (section 3)
+  seq_t cursor = 0;   // delivered cursor (section 3) of the device asked about (section 9)
   friend bool operator==(const user_position&, const user_position&) = default;
 };
 
@@ -88,6 +125,14 @@ struct backend_limits {
   // memory: only, everything it holds (messages, inboxes, dedup entries,
   // with their bookkeeping); a SEND that would go beyond is refused.
   std::size_t memory_store_bytes = std::size_t{256} << 20;
+  // --device-ttl: a device with no session for this long is forgotten
+  // (PROTOCOL.md section 9; device_forget_ms below says when exactly).
+  std::chrono::seconds device_ttl{2592000};
+  // --max-devices-per-user: a device new to a user who already has this
+  // many forgets the least recently seen one without a session open (one
+  // with a session is never forgotten, so a user may briefly have up to
+  // --max-sessions-per-user more).
+  std::size_t max_devices_per_user = 32;
 };
 
 // Thrown when the storage cannot take a write now (disk full, I/O error):
@@ -111,11 +156,37 @@ inline std::int64_t window_start(std::int64_t now_ms, std::chrono::seconds windo
   return now_ms - window_ms;
 }
 
-// One cursor move; the store worker collects them from every session
-// between commits.
+// One cursor move of one device; the store worker collects them from every
+// session between commits.
 struct cursor_move {
   user_id user;
   seq_t seq;
+  device_name device;
 };
+
+// When a device is forgotten (PROTOCOL.md section 9: no session for
+// --device-ttl, never sooner, at the latest twice that long after its last
+// session ended): once its last sighting is more than ttl + ttl/8 old. A
+// store records a sighting when a session opens or closes and, while one is
+// open, again whenever the last is over ttl/8 old (device_refresh_ms), so
+// that a server killed with sessions open (no close recorded) still forgets
+// their devices no sooner than ttl after it died. The sweep that forgets
+// runs every second: a device goes between 1.125 ttl and 1.125 ttl + 1 s
+// after its last session ended.
+inline std::int64_t device_refresh_ms(std::chrono::seconds ttl) {
+  constexpr std::int64_t cap = std::numeric_limits<std::int64_t>::max() / 1000 / 2;
+  return std::min<std::int64_t>(ttl.count(), cap) * 1000 / 8;
+}
+inline std::int64_t device_forget_ms(std::chrono::seconds ttl) {
+  constexpr std::int64_t cap = std::numeric_limits<std::int64_t>::max() / 1000 / 2;
+  return std::min<std::int64_t>(ttl.count(), cap) * 1000 + device_refresh_ms(ttl);
+}
+// Whether a device last seen at seen_ms, with no session open now, is
+// forgotten at now_ms.
+inline bool device_forgotten(std::int64_t seen_ms, std::int64_t now_ms, std::chrono::seconds ttl) {
+  const std::int64_t forget = device_forget_ms(ttl);
+  if (now_ms < std::numeric_limits<std::int64_t>::min() + forget) return false;
+  return seen_ms < now_ms - forget;
+}
 
 }  // namespace switchboard::store
