@@ -146,6 +146,43 @@ void latency_histogram::render(std::string& out, std::string_view name,
   out += '\n';
 }
 
+void count_histogram::observe(std::uint64_t value) noexcept {
+  const auto& buckets = metrics::fanout_buckets;
+  std::size_t bucket = 0;
+  while (bucket < buckets.size() && value > buckets[bucket])
+    ++bucket;
+  counts_[bucket].fetch_add(1, relaxed);
+  sum_.fetch_add(value, relaxed);
+}
+
+void count_histogram::render(std::string& out, std::string_view name, std::string_view help) const {
+  static_assert(std::tuple_size_v<decltype(counts_)> == metrics::fanout_buckets.size() + 1);
+  const auto& buckets = metrics::fanout_buckets;
+  append_header(out, name, "histogram", help);
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < counts_.size(); ++i) {
+    cumulative += counts_[i].load(relaxed);
+    out += name;
+    out += "_bucket{le=\"";
+    if (i < buckets.size()) {
+      append_unsigned(out, buckets[i]);
+    } else {
+      out += "+Inf";
+    }
+    out += "\"} ";
+    append_unsigned(out, cumulative);
+    out += '\n';
+  }
+  out += name;
+  out += "_sum ";
+  append_unsigned(out, sum_.load(relaxed));
+  out += '\n';
+  out += name;
+  out += "_count ";
+  append_unsigned(out, cumulative);
+  out += '\n';
+}
+
 void metrics::observe_store_append(double seconds) noexcept {
   append_.observe(seconds);
 }
@@ -176,6 +213,13 @@ std::string metrics::render() const {
   append_counter(out, "switchboard_messages_evicted_total",
                  "Unacknowledged messages dropped for retention or the inbox limit.",
                  messages_evicted_total);
+  append_counter(out, "switchboard_group_messages_total",
+                 "Group SENDs stored (PROTOCOL.md section 10).", group_messages_total);
+  append_counter(out, "switchboard_group_copies_total",
+                 "Copies of group messages stored, one per member but the sender.",
+                 group_copies_total);
+  group_fanout.render(out, "switchboard_group_fanout",
+                      "Copies made per group message (the members but the sender).");
 
   append_labelled(out, "switchboard_errors_total", "code", "ERROR frames sent, by code.",
                   error_codes, errors_);
