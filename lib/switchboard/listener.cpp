@@ -113,22 +113,30 @@ asio::awaitable<http_answer> answer(const api::member_change& change, services& 
   co_return http_answer{204, "", "", {}};
 }
 
+// A GET of a membership list: the ids the store read, in the body that
+// `body` writes for `owner` (the group or the user asked about).
+using list_body = std::string (*)(std::uint64_t, const std::vector<std::uint64_t>&);
+asio::awaitable<http_answer> list_answer(services& s, store::request::membership r, list_body body,
+                                         std::uint64_t owner) {
+  const auto answered = co_await ask_store(s, std::move(r));
+  if (!answered.stored) co_return store_unavailable();
+  co_return http_answer{200, "application/json", body(owner, answered.ids), {}};
+}
+
 asio::awaitable<http_answer> answer(const api::members_query& query, services& s) {
   store::request::membership r;
   r.what = store::request::membership::op::members;
   r.group = query.group;
-  const auto answered = co_await ask_store(s, std::move(r));
-  if (!answered.stored) co_return store_unavailable();
-  co_return http_answer{200, "application/json", api::members_body(query.group, answered.ids), {}};
+  auto listing = list_answer(s, std::move(r), api::members_body, query.group);
+  co_return co_await std::move(listing);
 }
 
 asio::awaitable<http_answer> answer(const api::groups_query& query, services& s) {
   store::request::membership r;
   r.what = store::request::membership::op::groups_of;
   r.user = query.user;
-  const auto answered = co_await ask_store(s, std::move(r));
-  if (!answered.stored) co_return store_unavailable();
-  co_return http_answer{200, "application/json", api::groups_body(query.user, answered.ids), {}};
+  auto listing = list_answer(s, std::move(r), api::groups_body, query.user);
+  co_return co_await std::move(listing);
 }
 
 using websocket_stream = websocket::stream<transport>;
