@@ -41,6 +41,9 @@ struct config {
   std::size_t inbox_limit = 10000;
   // A device with no session for this long is forgotten (PROTOCOL.md section 9).
   std::chrono::seconds device_ttl{2592000};
+  // Devices remembered per user; a new one beyond forgets the least recently
+  // seen device that has no session open.
+  std::size_t max_devices_per_user = 32;
   // Content bytes held per user (store::held_bytes); beyond, the oldest go.
   std::size_t inbox_bytes = std::size_t{16} << 20;
   // memory: store only: everything it holds; beyond, SENDs are refused.

@@ -120,7 +120,7 @@ BOOST_AUTO_TEST_CASE(the_guide_finds_a_stuck_message) {
   const auto port = server.wait_listening();
 
   // Receiver 2 stops reading; sender 1 sends until messages wait in its queue.
-  ws_client receiver(port, "/ws/2", 4096);
+  ws_client receiver(port, "/ws/2?device=phone", 4096);
   ws_client sender(port, "/ws/1");
   pile_up(port, sender, 2, key, 3);
   // Until the last SENDs reached the queue too: two answers alike.
@@ -155,7 +155,7 @@ BOOST_AUTO_TEST_CASE(the_guide_finds_a_stuck_message) {
   BOOST_TEST(run.output.find("Python Exception") == std::string::npos);
   const auto seqs = std::to_string(first) + ".." + std::to_string(last);
   // sb sessions 2: the stuck seqs, and what holds them.
-  expect_in(run.output, "session " + id + "  user 2");
+  expect_in(run.output, "session " + id + "  user 2  device \"phone\"");
   expect_in(run.output, "messages (seqs " + seqs + ")");
   expect_in(run.output, "bytes in the socket write in flight");
   expect_in(run.output, "reader: socket_readable  writer: socket_write");

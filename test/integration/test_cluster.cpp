@@ -294,6 +294,47 @@ BOOST_AUTO_TEST_CASE(the_session_limit_counts_the_cluster_and_replaces_the_oldes
   BOOST_TEST(str(fourth.read().at("content")) == "hi");
 }
 
+// Section 9 across nodes: each device keeps its own cursor in Redis, and
+// the session replaced is the oldest of the same device, on whichever node.
+BOOST_AUTO_TEST_CASE(devices_keep_their_place_and_are_replaced_across_nodes) {
+  redis_server redis;
+  auto cfg = [&] {
+    auto c = node_config(redis);
+    c.max_sessions_per_user = 2;
+    return c;
+  };
+  test_server a(cfg()), b(cfg());
+  { ws_client laptop(b.port(), "/ws/2?device=laptop"); }  // seen once
+  ws_client alice(a.port(), "/ws/1");
+  {
+    ws_client phone(a.port(), "/ws/2?device=phone");
+    BOOST_TEST(send_and_collect(alice, 2, "m", 3).receipted.size() == 3u);
+    expect_in_order(phone, {1, 2, 3}, 0);
+    phone.send(json::object{{"type", 3}});
+    phone.read_until_closed();
+  }
+  {
+    // Delivered to the phone on node A, still replayed to the laptop on B.
+    ws_client laptop(b.port(), "/ws/2?device=laptop");
+    BOOST_TEST(str(laptop.welcome().at("device")) == "laptop");
+    expect_in_order(laptop, {1, 2, 3}, 0);
+    laptop.send(json::object{{"type", 3}});
+    laptop.read_until_closed();
+  }
+  ws_client phone(b.port(), "/ws/2?device=phone");
+  ws_client laptop(a.port(), "/ws/2?device=laptop");
+  // A second laptop session: the laptop (newer than the phone) is replaced.
+  ws_client laptop2(b.port(), "/ws/2?device=laptop");
+  BOOST_TEST(laptop.read_until_closed() == 4001u);
+  ws_client carol(b.port(), "/ws/3");
+  carol.send(send_frame(2, "after"));
+  // Their places were kept in Redis: nothing replayed before it.
+  const auto to_phone = phone.read();
+  BOOST_TEST(str(to_phone.at("content")) == "after");
+  BOOST_TEST(u64(to_phone.at("seq")) == 4u);
+  BOOST_TEST(u64(laptop2.read().at("seq")) == 4u);
+}
+
 BOOST_AUTO_TEST_CASE(the_inbox_limit_is_cluster_wide) {
   redis_server redis;
   auto cfg = node_config(redis);

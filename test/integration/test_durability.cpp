@@ -35,28 +35,6 @@ namespace json = boost::json;
 
 namespace {
 
-// A fresh directory under /tmp, removed with everything in it at the end.
-class temp_dir {
- public:
-  temp_dir() {
-    char name[] = "/tmp/switchboard-durability-XXXXXX";
-    if (::mkdtemp(name) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = name;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 std::string content_of(std::uint64_t i) {
   return "message " + std::to_string(i);
 }

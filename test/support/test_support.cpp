@@ -1,7 +1,10 @@
 #include "support/test_support.hpp"
 
+#include <stdlib.h>
+
 #include <array>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <stdexcept>
 
@@ -41,6 +44,17 @@ boost::test_tools::assertion_result only_with_two_threads(boost::unit_test::test
 unsigned test_threads() {
   if (const char* env = std::getenv("SWITCHBOARD_TEST_THREADS")) return std::atoi(env);
   return 2;
+}
+
+temp_dir::temp_dir() {
+  char name[] = "/tmp/switchboard-test-XXXXXX";
+  if (::mkdtemp(name) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = name;
+}
+
+temp_dir::~temp_dir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
 }
 
 config test_config() {

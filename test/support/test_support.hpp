@@ -39,6 +39,21 @@ unsigned soak_seconds(unsigned default_seconds);
 // of a suite (soaks): with 1 thread the test is skipped, and says so.
 boost::test_tools::assertion_result only_with_two_threads(boost::unit_test::test_unit_id);
 
+// A fresh directory under /tmp, removed with everything in it at the end.
+class temp_dir {
+ public:
+  temp_dir();
+  ~temp_dir();
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 // A config for tests: 127.0.0.1:0, memory store, quiet logs.
 config test_config();
 

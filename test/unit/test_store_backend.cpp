@@ -1154,6 +1154,51 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(group_copies_are_evicted_per_member, Kind, backend
   BOOST_TEST(held_seqs(*b, 3) == (seqs{3, 4}), boost::test_tools::per_element());
 }
 
+// --max-devices-per-user: a device new to a user who has that many forgets
+// the least recently seen one without a session open; one with a session
+// is never forgotten, so the user then has one more.
+BOOST_AUTO_TEST_CASE_TEMPLATE(a_new_device_beyond_the_bound_forgets_the_least_recent,
+                              Kind, backend_kinds) {
+  Kind kind;
+  sb::backend_limits limits;
+  limits.max_devices_per_user = 2;
+  auto b = kind.open(limits);
+  for (int i = 0; i < 3; ++i)
+    append_one(*b, msg(1, 2, "x"));
+  b->open(2, "a1", "first", 1000);
+  b->advance_cursor(2, 1, "first");
+  b->close(2, "a1", "first", 1000);
+  b->open(2, "b1", "second", 2000);
+  b->advance_cursor(2, 2, "second");
+  b->close(2, "b1", "second", 2000);
+  if constexpr (Kind::drops_acknowledged_at_once)
+    BOOST_TEST(held_seqs(*b, 2) == (seqs{2, 3}), boost::test_tools::per_element());
+
+  // A third: "first" goes, and what only it held with it. (position() opens
+  // a session of the device it asks about: it is only used on devices the
+  // store remembers.)
+  BOOST_TEST(b->open(2, "c1", "third", 3000) == (sb::user_position{3, 0}));
+  BOOST_TEST(b->position(2, "second", 3000) == (sb::user_position{3, 2}));
+  if constexpr (Kind::drops_acknowledged_at_once)
+    BOOST_TEST(held_seqs(*b, 2) == (seqs{3}), boost::test_tools::per_element());
+
+  // "first" comes back at 0, forgotten; "third" has a session open, so
+  // "second" goes for it.
+  BOOST_TEST(b->open(2, "a2", "first", 4000) == (sb::user_position{3, 0}));
+  // Both remembered devices have sessions: a fifth is remembered beside them.
+  BOOST_TEST(b->open(2, "e1", "fifth", 5000) == (sb::user_position{3, 0}));
+  b->advance_cursor(2, 3, "third");
+  b->advance_cursor(2, 1, "fifth");
+  BOOST_TEST(b->position(2, "third", 5000) == (sb::user_position{3, 3}));
+  BOOST_TEST(b->position(2, "fifth", 5000) == (sb::user_position{3, 1}));
+  BOOST_TEST(b->position(2, "first", 5000) == (sb::user_position{3, 0}));
+  b->close(2, "c1", "third", 5000);
+  b->close(2, "a2", "first", 5000);
+  b->close(2, "e1", "fifth", 5000);
+  // "second" was forgotten: it starts again at 0.
+  BOOST_TEST(b->position(2, "second", 6000) == (sb::user_position{3, 0}));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // ---- memory only: --memory-store-bytes ----
@@ -2121,6 +2166,56 @@ BOOST_AUTO_TEST_CASE(session_limit_kicks_the_oldest_in_the_cluster) {
   BOOST_TEST(
       sorted_lines(server.cli({"HKEYS", "{u:7}:sessions"})) == (std::vector<std::string>{"#"}),
       boost::test_tools::per_element());
+}
+
+// Section 9 in the open script: the session replaced is the oldest of the
+// same device, on whichever node; the session hash names each one's device.
+BOOST_AUTO_TEST_CASE(the_session_replaced_is_the_oldest_of_the_same_device) {
+  auto settings_a = settings("node-a");
+  settings_a.max_sessions_per_user = 2;
+  auto settings_b = settings("node-b");
+  settings_b.max_sessions_per_user = 2;
+  auto a = node_a(settings_a);
+  auto b = node_b(settings_b);
+  a->open(7, "laptop-1", "laptop");
+  b->open(7, "phone-1", "phone");
+  b->open(7, "phone-2", "phone");  // the laptop is older, but phone-1 goes
+  BOOST_TEST(run.run_until([&] { return has_kick(sink_a, {7, "phone-1"}); }));
+  BOOST_TEST(sorted_lines(server.cli({"HKEYS", "{u:7}:sessions"})) ==
+                 (std::vector<std::string>{"#", "laptop-1", "phone-2"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(server.cli({"HGET", "{u:7}:sessions", "laptop-1"}).find(" d:laptop node-a") !=
+             std::string::npos);
+  b->close(7, "phone-1", "phone");
+  a->open(7, "tablet-1", "tablet");  // no other tablet: the oldest, the laptop
+  BOOST_TEST(run.run_until([&] { return has_kick(sink_b, {7, "laptop-1"}); }));
+  a->close(7, "laptop-1", "laptop");
+  a->close(7, "tablet-1", "tablet");
+  b->close(7, "phone-2", "phone");
+}
+
+// Forgetting in real time on Redis's clock: a device whose last session
+// ended more than --device-ttl ago starts again at 0; one seen since keeps
+// its place.
+BOOST_AUTO_TEST_CASE(a_device_is_forgotten_on_the_redis_clock) {
+  sb::backend_limits limits;
+  limits.device_ttl = std::chrono::seconds(1);  // forgotten 1.125 s after
+  auto a = node_a(settings("node-a", limits));
+  for (int i = 0; i < 3; ++i)
+    append_one(*a, msg(1, 7, "x"));
+  a->open(7, "p1", "phone");
+  a->open(7, "l1", "laptop");
+  a->advance_cursor(7, 3, "laptop");
+  a->advance_cursor(7, 2, "phone");
+  a->close(7, "l1", "laptop");
+  BOOST_TEST(a->position(7, "laptop") == (sb::user_position{3, 3}));
+  run.run_for(1500ms);
+  // The phone's session is open: its lease keeps it seen.
+  BOOST_TEST(a->open(7, "l2", "laptop") == (sb::user_position{3, 0}));
+  BOOST_TEST(a->open(7, "p2", "phone") == (sb::user_position{3, 2}));
+  a->close(7, "l2", "laptop");
+  a->close(7, "p1", "phone");
+  a->close(7, "p2", "phone");
 }
 
 // Messages reach every node with a session of their receiver, whichever node

@@ -65,6 +65,16 @@ def std_string(value):
     return value["_M_dataplus"]["_M_p"].string(length=length, errors="replace")
 
 
+def device_name(value):
+    """A store::device_name: up to 64 chars inline, and their count."""
+    size = int(value["size_"])
+    if size == 0:
+        return ""
+    return value["chars_"]["_M_elems"].address.cast(gdb.lookup_type("char").pointer()).string(
+        length=size, errors="replace"
+    )
+
+
 def string_bytes(value):
     length = int(value["_M_string_length"])
     if length == 0:
@@ -530,8 +540,8 @@ def session_lines(lst, state, handle, members):
     lwp = int(lst["thread"])
     thread = gdb_thread_of(lwp)
     lines = [
-        "session %s  user %d  device \"\"  thread %s (LWP %d)"
-        % (std_string(handle["id"]), int(handle["user"]), thread, lwp),
+        "session %s  user %d  device \"%s\"  thread %s (LWP %d)"
+        % (std_string(handle["id"]), int(handle["user"]), device_name(handle["device"]), thread, lwp),
         "  state 0x%x  handle 0x%x" % (int(state), int(handle)),
     ]
     events = channel_events(handle["channel_"])

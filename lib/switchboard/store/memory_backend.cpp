@@ -253,6 +253,17 @@ void memory_backend::settle(inbox& box) {
     drop_front(box);
 }
 
+void memory_backend::forget_least_recent(inbox& box) {
+  auto oldest = box.devices.end();
+  for (auto it = box.devices.begin(); it != box.devices.end(); ++it)
+    if (it->sessions == 0 && (oldest == box.devices.end() || it->seen_ms < oldest->seen_ms))
+      oldest = it;
+  if (oldest == box.devices.end()) return;  // every one has a session open
+  box.devices.erase(oldest);
+  charged_ -= std::min(charged_, device_cost());
+  settle(box);
+}
+
 user_position memory_backend::position(user_id user, const device_name& device) {
   const auto found = inboxes_.find(user);
   if (found == inboxes_.end()) return {};
@@ -275,6 +286,7 @@ user_position memory_backend::open(user_id user, const device_name& device, std:
   inbox& box = box_at->second;
   device_state* d = find(box, device);
   if (d == nullptr) {
+    if (box.devices.size() >= limits_.max_devices_per_user) forget_least_recent(box);
     if (device_cost() > room) return user_position{box.highest, 0};
     charged_ += device_cost();
     d = &box.devices.emplace_back(device_state{device, 0, now_ms, 0});
@@ -323,6 +335,7 @@ void memory_backend::advance_cursor(user_id user, const device_name& device, seq
   device_state* d = find(box, device);
   if (d == nullptr) {
     // Never opened (or not remembered, over the bound): see clock_ms_.
+    if (box.devices.size() >= limits_.max_devices_per_user) forget_least_recent(box);
     if (device_cost() > limits_.memory_store_bytes - std::min(charged_, limits_.memory_store_bytes))
       return;
     charged_ += device_cost();

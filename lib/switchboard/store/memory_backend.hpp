@@ -119,6 +119,9 @@ class memory_backend final : public backend {
   // Raises the floor to the lowest cursor of the devices remembered (none:
   // everything stays for the next device) and drops what it passed.
   void settle(inbox& box);
+  // --max-devices-per-user: forgets the device without a session that was
+  // seen least recently, if there is one, and settles.
+  void forget_least_recent(inbox& box);
 
   backend_limits limits_;
   std::size_t charged_ = 0;  // against limits_.memory_store_bytes

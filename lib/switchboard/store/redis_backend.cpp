@@ -618,7 +618,8 @@ asio::awaitable<user_position> redis_backend::open(session_key session) {
                            std::to_string(d.settings.session_lease.count()),
                            std::to_string(d.settings.max_sessions_per_user), channel,
                            codec::device_member(session.device),
-                           std::to_string(device_forget_ms(d.settings.limits.device_ttl))});
+                           std::to_string(device_forget_ms(d.settings.limits.device_ttl)),
+                           std::to_string(d.settings.limits.max_devices_per_user)});
     replies = co_await d.call(std::move(text), 1);
     if (replies[0].is_error()) throw unavailable("Redis refused the session: " + replies[0].str);
     if (replies[0].type != reply::kind::array || replies[0].elements.size() != 2)

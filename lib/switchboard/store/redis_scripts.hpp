@@ -316,13 +316,16 @@ return out
 )lua";
 
 // A session opens. KEYS: sessions, seq, cursors, seen. ARGV: session id,
-// node, lease_ms, max_sessions, channel, device member, device_forget_ms.
+// node, lease_ms, max_sessions, channel, device member, device_forget_ms,
+// max_devices.
 // Forgets sessions whose lease lapsed (their node died), registers this
 // one, closes the oldest beyond max_sessions wherever they are (published
 // as `k <id>` on the user's channel): the oldest of the same device if it
 // has one, else the user's oldest (PROTOCOL.md section 9). The device is
 // seen until the lease ends (renewed with it); one forgotten starts again
-// at cursor 0. Returns {highest, the device's cursor}.
+// at cursor 0. A device new to a user who has max_devices forgets the
+// least recently seen one without a session (--max-devices-per-user).
+// Returns {highest, the device's cursor}.
 // Hash fields: session id -> "<order> <lease end ms> <device member>
 // <node>"; "#" holds the order counter (oldest first, across the cluster).
 inline constexpr const char* open = R"lua(
@@ -361,6 +364,17 @@ end
 local seen = redis.call('ZSCORE', KEYS[4], member)
 if seen and tonumber(seen) < now - tonumber(ARGV[7]) then
   redis.call('ZREM', KEYS[3], member)
+end
+if not seen and redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[8]) then
+  local busy = {}
+  for _, s in ipairs(live) do busy[s[3]] = true end
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+    if not busy[m] then
+      redis.call('ZREM', KEYS[4], m)
+      redis.call('ZREM', KEYS[3], m)
+      break
+    end
+  end
 end
 redis.call('ZADD', KEYS[4], 'GT', string.format('%d', now + lease), member)
 local highest = tonumber(redis.call('GET', KEYS[2]) or '0')

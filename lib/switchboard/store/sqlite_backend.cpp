@@ -361,6 +361,7 @@ void sqlite_backend::prepare_statements() {
                         "ON CONFLICT(user_id, device) DO UPDATE SET cursor = excluded.cursor, "
                         "seen = excluded.seen");
   lowest_cursor_.prepare(db, "SELECT min(cursor), count(*) FROM devices WHERE user_id = ?1");
+  devices_by_seen_.prepare(db, "SELECT device FROM devices WHERE user_id = ?1 ORDER BY seen");
   select_stale_devices_.prepare(db, "SELECT user_id, device FROM devices WHERE seen < ?1");
   delete_device_.prepare(db, "DELETE FROM devices WHERE user_id = ?1 AND device = ?2");
   insert_message_.prepare(db,
@@ -712,18 +713,32 @@ user_position sqlite_backend::open(user_id user, const device_name& device, std:
   auto& open = open_[open_key{user, std::string(device.view())}];
   try {
     return or_unavailable([&] {
-      return in_transaction([&] {
-        auto d = read_device(user, device).value_or(device_row{0, now_ms});
-        // Forgotten, and the sweep has not reached it yet: it starts again.
-        if (open.sessions == 0 && device_forgotten(d.seen_ms, now_ms, limits_.device_ttl))
-          d.cursor = 0;
-        d.seen_ms = std::max(d.seen_ms, now_ms);
-        write_device(user, device, d);
-        const user_row row = read_user(user);
-        ++open.sessions;
-        open.seen_ms = d.seen_ms;
-        return user_position{row.highest, std::min(d.cursor, row.highest)};
-      });
+      // What the session gets: its device's cursor, 0 for a device new or
+      // forgotten (and not swept yet: it starts again).
+      auto known = read_device(user, device);
+      if (known && open.sessions == 0 && device_forgotten(known->seen_ms, now_ms, limits_.device_ttl))
+        known->cursor = 0;
+      const user_row row = read_user(user);
+      const user_position position{row.highest,
+                                   known ? std::min(known->cursor, row.highest) : seq_t{0}};
+      ++open.sessions;
+      try {
+        in_transaction([&] {
+          if (!known) make_room_for_device(user);
+          device_row d = known.value_or(device_row{0, now_ms});
+          d.seen_ms = std::max(d.seen_ms, now_ms);
+          write_device(user, device, d);
+          return 0;
+        });
+        open.seen_ms = std::max(open.seen_ms, now_ms);
+      } catch (const sqlite_error&) {
+        // The sighting could not be written (a full disk: appends fail and
+        // say so): the session opens all the same, read-only as before
+        // devices. Its device is tracked as open in memory, so it is not
+        // forgotten meanwhile, and the sweep writes the sighting once it can
+        // (forget_devices).
+      }
+      return position;
     });
   } catch (...) {
     if (open.sessions == 0) open_.erase(open_key{user, std::string(device.view())});
@@ -784,10 +799,15 @@ void sqlite_backend::advance_cursor(user_id user, const device_name& device, seq
     // are then no write at all.
     user_row row = read_user(user);
     // Never opened (cannot happen from a session): seen at clock_ms_.
-    auto d = read_device(user, device).value_or(device_row{0, clock_ms_});
+    const auto known = read_device(user, device);
+    auto d = known.value_or(device_row{0, clock_ms_});
     const seq_t target = std::min(seq, row.highest);
     if (target <= d.cursor) return 0;
     return in_transaction([&] {
+      if (!known) {
+        make_room_for_device(user);
+        row = read_user(user);
+      }
       d.cursor = target;
       write_device(user, device, d);
       settle(user, row);
@@ -831,6 +851,28 @@ std::uint64_t sqlite_backend::evict_expired(std::int64_t now_ms) {
       return evicted;
     });
   });
+}
+
+void sqlite_backend::make_room_for_device(user_id user) {
+  std::optional<std::string> oldest;
+  std::size_t count = 0;
+  {
+    auto q = devices_by_seen_.start();
+    q.bind(1, to_db(user));
+    while (q.step()) {
+      ++count;
+      std::string device = q.text(0);
+      if (!oldest && !open_.contains(open_key{user, device})) oldest = std::move(device);
+    }
+  }
+  if (count < limits_.max_devices_per_user || !oldest) return;
+  {
+    auto q = delete_device_.start();
+    q.bind(1, to_db(user)).bind(2, std::string_view(*oldest));
+    q.step();
+  }
+  user_row row = read_user(user);
+  settle(user, row);
 }
 
 void sqlite_backend::forget_devices(std::int64_t now_ms) {

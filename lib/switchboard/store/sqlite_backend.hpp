@@ -145,6 +145,10 @@ class sqlite_backend final : public backend {
   // Raises the user's floor to the lowest cursor of its devices (none: all
   // stays) and deletes the rows it passed.
   void settle(user_id user, user_row& row);
+  // --max-devices-per-user, before `user` gets one more device: forgets
+  // the least recently seen device without a session open in this
+  // process, if the user has that many, and settles.
+  void make_room_for_device(user_id user);
   // The sweep's part for devices (PROTOCOL.md section 9).
   void forget_devices(std::int64_t now_ms);
   user_row read_user(user_id user);
@@ -174,6 +178,7 @@ class sqlite_backend final : public backend {
   statement rollback_;
   statement select_user_;
   statement write_user_;
+  statement devices_by_seen_;
   statement insert_message_;
   statement select_dedup_;
   statement write_dedup_;

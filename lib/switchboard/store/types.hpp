@@ -162,6 +162,11 @@ struct backend_limits {
   std::chrono::seconds device_ttl{2592000};
   // --max-group-members: members of one group (PROTOCOL.md section 10).
   std::size_t max_group_members = 1000;
+  // --max-devices-per-user: a device new to a user who already has this
+  // many forgets the least recently seen one without a session open (one
+  // with a session is never forgotten, so a user may briefly have up to
+  // --max-sessions-per-user more).
+  std::size_t max_devices_per_user = 32;
 };
 
 // Thrown when the storage cannot take a write now (disk full, I/O error):
