@@ -1759,6 +1759,17 @@ BOOST_AUTO_TEST_CASE(schema_2_file_is_upgraded_in_place) {
     b->advance_cursor(2, 4);
     BOOST_TEST(held_seqs(*b, 2).empty());
     b->close(2, phone, unix_ms());
+    // Groups (section 10) are in the same step: an upgraded file takes them,
+    // and the old rows read as direct messages.
+    BOOST_TEST((b->add_member(5, 2) == sb::membership_change::done));
+    BOOST_TEST((b->add_member(5, 3) == sb::membership_change::done));
+    const auto sent = append_one(*b, group_msg(3, 5, "g"));
+    BOOST_TEST(sent.results.at(0).gseq == 1u);
+    BOOST_TEST(copies_of(sent) == (copies{{2, 5}}), boost::test_tools::per_element());
+    const auto three = b->fetch(3, 0, 10, unlimited);
+    BOOST_TEST_REQUIRE(three.size() == 1u);
+    BOOST_TEST(three[0].group == 0u);
+    BOOST_TEST(three[0].gseq == 0u);
   }
   BOOST_TEST(raw_int(path, "PRAGMA user_version") == 3);
   BOOST_TEST(raw_int(path, "SELECT count(*) FROM devices WHERE user_id = 3 AND device = ''") == 1);
