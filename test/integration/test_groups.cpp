@@ -21,21 +21,8 @@ namespace {
 
 constexpr const char* key = "group-k3y";
 
-std::map<std::string, std::string> bearer(const std::string& k) {
-  return {{"Authorization", "Bearer " + k}};
-}
-
-struct api_server {
-  explicit api_server(config cfg = test_config()) {
-    std::ofstream(path) << key << "\n";
-    cfg.api_key_file = path;
-    server = std::make_unique<test_server>(cfg);
-  }
-  ~api_server() {
-    server.reset();
-    std::remove(path.c_str());
-  }
-  std::uint16_t port() const { return server->port(); }
+struct api_server : api_test_server {
+  explicit api_server(config cfg = test_config()) : api_test_server(key, std::move(cfg)) {}
 
   // PUT or DELETE of a membership; the status.
   unsigned member(const std::string& method, std::uint64_t group, std::uint64_t user) const {
@@ -50,14 +37,7 @@ struct api_server {
     BOOST_TEST(r.headers.at("content-type") == "application/json");
     return r.body;
   }
-
-  std::string path = "/tmp/switchboard-test-groups-key-" + std::to_string(::getpid());
-  std::unique_ptr<test_server> server;
 };
-
-std::string error_of(const http_result& r) {
-  return str(parse_object(r.body).at("error"));
-}
 
 boost::json::object group_send(std::uint64_t group, const std::string& content,
                                std::optional<std::string> id = std::nullopt) {
