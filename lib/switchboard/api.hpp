@@ -21,8 +21,23 @@ struct sessions_query {
   store::user_id user = 0;
 };
 
-// What an accepted API request asks for (the group endpoints join here).
-using request = std::variant<sessions_query>;
+// PUT (add) or DELETE (remove) /api/groups/G/members/U: 204 once stored.
+struct member_change {
+  store::group_id group = 0;
+  store::user_id user = 0;
+  bool add = true;
+};
+// GET /api/groups/G/members.
+struct members_query {
+  store::group_id group = 0;
+};
+// GET /api/users/U/groups.
+struct groups_query {
+  store::user_id user = 0;
+};
+
+// What an accepted API request asks for.
+using request = std::variant<sessions_query, member_change, members_query, groups_query>;
 
 // An API request refused: its status, error code and message.
 struct refusal {
@@ -43,6 +58,11 @@ std::variant<refusal, request> route(std::string_view method, std::string_view p
                                      std::string_view query,
                                      std::optional<std::string_view> authorization,
                                      std::string_view key);
+
+// 200's bodies of the group endpoints: {"group":G,"members":[...]} and
+// {"user":U,"groups":[...]}, ids as JSON numbers, in the order given.
+std::string members_body(store::group_id group, const std::vector<std::uint64_t>& members);
+std::string groups_body(store::user_id user, const std::vector<std::uint64_t>& groups);
 
 // 200's body: {"user":U,"sessions":[...]}, oldest session first.
 std::string sessions_body(store::user_id user, const std::vector<session_info>& sessions);

@@ -53,6 +53,7 @@ struct config {
   std::chrono::seconds drain_timeout{10};
   std::optional<std::string> jwt_secret_file;
   std::optional<std::string> api_key_file;  // off: every /api/ path is a 404
+  std::size_t max_group_members = 1000;     // members per group (PROTOCOL.md section 10)
   std::optional<std::string> tls_cert;
   std::optional<std::string> tls_key;
   std::vector<std::string> allow_origins;

@@ -32,7 +32,17 @@ asio::awaitable<void> delivery::committed(std::vector<store::stored_message> mes
 
 void delivery::receipt(const session_ptr& sender, const store::message_id& id,
                        const store::append_result& result) {
+  if (result.group != 0) {
+    push_to(sender, protocol::group_receipt_frame(id, result.group, result.gseq, result.ts_ms));
+    return;
+  }
   push_to(sender, protocol::receipt_frame(id, result.receiver, result.seq, result.ts_ms));
+}
+
+void delivery::not_member(const session_ptr& sender, const std::optional<store::message_id>& id) {
+  metrics_.count_error("not_member");
+  push_to(sender, protocol::error_frame(protocol::error_code::not_member,
+                                        "not a member of this group", id));
 }
 
 void delivery::refused(const session_ptr& sender, const std::optional<store::message_id>& id) {

@@ -25,6 +25,7 @@ class delivery final : public store::outcomes, public store::route_sink {
   void receipt(const session_ptr& sender, const store::message_id& id,
                const store::append_result& result) override;
   void refused(const session_ptr& sender, const std::optional<store::message_id>& id) override;
+  void not_member(const session_ptr& sender, const std::optional<store::message_id>& id) override;
 
   // store::route_sink, from the cluster's subscriber (on the hub's thread).
   // Messages are handed to the hub in batches: those that arrive together

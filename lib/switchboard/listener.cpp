@@ -7,7 +7,9 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
@@ -22,6 +24,7 @@
 #include "switchboard/router.hpp"
 #include "switchboard/session.hpp"
 #include "switchboard/spawn.hpp"
+#include "switchboard/store/store.hpp"
 #include "switchboard/transport.hpp"
 
 namespace switchboard {
@@ -74,6 +77,66 @@ asio::awaitable<http_answer> answer(const api::sessions_query& query, services& 
     sessions.push_back(std::move(*info));
   }
   co_return http_answer{200, "application/json", api::sessions_body(query.user, sessions), {}};
+}
+
+// The group endpoints (PROTOCOL.md section 10): the store worker does the
+// change or the read, in order with the SENDs, and answers on its own
+// thread through a channel.
+asio::awaitable<store::request::membership::answer> ask_store(services& s,
+                                                              store::request::membership r) {
+  using answer_type = store::request::membership::answer;
+  using reply_channel =
+      asio::experimental::concurrent_channel<void(boost::system::error_code, answer_type)>;
+  const auto executor = co_await asio::this_coro::executor;
+  auto reply = std::make_shared<reply_channel>(executor, 1);
+  r.done = [reply](answer_type a) { reply->try_send(boost::system::error_code{}, std::move(a)); };
+  store::store_request request = std::move(r);
+  co_await s.store.submit(std::move(request));
+  auto [ec, answer] = co_await reply->async_receive(use_tuple);
+  co_return std::move(answer);
+}
+
+http_answer store_unavailable() {
+  return error_answer(503, "unavailable", "the store cannot take this now; try again");
+}
+
+asio::awaitable<http_answer> answer(const api::member_change& change, services& s) {
+  using op = store::request::membership::op;
+  store::request::membership r;
+  r.what = change.add ? op::add : op::remove;
+  r.group = change.group;
+  r.user = change.user;
+  const auto answered = co_await ask_store(s, std::move(r));
+  if (!answered.stored) co_return store_unavailable();
+  if (answered.change == store::membership_change::full)
+    co_return error_answer(409, "group_full", "the group has --max-group-members members");
+  co_return http_answer{204, "", "", {}};
+}
+
+// A GET of a membership list: the ids the store read, in the body that
+// `body` writes for `owner` (the group or the user asked about).
+using list_body = std::string (*)(std::uint64_t, const std::vector<std::uint64_t>&);
+asio::awaitable<http_answer> list_answer(services& s, store::request::membership r, list_body body,
+                                         std::uint64_t owner) {
+  const auto answered = co_await ask_store(s, std::move(r));
+  if (!answered.stored) co_return store_unavailable();
+  co_return http_answer{200, "application/json", body(owner, answered.ids), {}};
+}
+
+asio::awaitable<http_answer> answer(const api::members_query& query, services& s) {
+  store::request::membership r;
+  r.what = store::request::membership::op::members;
+  r.group = query.group;
+  auto listing = list_answer(s, std::move(r), api::members_body, query.group);
+  co_return co_await std::move(listing);
+}
+
+asio::awaitable<http_answer> answer(const api::groups_query& query, services& s) {
+  store::request::membership r;
+  r.what = store::request::membership::op::groups_of;
+  r.user = query.user;
+  auto listing = list_answer(s, std::move(r), api::groups_body, query.user);
+  co_return co_await std::move(listing);
 }
 
 using websocket_stream = websocket::stream<transport>;

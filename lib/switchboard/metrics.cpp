@@ -88,6 +88,42 @@ void append_labelled(std::string& out, std::string_view name, std::string_view l
   }
 }
 
+// One histogram's series: cumulative buckets over `bounds` (their counts
+// per bucket, the last +Inf), then _sum (written by `append_sum`) and
+// _count. The count is the sum of the buckets as read, so that +Inf and
+// _count agree even while observations land during the scrape.
+template <class Bounds, class Counts, class Sum>
+void append_histogram(std::string& out, std::string_view name, std::string_view help,
+                      const Bounds& bounds, const Counts& counts, Sum append_sum) {
+  static_assert(std::tuple_size_v<Counts> == std::tuple_size_v<Bounds> + 1);
+  append_header(out, name, "histogram", help);
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    cumulative += counts[i].load(relaxed);
+    out += name;
+    out += "_bucket{le=\"";
+    if (i < bounds.size()) {
+      if constexpr (std::is_floating_point_v<typename Bounds::value_type>)
+        append_double(out, bounds[i]);
+      else
+        append_unsigned(out, bounds[i]);
+    } else {
+      out += "+Inf";
+    }
+    out += "\"} ";
+    append_unsigned(out, cumulative);
+    out += '\n';
+  }
+  out += name;
+  out += "_sum ";
+  append_sum(out);
+  out += '\n';
+  out += name;
+  out += "_count ";
+  append_unsigned(out, cumulative);
+  out += '\n';
+}
+
 }  // namespace
 
 void metrics::count_error(std::string_view code) noexcept {
@@ -117,33 +153,23 @@ void latency_histogram::observe(double seconds) noexcept {
 
 void latency_histogram::render(std::string& out, std::string_view name,
                                std::string_view help) const {
-  static_assert(std::tuple_size_v<decltype(counts_)> == metrics::append_buckets.size() + 1);
-  const auto& buckets = metrics::append_buckets;
-  append_header(out, name, "histogram", help);
-  // The count is the sum of the buckets as read, so that +Inf and _count
-  // agree even while observations land during the scrape.
-  std::uint64_t cumulative = 0;
-  for (std::size_t i = 0; i < counts_.size(); ++i) {
-    cumulative += counts_[i].load(relaxed);
-    out += name;
-    out += "_bucket{le=\"";
-    if (i < buckets.size()) {
-      append_double(out, buckets[i]);
-    } else {
-      out += "+Inf";
-    }
-    out += "\"} ";
-    append_unsigned(out, cumulative);
-    out += '\n';
-  }
-  out += name;
-  out += "_sum ";
-  append_double(out, static_cast<double>(sum_ns_.load(relaxed)) / 1e9);
-  out += '\n';
-  out += name;
-  out += "_count ";
-  append_unsigned(out, cumulative);
-  out += '\n';
+  append_histogram(out, name, help, metrics::append_buckets, counts_, [this](std::string& o) {
+    append_double(o, static_cast<double>(sum_ns_.load(relaxed)) / 1e9);
+  });
+}
+
+void count_histogram::observe(std::uint64_t value) noexcept {
+  const auto& buckets = metrics::fanout_buckets;
+  std::size_t bucket = 0;
+  while (bucket < buckets.size() && value > buckets[bucket])
+    ++bucket;
+  counts_[bucket].fetch_add(1, relaxed);
+  sum_.fetch_add(value, relaxed);
+}
+
+void count_histogram::render(std::string& out, std::string_view name, std::string_view help) const {
+  append_histogram(out, name, help, metrics::fanout_buckets, counts_,
+                   [this](std::string& o) { append_unsigned(o, sum_.load(relaxed)); });
 }
 
 void metrics::observe_store_append(double seconds) noexcept {
@@ -176,6 +202,13 @@ std::string metrics::render() const {
   append_counter(out, "switchboard_messages_evicted_total",
                  "Unacknowledged messages dropped for retention or the inbox limit.",
                  messages_evicted_total);
+  append_counter(out, "switchboard_group_messages_total",
+                 "Group SENDs stored (PROTOCOL.md section 10).", group_messages_total);
+  append_counter(out, "switchboard_group_copies_total",
+                 "Copies of group messages stored, one per member but the sender.",
+                 group_copies_total);
+  group_fanout.render(out, "switchboard_group_fanout",
+                      "Copies made per group message (the members but the sender).");
 
   append_labelled(out, "switchboard_errors_total", "code", "ERROR frames sent, by code.",
                   error_codes, errors_);

@@ -28,15 +28,27 @@ class latency_histogram {
   std::atomic<std::uint64_t> sum_ns_{0};
 };
 
+// A Prometheus histogram of counts (members per group message) over
+// metrics::fanout_buckets.
+class count_histogram {
+ public:
+  void observe(std::uint64_t value) noexcept;
+  void render(std::string& out, std::string_view name, std::string_view help) const;
+
+ private:
+  std::array<std::atomic<std::uint64_t>, 12> counts_{};  // per bucket; the last is +Inf
+  std::atomic<std::uint64_t> sum_{0};
+};
+
 class metrics {
  public:
   // Label values known in advance, so that every series is exposed (at 0)
   // from the first scrape: a series that appears late breaks rate() and
   // alerts on absent(). A value not listed here is counted under "other"
   // rather than dropped, so the totals stay true.
-  static constexpr std::array<std::string_view, 7> error_codes{
+  static constexpr std::array<std::string_view, 8> error_codes{
       "bad_json",        "binary",       "unknown_type", "bad_field",
-      "sender_mismatch", "rate_limited", "unavailable"};
+      "sender_mismatch", "rate_limited", "unavailable",  "not_member"};
   static constexpr std::array<std::string_view, 6> close_codes{"bye",  "replaced", "slow_consumer",
                                                                "idle", "shutdown", "too_large"};
   static constexpr std::array<unsigned, 7> rejection_statuses{400, 401, 403, 404, 426, 431, 503};
@@ -55,6 +67,13 @@ class metrics {
   std::atomic<std::uint64_t> messages_delivered_total{0};  // frames of type 1 written
   std::atomic<std::uint64_t> messages_replayed_total{0};
   std::atomic<std::uint64_t> messages_evicted_total{0};
+  // Group SENDs stored (PROTOCOL.md section 10), the copies they made, and
+  // the copies per message (members but the sender).
+  static constexpr std::array<std::uint64_t, 11> fanout_buckets{0,  1,   2,   5,   10,  20,
+                                                                50, 100, 200, 500, 1000};
+  std::atomic<std::uint64_t> group_messages_total{0};
+  std::atomic<std::uint64_t> group_copies_total{0};
+  count_histogram group_fanout;
 
   // The store can take writes (always, but for a cluster whose Redis is
   // unreachable): /healthz answers 503 store_unavailable without it.

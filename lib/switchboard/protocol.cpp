@@ -152,6 +152,7 @@ class frame_reader {
   const field& type() const { return type_; }
   const field& id() const { return id_; }
   const field& receiver() const { return receiver_; }
+  const field& group() const { return group_; }
   const field& content() const { return content_; }
   const field& sender() const { return sender_; }
   const field& seq() const { return seq_; }
@@ -172,6 +173,9 @@ class frame_reader {
         break;
       case 4:
         current_ = name == "type" ? &type_ : nullptr;
+        break;
+      case 5:
+        current_ = name == "group" ? &group_ : nullptr;
         break;
       case 6:
         current_ = name == "sender" ? &sender_ : nullptr;
@@ -207,7 +211,7 @@ class frame_reader {
   bool is_object_ = false;    // the document is an object
   field* current_ = nullptr;  // where the value being parsed goes
   short_text<8> key_;         // the top-level key being parsed
-  field type_, id_, receiver_, content_, sender_, seq_;
+  field type_, id_, receiver_, content_, sender_, seq_, group_;
   short_text<max_id_bytes> id_text_;
   std::string content_text_;
 };
@@ -240,13 +244,20 @@ client_frame parse_send(frame_reader& frame, const id_field& id, user_id self) {
                   "id must be a string of 1 to 64 bytes or an unsigned integer", std::nullopt);
   }
 
-  if (frame.receiver().of == field::kind::absent) {
-    return refuse(error_code::bad_field, "receiver is missing", id.id);
+  const bool has_receiver = frame.receiver().of != field::kind::absent;
+  const bool has_group = frame.group().of != field::kind::absent;
+  if (has_receiver == has_group) {
+    return refuse(
+        error_code::bad_field,
+        has_receiver ? "receiver and group cannot both be given" : "receiver (or group) is missing",
+        id.id);
   }
-  const auto receiver = frame.receiver().as_unsigned();
-  if (!receiver || *receiver == 0) {
+  const auto target = (has_receiver ? frame.receiver() : frame.group()).as_unsigned();
+  if (!target || *target == 0) {
     return refuse(error_code::bad_field,
-                  "receiver must be a user id, an integer in 1..18446744073709551615", id.id);
+                  has_receiver ? "receiver must be a user id, an integer in 1..18446744073709551615"
+                               : "group must be a group id, an integer in 1..18446744073709551615",
+                  id.id);
   }
 
   if (frame.content().of == field::kind::absent) {
@@ -268,7 +279,9 @@ client_frame parse_send(frame_reader& frame, const id_field& id, user_id self) {
     }
   }
 
-  return send_frame{*receiver, std::move(frame.content_text()), id.id};
+  send_frame send{has_receiver ? *target : 0, has_group ? *target : 0,
+                  std::move(frame.content_text()), id.id};
+  return send;
 }
 
 client_frame parse_receive(const frame_reader& frame, const id_field& id) {
@@ -547,6 +560,8 @@ std::string_view to_string(error_code code) {
       return "rate_limited";
     case error_code::unavailable:
       return "unavailable";
+    case error_code::not_member:
+      return "not_member";
   }
   return "unknown";
 }
@@ -615,12 +630,14 @@ std::string welcome_frame(user_id self, seq_t highest, std::string_view session_
 
 std::string deliver_frame(const store::stored_message& m) {
   // The keys, "type", four numbers, two quotes; the id with its key.
-  constexpr std::size_t fixed = 56 + 4 * frame_text::max_number_bytes + 2;
+  constexpr std::size_t fixed = 72 + 6 * frame_text::max_number_bytes + 2;
   frame_text f(fixed + m.content.size() + (m.id ? 8 + m.id->value.size() : 0));
   f.raw(R"({"type":1,"sender":)").number(m.sender);
+  if (m.group != 0) f.raw(R"(,"group":)").number(m.group);
   f.raw(R"(,"receiver":)").number(m.receiver);
   f.raw(R"(,"content":)").string(m.content);
   f.raw(R"(,"seq":)").number(m.seq);
+  if (m.group != 0) f.raw(R"(,"gseq":)").number(m.gseq);
   f.raw(R"(,"ts":)").number(m.ts_ms);
   if (m.id) f.raw(R"(,"id":)").id(*m.id);
   f.raw("}");
@@ -633,6 +650,17 @@ std::string receipt_frame(const message_id& id, user_id receiver, seq_t seq, std
   f.raw(R"({"type":2,"id":)").id(id);
   f.raw(R"(,"receiver":)").number(receiver);
   f.raw(R"(,"seq":)").number(seq);
+  f.raw(R"(,"ts":)").number(ts_ms);
+  f.raw("}");
+  return f.take();
+}
+
+std::string group_receipt_frame(const message_id& id, store::group_id group, seq_t gseq,
+                                std::int64_t ts_ms) {
+  frame_text f(38 + 3 * frame_text::max_number_bytes + 2 + id.value.size());
+  f.raw(R"({"type":2,"id":)").id(id);
+  f.raw(R"(,"group":)").number(group);
+  f.raw(R"(,"gseq":)").number(gseq);
   f.raw(R"(,"ts":)").number(ts_ms);
   f.raw("}");
   return f.take();

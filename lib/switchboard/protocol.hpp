@@ -20,6 +20,9 @@
 //   before a sender mismatch, so `sender_mismatch` always means a
 //   well-formed frame that claimed another user.
 // - `receiver` may be the sender itself. `content` may be empty.
+// - A SEND with both `receiver` and `group`, or neither, is `bad_field`
+//   whatever their values; `group` is checked as `receiver` is (an id in
+//   1..2^64-1), in the place of `receiver`. `notify` is not read here.
 // - `sender` may be present and equal to the session's user; `null` is not
 //   "absent", it is `bad_field`.
 // - `id`: a string's length is counted in bytes of UTF-8 after JSON unescaping
@@ -63,14 +66,16 @@ enum class error_code {
   bad_field,
   sender_mismatch,
   rate_limited,
-  unavailable
+  unavailable,
+  not_member
 };
 
 // The code as it appears in ERROR frames and metric labels.
 std::string_view to_string(error_code code);
 
 struct send_frame {
-  user_id receiver = 0;
+  user_id receiver = 0;       // 0 for a group SEND
+  store::group_id group = 0;  // a group SEND (section 10), 0 for a direct one
   std::string content;
   std::optional<message_id> id;
 };
@@ -105,8 +110,13 @@ std::string welcome_frame(user_id self, seq_t highest, std::string_view session_
 // SEND (1): a delivered message; its id, if any, as the sender wrote it.
 std::string deliver_frame(const store::stored_message& m);
 
+// SEND (1) and a copy of a group message (m.group set, section 10) both.
+
 // RECEIVE (2): the receipt for a stored SEND that carried an id.
 std::string receipt_frame(const message_id& id, user_id receiver, seq_t seq, std::int64_t ts_ms);
+// RECEIVE (2) for a group SEND: {"type":2,"id":...,"group":G,"gseq":N,"ts":T}.
+std::string group_receipt_frame(const message_id& id, store::group_id group, seq_t gseq,
+                                std::int64_t ts_ms);
 
 // CLOSE (3): {"type":3,"code":...,"content":...}, just before the close frame.
 std::string close_frame_text(std::string_view code, std::string_view text);

@@ -151,6 +151,7 @@ store::backend_limits backend_limits_of(const config& cfg) {
   limits.inbox_bytes = cfg.inbox_bytes;
   limits.memory_store_bytes = cfg.memory_store_bytes;
   limits.device_ttl = cfg.device_ttl;
+  limits.max_group_members = cfg.max_group_members;
   limits.max_devices_per_user = cfg.max_devices_per_user;
   return limits;
 }

@@ -285,7 +285,7 @@ void on_text(session_state& st, token_bucket& bucket, pending_requests& pending,
     }
     store::store_request append =
         store::request::append{store::append_request{user, send->receiver, std::move(send->content),
-                                                     unix_ms(), std::move(send->id)},
+                                                     unix_ms(), std::move(send->id), send->group},
                                st.handle, clock::now()};
     submit(st, pending, append);
   } else if (auto* ack = std::get_if<protocol::receive_frame>(&frame)) {

@@ -19,29 +19,9 @@ namespace {
 
 constexpr const char* key = "k3y-for-tests";
 
-std::map<std::string, std::string> bearer(const std::string& k) {
-  return {{"Authorization", "Bearer " + k}};
-}
-
-struct api_server {
-  explicit api_server(config cfg = test_config()) {
-    std::ofstream(path) << key << "\n";  // one trailing newline is not part of it
-    cfg.api_key_file = path;
-    server = std::make_unique<test_server>(cfg);
-  }
-  ~api_server() {
-    server.reset();
-    std::remove(path.c_str());
-  }
-  std::uint16_t port() const { return server->port(); }
-
-  std::string path = "/tmp/switchboard-test-api-key-" + std::to_string(::getpid());
-  std::unique_ptr<test_server> server;
+struct api_server : api_test_server {
+  explicit api_server(config cfg = test_config()) : api_test_server(key, std::move(cfg)) {}
 };
-
-std::string error_of(const http_result& r) {
-  return str(parse_object(r.body).at("error"));
-}
 
 }  // namespace
 

@@ -139,6 +139,73 @@ BOOST_AUTO_TEST_CASE(a_send_on_one_node_reaches_every_session_on_the_others_in_o
   BOOST_TEST(u64(back.at("sender")) == 2u);
 }
 
+// Groups (PROTOCOL.md section 10) across nodes: membership set through
+// node A's API is node B's too (it lives in Redis), and a group SEND on
+// node A reaches a member whose session is on node B, through the same
+// pub/sub path as a direct message, with its own seq and the group's gseq.
+BOOST_AUTO_TEST_CASE(a_group_send_on_one_node_reaches_members_on_another) {
+  redis_server redis;
+  const std::string key_file = "/tmp/switchboard-cluster-key-" + std::to_string(::getpid());
+  std::ofstream(key_file) << "cluster-key\n";
+  const std::map<std::string, std::string> auth{{"Authorization", "Bearer cluster-key"}};
+  auto cfg = node_config(redis);
+  cfg.api_key_file = key_file;
+  test_server a(cfg), b(cfg);
+  std::remove(key_file.c_str());
+  for (const std::uint64_t user : {1, 2, 3})
+    BOOST_REQUIRE_EQUAL(
+        http_request(a.port(), "PUT", "/api/groups/5/members/" + std::to_string(user), auth).status,
+        204u);
+  BOOST_TEST(http_get(b.port(), "/api/groups/5/members", auth).body ==
+             R"({"group":5,"members":[1,2,3]})");
+  BOOST_TEST(http_get(b.port(), "/api/users/2/groups", auth).body == R"({"user":2,"groups":[5]})");
+
+  ws_client alice(a.port(), "/ws/1");
+  ws_client bob(b.port(), "/ws/2");
+  ws_client carol(a.port(), "/ws/3");
+  alice.send(send_frame(2, "direct"));  // bob is one seq ahead
+  BOOST_TEST(u64(bob.read().at("seq")) == 1u);
+  for (int i = 1; i <= 20; ++i)
+    alice.send(json::object{{"type", 1},
+                            {"group", 5},
+                            {"content", "g" + std::to_string(i)},
+                            {"id", "g" + std::to_string(i)}});
+  for (int i = 1; i <= 20; ++i) {
+    const auto r = alice.read();
+    BOOST_REQUIRE_EQUAL(type_of(r), 2);
+    BOOST_REQUIRE_EQUAL(u64(r.at("gseq")), std::uint64_t(i));
+    BOOST_TEST(!r.contains("seq"));
+  }
+  for (int i = 1; i <= 20; ++i) {
+    const auto m = bob.read();
+    BOOST_REQUIRE_EQUAL(u64(m.at("group")), 5u);
+    BOOST_REQUIRE_EQUAL(u64(m.at("gseq")), std::uint64_t(i));
+    BOOST_REQUIRE_EQUAL(u64(m.at("seq")), std::uint64_t(i + 1));
+    BOOST_REQUIRE_EQUAL(u64(m.at("receiver")), 2u);
+    BOOST_REQUIRE_EQUAL(str(m.at("content")), "g" + std::to_string(i));
+    const auto c = carol.read();
+    BOOST_REQUIRE_EQUAL(u64(c.at("gseq")), std::uint64_t(i));
+    BOOST_REQUIRE_EQUAL(u64(c.at("seq")), std::uint64_t(i));
+  }
+  // Back from node B: a copy for alice on node A, none for bob himself.
+  bob.send(json::object{{"type", 1}, {"group", 5}, {"content", "from b"}, {"id", "b1"}});
+  BOOST_TEST(u64(bob.read().at("gseq")) == 21u);
+  const auto back = alice.read();
+  BOOST_TEST(str(back.at("content")) == "from b");
+  BOOST_TEST(u64(back.at("seq")) == 1u);
+  BOOST_TEST(u64(back.at("gseq")) == 21u);
+  // A resend through the other node: the original group receipt.
+  ws_client alice_b(b.port(), "/ws/1?device=b");
+  alice_b.send(json::object{{"type", 1}, {"group", 5}, {"content", "again"}, {"id", "g1"}});
+  const auto again = alice_b.read_until([](const json::object& f) { return type_of(f) == 2; });
+  BOOST_TEST(u64(again.at("gseq")) == 1u);
+  BOOST_TEST(u64(again.at("group")) == 5u);
+  // Not a member, on node B.
+  ws_client dave(b.port(), "/ws/4");
+  dave.send(json::object{{"type", 1}, {"group", 5}, {"content", "x"}});
+  BOOST_TEST(str(dave.read().at("code")) == "not_member");
+}
+
 BOOST_AUTO_TEST_CASE(an_offline_receiver_gets_it_on_any_node_and_seqs_are_shared) {
   redis_server redis;
   test_server a(node_config(redis)), b(node_config(redis));

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -292,6 +293,74 @@ BOOST_AUTO_TEST_CASE(a_resend_after_kill_9_gets_the_original_receipt) {
 
   ws_client other(server.port(), "/ws/3");
   BOOST_TEST(u64(other.welcome().at("seq")) == 0u);
+}
+
+// Groups (PROTOCOL.md section 10) on SQLite: a membership answered 204
+// survives kill -9, and so does every copy of a receipted group message,
+// each in its member's inbox with its own seq; gseq continues after it.
+BOOST_AUTO_TEST_CASE(receipted_group_messages_and_memberships_survive_kill_9) {
+  temp_dir dir;
+  const auto db = dir.file("inbox.db");
+  const auto key_file = dir.file("api-key");
+  std::ofstream(key_file) << "durable-key\n";
+  const std::vector<std::string> api{"--api-key-file", key_file};
+  const std::map<std::string, std::string> auth{{"Authorization", "Bearer durable-key"}};
+  constexpr std::uint64_t count = 50;
+  {
+    server_process server(db, api);
+    for (const std::uint64_t user : {1, 2, 3, 4}) {
+      const auto r =
+          http_request(server.port(), "PUT", "/api/groups/9/members/" + std::to_string(user), auth);
+      BOOST_REQUIRE_EQUAL(r.status, 204u);
+    }
+    BOOST_REQUIRE_EQUAL(
+        http_request(server.port(), "DELETE", "/api/groups/9/members/4", auth).status, 204u);
+    ws_client sender(server.port(), "/ws/1");
+    sender.send(send_frame(3, "direct first"));  // user 3's seqs are one ahead
+    for (std::uint64_t i = 1; i <= count; ++i) {
+      json::object frame{{"type", 1}, {"group", 9}, {"content", content_of(i)}, {"id", id_of(i)}};
+      sender.send(frame);
+    }
+    for (std::uint64_t i = 1; i <= count; ++i) {
+      const auto r = sender.read();
+      BOOST_REQUIRE_EQUAL(type_of(r), 2);
+      BOOST_REQUIRE_EQUAL(str(r.at("id")), id_of(i));
+      BOOST_REQUIRE_EQUAL(u64(r.at("gseq")), i);
+    }
+    server.crash();
+  }
+
+  server_process server(db, api);
+  BOOST_TEST(http_get(server.port(), "/api/groups/9/members", auth).body ==
+             R"({"group":9,"members":[1,2,3]})");
+  BOOST_TEST(http_get(server.port(), "/api/users/4/groups", auth).body ==
+             R"({"user":4,"groups":[]})");
+  for (const std::uint64_t member : {2, 3}) {
+    BOOST_TEST_CONTEXT("member " << member) {
+      const std::uint64_t offset = member == 3 ? 1 : 0;
+      ws_client receiver(server.port(), "/ws/" + std::to_string(member));
+      BOOST_TEST(u64(receiver.welcome().at("seq")) == count + offset);
+      if (offset) BOOST_TEST(str(receiver.read().at("content")) == "direct first");
+      for (std::uint64_t i = 1; i <= count; ++i) {
+        const auto m = receiver.read();
+        BOOST_REQUIRE_EQUAL(u64(m.at("seq")), i + offset);
+        BOOST_REQUIRE_EQUAL(u64(m.at("gseq")), i);
+        BOOST_REQUIRE_EQUAL(u64(m.at("group")), 9u);
+        BOOST_REQUIRE_EQUAL(u64(m.at("receiver")), member);
+        BOOST_REQUIRE_EQUAL(str(m.at("content")), content_of(i));
+      }
+    }
+  }
+  // The removed member has nothing; the sender none of its own.
+  ws_client removed(server.port(), "/ws/4");
+  BOOST_TEST(u64(removed.welcome().at("seq")) == 0u);
+  ws_client sender(server.port(), "/ws/1");
+  BOOST_TEST(u64(sender.welcome().at("seq")) == 0u);
+  // gseq continues, and a resend gets its original receipt.
+  sender.send(json::object{{"type", 1}, {"group", 9}, {"content", "again"}, {"id", id_of(1)}});
+  BOOST_TEST(u64(sender.read().at("gseq")) == 1u);
+  sender.send(json::object{{"type", 1}, {"group", 9}, {"content", "next"}, {"id", "next"}});
+  BOOST_TEST(u64(sender.read().at("gseq")) == count + 1);
 }
 
 BOOST_AUTO_TEST_CASE(a_corrupt_database_stops_the_start_with_exit_1) {

@@ -124,12 +124,15 @@ int child_process::wait(std::chrono::milliseconds timeout) {
   return status_;
 }
 
-std::vector<std::string> server_args(const std::string& db) {
-  return {"--listen",     "127.0.0.1:0", "--store",
-          "sqlite:" + db, "--threads",   std::to_string(test_threads())};
+std::vector<std::string> server_args(const std::string& db, const std::vector<std::string>& extra) {
+  std::vector<std::string> args{"--listen",     "127.0.0.1:0", "--store",
+                                "sqlite:" + db, "--threads",   std::to_string(test_threads())};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
 }
 
-server_process::server_process(const std::string& db) : process_(server_args(db)) {
+server_process::server_process(const std::string& db, const std::vector<std::string>& extra)
+    : process_(server_args(db, extra)) {
   try {
     port_ = process_.wait_listening();
   } catch (...) {

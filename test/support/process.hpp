@@ -45,13 +45,15 @@ class child_process {
 
 // Options that run the binary on a SQLite file, on a free loopback port,
 // with the suite's --threads.
-std::vector<std::string> server_args(const std::string& db);
+std::vector<std::string> server_args(const std::string& db,
+                                     const std::vector<std::string>& extra = {});
 
 // The binary on a SQLite file, listening. Its stderr is printed when the
 // test case failed or is being left by an exception.
 class server_process {
  public:
-  explicit server_process(const std::string& db);
+  // `extra`: more options after --listen, --store and --threads.
+  explicit server_process(const std::string& db, const std::vector<std::string>& extra = {});
   ~server_process();
 
   std::uint16_t port() const { return port_; }

@@ -71,12 +71,20 @@ inline client_frame parse_send(const json::object& frame, const id_field& id, us
     return refuse(error_code::bad_field,
                   "id must be a string of 1 to 64 bytes or an unsigned integer", std::nullopt);
   }
+  // Exactly one of receiver and group (PROTOCOL.md section 10).
   const auto* receiver_value = frame.if_contains("receiver");
-  if (!receiver_value) return refuse(error_code::bad_field, "receiver is missing", id.id);
-  const auto receiver = as_unsigned(*receiver_value);
-  if (!receiver || *receiver == 0) {
+  const auto* group_value = frame.if_contains("group");
+  if (receiver_value && group_value)
+    return refuse(error_code::bad_field, "receiver and group cannot both be given", id.id);
+  if (!receiver_value && !group_value)
+    return refuse(error_code::bad_field, "receiver (or group) is missing", id.id);
+  const auto target = as_unsigned(receiver_value ? *receiver_value : *group_value);
+  if (!target || *target == 0) {
     return refuse(error_code::bad_field,
-                  "receiver must be a user id, an integer in 1..18446744073709551615", id.id);
+                  receiver_value
+                      ? "receiver must be a user id, an integer in 1..18446744073709551615"
+                      : "group must be a group id, an integer in 1..18446744073709551615",
+                  id.id);
   }
   const auto* content_value = frame.if_contains("content");
   if (!content_value) return refuse(error_code::bad_field, "content is missing", id.id);
@@ -91,7 +99,8 @@ inline client_frame parse_send(const json::object& frame, const id_field& id, us
       return refuse(error_code::sender_mismatch, "sender is not the user of this session", id.id);
     }
   }
-  return send_frame{*receiver, std::string(content->data(), content->size()), id.id};
+  return send_frame{receiver_value ? *target : 0, group_value ? *target : 0,
+                    std::string(content->data(), content->size()), id.id};
 }
 
 inline client_frame parse_receive(const json::object& frame, const id_field& id) {

@@ -1,10 +1,14 @@
 #include "support/test_support.hpp"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <array>
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <stdexcept>
 
@@ -309,6 +313,28 @@ bool current_test_failed() {
   namespace utf = boost::unit_test;
   const auto id = utf::framework::current_test_case().p_id;
   return utf::results_collector.results(id).p_assertions_failed > 0;
+}
+
+std::map<std::string, std::string> bearer(const std::string& key) {
+  return {{"Authorization", "Bearer " + key}};
+}
+
+api_test_server::api_test_server(const std::string& key, config cfg) {
+  static std::atomic<unsigned> made{0};
+  path_ = "/tmp/switchboard-test-api-key-" + std::to_string(::getpid()) + "-" +
+          std::to_string(made.fetch_add(1));
+  std::ofstream(path_) << key << "\n";
+  cfg.api_key_file = path_;
+  server_ = std::make_unique<test_server>(cfg);
+}
+
+api_test_server::~api_test_server() {
+  server_.reset();
+  std::remove(path_.c_str());
+}
+
+std::string error_of(const http_result& r) {
+  return std::string(parse_object(r.body).at("error").as_string());
 }
 
 json::object send_frame(std::uint64_t receiver, const std::string& content,

@@ -87,6 +87,26 @@ http_result http_get(std::uint16_t port, const std::string& target,
 http_result http_request(std::uint16_t port, const std::string& method, const std::string& target,
                          const std::map<std::string, std::string>& headers = {});
 
+// `Authorization: Bearer <key>`, as headers for http_get and http_request.
+std::map<std::string, std::string> bearer(const std::string& key);
+
+// A server in this process with --api-key-file holding `key` (PROTOCOL.md
+// section 10), the file written with one trailing newline (not part of the
+// key) and removed at the end.
+class api_test_server {
+ public:
+  explicit api_test_server(const std::string& key, config cfg = test_config());
+  ~api_test_server();
+  std::uint16_t port() const { return server_->port(); }
+
+ private:
+  std::string path_;
+  std::unique_ptr<test_server> server_;
+};
+
+// The `error` code of a JSON error body.
+std::string error_of(const http_result& r);
+
 // The JSON object of a frame; fails the test if it is not one.
 boost::json::object parse_object(const std::string& text);
 

@@ -88,9 +88,9 @@ BOOST_AUTO_TEST_CASE(every_line_is_well_formed) {
       ++samples;
     }
   }
-  // 1 build_info + 1 gauge + 6 counters + 8 errors + 7 closes + 8 rejections + 17 buckets + sum
-  // + count + the store_available gauge.
-  BOOST_TEST(samples == 1 + 1 + 6 + 8 + 7 + 8 + 17 + 2 + 1);
+  // 1 build_info + 1 gauge + 6 counters + 2 group counters + 12 fan-out buckets + sum + count
+  // + 9 errors + 7 closes + 8 rejections + 17 buckets + sum + count + the store_available gauge.
+  BOOST_TEST(samples == 1 + 1 + 6 + 2 + 12 + 2 + 9 + 7 + 8 + 17 + 2 + 1);
 }
 
 BOOST_AUTO_TEST_CASE(counters_move) {
@@ -163,13 +163,31 @@ BOOST_AUTO_TEST_CASE(histogram_cumulative) {
   // Buckets appear in increasing order of le.
   std::size_t previous = 0;
   for (const auto& [le, count] : expected) {
-    const auto at = text.find("_bucket{le=\"" + le + "\"}");
+    const auto at = text.find("switchboard_store_append_seconds_bucket{le=\"" + le + "\"}");
     BOOST_TEST(at > previous, le);
     previous = at;
   }
   CHECK_LINE(text, "switchboard_store_append_seconds_count 7");
   // 5e-06 + 1e-05 + 0.0003 + 0.25 + 0.5 + 2 + 0, counted in whole nanoseconds.
   CHECK_LINE(text, "switchboard_store_append_seconds_sum 2.750315");
+}
+
+// Copies per group message (PROTOCOL.md section 10): buckets of counts.
+BOOST_AUTO_TEST_CASE(group_fanout_histogram) {
+  sb::metrics m;
+  for (const std::uint64_t copies : {0, 1, 2, 3, 999, 1000, 5000})
+    m.group_fanout.observe(copies);
+  const auto text = m.render();
+  CHECK_LINE(text, "# TYPE switchboard_group_fanout histogram");
+  const std::vector<std::pair<std::string, int>> expected{
+      {"0", 1},  {"1", 2},   {"2", 3},   {"5", 4},   {"10", 4},   {"20", 4},
+      {"50", 4}, {"100", 4}, {"200", 4}, {"500", 4}, {"1000", 6}, {"+Inf", 7}};
+  for (const auto& [le, count] : expected)
+    CHECK_LINE(text, "switchboard_group_fanout_bucket{le=\"" + le + "\"} " + std::to_string(count));
+  CHECK_LINE(text, "switchboard_group_fanout_sum 7005");
+  CHECK_LINE(text, "switchboard_group_fanout_count 7");
+  CHECK_LINE(text, "switchboard_group_messages_total 0");
+  CHECK_LINE(text, "switchboard_errors_total{code=\"not_member\"} 0");
 }
 
 BOOST_AUTO_TEST_CASE(concurrent_updates_are_not_lost) {

@@ -1096,3 +1096,56 @@ BOOST_AUTO_TEST_CASE(reference_server_frame_strings) {
     check_receipt_same(id, 8, 12, 1700000000123);
   }
 }
+
+// ---- groups (PROTOCOL.md section 10) ------------------------------------
+
+BOOST_AUTO_TEST_CASE(send_to_a_group) {
+  const auto s = expect_send(R"({"type":1,"group":18446744073709551615,"content":"hi","id":"g"})");
+  BOOST_TEST(s.group == 18446744073709551615u);
+  BOOST_TEST(s.receiver == 0u);
+  BOOST_TEST(s.content == "hi");
+  BOOST_TEST(expect_send(R"({"type":1,"receiver":3,"content":""})").group == 0u);
+  // Both, or neither, whatever the values; a group id as a receiver's.
+  for (const auto* text :
+       {R"({"type":1,"receiver":3,"group":4,"content":"x","id":"i"})",
+        R"({"type":1,"receiver":"x","group":4,"content":"x","id":"i"})",
+        R"({"type":1,"content":"x","id":"i"})", R"({"type":1,"group":0,"content":"x","id":"i"})",
+        R"({"type":1,"group":-4,"content":"x","id":"i"})",
+        R"({"type":1,"group":4.0,"content":"x","id":"i"})",
+        R"({"type":1,"group":null,"content":"x","id":"i"})",
+        R"({"type":1,"group":4,"content":null,"id":"i"})"}) {
+    BOOST_TEST_CONTEXT("frame: " << text) {
+      const auto e = expect_error(text);
+      BOOST_TEST(sp::to_string(e.code) == "bad_field");
+      BOOST_REQUIRE(e.id.has_value());
+      BOOST_TEST(e.id->value == "i");
+    }
+  }
+  BOOST_TEST(sp::to_string(sp::error_code::not_member) == "not_member");
+}
+
+BOOST_AUTO_TEST_CASE(group_copies_and_receipts) {
+  switchboard::store::stored_message m;
+  m.seq = 4;
+  m.sender = 7;
+  m.receiver = 8;
+  m.content = tricky_content();
+  m.ts_ms = 1700000000123;
+  m.id = sp::message_id{"17", true};
+  m.group = 18446744073709551615u;
+  m.gseq = 9;
+  const auto text = sp::deliver_frame(m);
+  BOOST_TEST(text.rfind(R"({"type":1,"sender":7,"group":18446744073709551615,"receiver":8,)", 0) ==
+             0u);
+  const auto o = parse_object(text);
+  BOOST_TEST(o.size() == 9u);
+  BOOST_TEST(u64(o.at("group")) == 18446744073709551615u);
+  BOOST_TEST(u64(o.at("gseq")) == 9u);
+  BOOST_TEST(u64(o.at("seq")) == 4u);
+  BOOST_TEST(str(o.at("content")) == tricky_content());
+
+  BOOST_TEST(sp::group_receipt_frame(sp::message_id{"c-1", false}, 5, 2, 1700000000123) ==
+             R"({"type":2,"id":"c-1","group":5,"gseq":2,"ts":1700000000123})");
+  BOOST_TEST(sp::group_receipt_frame(sp::message_id{"17", true}, 5, 2, 1) ==
+             R"({"type":2,"id":17,"group":5,"gseq":2,"ts":1})");
+}

@@ -117,3 +117,30 @@ BOOST_AUTO_TEST_CASE(inbox_entries_are_the_seq_then_the_message) {
     }
   }
 }
+
+// A member's copy of a group message (PROTOCOL.md section 10): the group
+// script puts g<group>.<gseq>. before the id kind.
+BOOST_AUTO_TEST_CASE(group_copies_carry_group_and_gseq) {
+  const auto m = codec::decode_entry("3 5 6 g18446744073709551615.12.s2:abx y", 4);
+  BOOST_REQUIRE(m.has_value());
+  BOOST_TEST(m->seq == 3u);
+  BOOST_TEST(m->sender == 6u);
+  BOOST_TEST(m->group == max_u64);
+  BOOST_TEST(m->gseq == 12u);
+  BOOST_REQUIRE(m->id.has_value());
+  BOOST_TEST(m->id->value == "ab");
+  BOOST_TEST(m->content == "x y");
+  const auto direct = codec::decode_entry("3 5 6 -:g1.2.x", 4);
+  BOOST_REQUIRE(direct.has_value());
+  BOOST_TEST(direct->group == 0u);
+  BOOST_TEST(direct->content == "g1.2.x");
+  for (const char* bad : {"3 5 6 g1.2-:x", "3 5 6 g0.2.-:x", "3 5 6 g1.0.-:x", "3 5 6 g.2.-:x",
+                          "3 5 6 g1.-:x", "3 5 6 g01.2.-:x"}) {
+    BOOST_TEST_CONTEXT(bad) {
+      BOOST_TEST(!codec::decode_entry(bad, 1).has_value());
+    }
+  }
+  BOOST_TEST(codec::group_members_key(7) == "{g:7}:members");
+  BOOST_TEST(codec::group_seq_key(7) == "{g:7}:gseq");
+  BOOST_TEST(codec::user_groups_key(7) == "{u:7}:groups");
+}

@@ -238,6 +238,20 @@ class backend_under_test {
   bool available() const { return backend_->available(); }
   sb::async_backend& async() { return *backend_; }
 
+  // Group membership (PROTOCOL.md section 10).
+  sb::membership_change add_member(sb::group_id group, sb::user_id user) {
+    return run_.await(backend_->add_member(group, user));
+  }
+  void remove_member(sb::group_id group, sb::user_id user) {
+    run_.await(backend_->remove_member(group, user));
+  }
+  std::vector<sb::user_id> members(sb::group_id group) {
+    return run_.await(backend_->members(group));
+  }
+  std::vector<sb::group_id> groups_of(sb::user_id user) {
+    return run_.await(backend_->groups_of(user));
+  }
+
  private:
   runner& run_;
   std::unique_ptr<sb::async_backend> backend_;
@@ -364,6 +378,36 @@ sb::message_id number_id(std::string value) {
 sb::append_request msg(sb::user_id sender, sb::user_id receiver, std::string content,
                        std::int64_t ts_ms = 1000, std::optional<sb::message_id> id = {}) {
   return sb::append_request{sender, receiver, std::move(content), ts_ms, std::move(id)};
+}
+
+// A group SEND (PROTOCOL.md section 10).
+sb::append_request group_msg(sb::user_id sender, sb::group_id group, std::string content,
+                             std::int64_t ts_ms = 1000, std::optional<sb::message_id> id = {}) {
+  sb::append_request r{sender, 0, std::move(content), ts_ms, std::move(id)};
+  r.group = group;
+  return r;
+}
+
+// One copy of a group message, printable: the member and its seq there.
+struct copy_at {
+  sb::user_id member = 0;
+  sb::seq_t seq = 0;
+  friend bool operator==(const copy_at&, const copy_at&) = default;
+  friend std::ostream& operator<<(std::ostream& os, const copy_at& c) {
+    return os << "{member " << c.member << ", seq " << c.seq << "}";
+  }
+};
+using copies = std::vector<copy_at>;
+
+// The copies of group message `i` of `outcome`.
+copies copies_of(const sb::append_outcome& outcome, std::size_t i = 0) {
+  const auto& r = outcome.results.at(i);
+  copies out;
+  for (std::uint32_t c = 0; c < r.copies; ++c) {
+    const auto& copy = outcome.copies.at(r.first_copy + c);
+    out.push_back(copy_at{copy.member, copy.seq});
+  }
+  return out;
 }
 
 // Store: a backend_under_test, or a synchronous backend (SQLite only tests).
@@ -900,6 +944,216 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(devices_are_forgotten_after_the_ttl, Kind, sweepin
   b->close(2, "t1", "tablet", 600000);
 }
 
+// PROTOCOL.md section 10: members ascending, groups ascending (ids above
+// 2^63 included), adding twice and removing a non-member are no-ops.
+BOOST_AUTO_TEST_CASE_TEMPLATE(group_membership, Kind, backend_kinds) {
+  Kind kind;
+  auto b = kind.open();
+  using ids = std::vector<std::uint64_t>;
+  BOOST_TEST(b->members(7).empty());
+  BOOST_TEST(b->groups_of(10).empty());
+  for (const sb::user_id u : {max_u64, sb::user_id{30}, sb::user_id{10}, sb::user_id{20}})
+    BOOST_TEST((b->add_member(7, u) == sb::membership_change::done));
+  BOOST_TEST((b->add_member(7, 10) == sb::membership_change::done));  // already
+  BOOST_TEST(b->members(7) == (ids{10, 20, 30, max_u64}), boost::test_tools::per_element());
+  BOOST_TEST((b->add_member(max_u64, 10) == sb::membership_change::done));
+  BOOST_TEST((b->add_member(9, 10) == sb::membership_change::done));
+  BOOST_TEST(b->groups_of(10) == (ids{7, 9, max_u64}), boost::test_tools::per_element());
+  BOOST_TEST(b->groups_of(max_u64) == (ids{7}), boost::test_tools::per_element());
+
+  b->remove_member(7, 20);
+  b->remove_member(7, 20);  // not a member: nothing to do
+  b->remove_member(8, 20);  // no such group
+  BOOST_TEST(b->members(7) == (ids{10, 30, max_u64}), boost::test_tools::per_element());
+  BOOST_TEST(b->groups_of(20).empty());
+  b->remove_member(9, 10);
+  BOOST_TEST(b->groups_of(10) == (ids{7, max_u64}), boost::test_tools::per_element());
+  BOOST_TEST(b->members(9).empty());
+}
+
+// --max-group-members: a new member beyond it is refused; one already in a
+// full group is not; room made by a removal can be taken.
+BOOST_AUTO_TEST_CASE_TEMPLATE(group_full, Kind, backend_kinds) {
+  Kind kind;
+  sb::backend_limits limits;
+  limits.max_group_members = 2;
+  auto b = kind.open(limits);
+  BOOST_TEST((b->add_member(7, 1) == sb::membership_change::done));
+  BOOST_TEST((b->add_member(7, 2) == sb::membership_change::done));
+  BOOST_TEST((b->add_member(7, 3) == sb::membership_change::full));
+  BOOST_TEST((b->add_member(7, 1) == sb::membership_change::done));
+  BOOST_TEST(b->members(7) == (std::vector<std::uint64_t>{1, 2}), boost::test_tools::per_element());
+  BOOST_TEST(b->groups_of(3).empty());
+  BOOST_TEST((b->add_member(8, 3) == sb::membership_change::done));  // another group
+  b->remove_member(7, 2);
+  BOOST_TEST((b->add_member(7, 3) == sb::membership_change::done));
+  BOOST_TEST(b->members(7) == (std::vector<std::uint64_t>{1, 3}), boost::test_tools::per_element());
+}
+
+// One group SEND: the group's next gseq, a copy for every member but the
+// sender with that member's own next seq; a non-member stores nothing.
+BOOST_AUTO_TEST_CASE_TEMPLATE(group_fan_out, Kind, backend_kinds) {
+  Kind kind;
+  auto b = kind.open();
+  for (const sb::user_id u : {1, 2, 3})
+    b->add_member(7, u);
+  append_one(*b, msg(9, 2, "direct"));
+  append_one(*b, msg(9, 2, "direct"));  // user 2 is at seq 2
+
+  const auto first = append_one(*b, group_msg(1, 7, "g1", 1000, text_id("a")));
+  BOOST_TEST_REQUIRE(first.results.size() == 1u);
+  BOOST_TEST(first.results[0].stored);
+  BOOST_TEST(first.results[0].group == 7u);
+  BOOST_TEST(first.results[0].gseq == 1u);
+  BOOST_TEST(first.results[0].ts_ms == 1000);
+  BOOST_TEST(copies_of(first) == (copies{{2, 3}, {3, 1}}), boost::test_tools::per_element());
+
+  // Two in one batch, and one from another member.
+  const std::vector<sb::append_request> batch{group_msg(1, 7, "g2", 1001),
+                                              group_msg(2, 7, "g3", 1002)};
+  const auto more = b->append(batch);
+  BOOST_TEST_REQUIRE(more.results.size() == 2u);
+  BOOST_TEST(more.results[0].gseq == 2u);
+  BOOST_TEST(more.results[1].gseq == 3u);
+  BOOST_TEST(copies_of(more, 0) == (copies{{2, 4}, {3, 2}}), boost::test_tools::per_element());
+  BOOST_TEST(copies_of(more, 1) == (copies{{1, 1}, {3, 3}}), boost::test_tools::per_element());
+
+  const auto three = b->fetch(3, 0, 100);
+  BOOST_TEST_REQUIRE(three.size() == 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    BOOST_TEST(three[i].seq == i + 1);
+    BOOST_TEST(three[i].gseq == i + 1);
+    BOOST_TEST(three[i].group == 7u);
+    BOOST_TEST(three[i].receiver == 3u);
+  }
+  BOOST_TEST(three[0].sender == 1u);
+  BOOST_TEST(three[0].content == "g1");
+  BOOST_TEST_REQUIRE(three[0].id.has_value());
+  BOOST_TEST(three[0].id->value == "a");
+  BOOST_TEST(three[2].sender == 2u);
+  BOOST_TEST(three[2].content == "g3");
+  // The sender gets no copy of its own: user 1 has only user 2's.
+  const auto one = b->fetch(1, 0, 100);
+  BOOST_TEST_REQUIRE(one.size() == 1u);
+  BOOST_TEST(one[0].gseq == 3u);
+  BOOST_TEST(one[0].sender == 2u);
+  // Direct messages keep group 0.
+  const auto two = b->fetch(2, 0, 100);
+  BOOST_TEST_REQUIRE(two.size() == 4u);
+  BOOST_TEST(two[0].group == 0u);
+  BOOST_TEST(two[0].gseq == 0u);
+  BOOST_TEST(two[2].gseq == 1u);
+
+  // Not a member: nothing stored, no gseq used.
+  const auto refused = append_one(*b, group_msg(4, 7, "intruder", 1003, text_id("x")));
+  BOOST_TEST(refused.results.at(0).not_member);
+  BOOST_TEST(!refused.results.at(0).stored);
+  BOOST_TEST(refused.copies.empty());
+  BOOST_TEST(append_one(*b, group_msg(4, 8, "no such group")).results.at(0).not_member);
+  BOOST_TEST(b->position(1).highest == 1u);
+  BOOST_TEST(b->position(2).highest == 4u);
+  BOOST_TEST(b->position(3).highest == 3u);
+  // ... and the refused id was not remembered.
+  BOOST_TEST(append_one(*b, group_msg(1, 7, "g4", 1004)).results.at(0).gseq == 4u);
+}
+
+// A membership change applies to the messages after it: a new member gets
+// nothing earlier, a removed one nothing later and keeps what it had.
+BOOST_AUTO_TEST_CASE_TEMPLATE(group_membership_applies_to_later_messages, Kind, backend_kinds) {
+  Kind kind;
+  auto b = kind.open();
+  b->add_member(7, 1);
+  b->add_member(7, 2);
+  append_one(*b, group_msg(1, 7, "before"));
+  b->add_member(7, 3);
+  BOOST_TEST(b->fetch(3, 0, 100).empty());
+  const auto second = append_one(*b, group_msg(1, 7, "joined"));
+  BOOST_TEST(copies_of(second) == (copies{{2, 2}, {3, 1}}), boost::test_tools::per_element());
+  b->remove_member(7, 2);
+  const auto third = append_one(*b, group_msg(1, 7, "left"));
+  BOOST_TEST(third.results.at(0).gseq == 3u);
+  BOOST_TEST(copies_of(third) == (copies{{3, 2}}), boost::test_tools::per_element());
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{1, 2}), boost::test_tools::per_element());
+  // A removed sender is not a member any more.
+  BOOST_TEST(append_one(*b, group_msg(2, 7, "gone")).results.at(0).not_member);
+  // A group with the sender alone: a gseq, no copy.
+  b->add_member(9, 5);
+  const auto alone = append_one(*b, group_msg(5, 9, "echo"));
+  BOOST_TEST(alone.results.at(0).stored);
+  BOOST_TEST(alone.results.at(0).gseq == 1u);
+  BOOST_TEST(alone.results.at(0).copies == 0u);
+  BOOST_TEST(b->position(5).highest == 0u);
+}
+
+// Dedup by (sender, id) whatever the target: a group resend gets the group
+// receipt, a resend of a direct message as a group SEND the direct one.
+BOOST_AUTO_TEST_CASE_TEMPLATE(group_resend_gets_the_original_receipt, Kind, backend_kinds) {
+  Kind kind;
+  auto b = kind.open();
+  b->add_member(7, 1);
+  b->add_member(7, 2);
+  b->add_member(7, 3);
+  const auto first = append_one(*b, group_msg(1, 7, "g", 1000, number_id("5")));
+  BOOST_TEST(first.results.at(0).gseq == 1u);
+
+  for (const auto& again : {group_msg(1, 7, "g again", 2000, text_id("5")),
+                            group_msg(1, 8, "elsewhere", 2001, number_id("5")),
+                            msg(1, 2, "direct", 2002, number_id("5"))}) {
+    const auto outcome = append_one(*b, again);
+    const auto& r = outcome.results.at(0);
+    BOOST_TEST(!r.stored);
+    BOOST_TEST(!r.not_member);
+    BOOST_TEST(r.group == 7u);
+    BOOST_TEST(r.gseq == 1u);
+    BOOST_TEST(r.ts_ms == 1000);
+    BOOST_TEST(r.receiver == 0u);
+    BOOST_TEST(r.seq == 0u);
+    BOOST_TEST(outcome.copies.empty());
+  }
+  BOOST_TEST(b->position(2).highest == 1u);
+  BOOST_TEST(b->position(3).highest == 1u);
+
+  // Within one batch, and a direct original resent to a group.
+  const std::vector<sb::append_request> batch{
+      msg(1, 2, "d", 3000, text_id("d")), group_msg(1, 7, "d again", 3001, text_id("d")),
+      group_msg(1, 7, "n", 3002, text_id("n")), group_msg(1, 7, "n again", 3003, text_id("n"))};
+  const auto outcome = b->append(batch);
+  BOOST_TEST_REQUIRE(outcome.results.size() == 4u);
+  BOOST_TEST(of(outcome.results[1]) == (receipt{false, 2, 2, 3000}));
+  BOOST_TEST(outcome.results[1].group == 0u);
+  BOOST_TEST(outcome.results[2].gseq == 2u);
+  BOOST_TEST(!outcome.results[3].stored);
+  BOOST_TEST(outcome.results[3].gseq == 2u);
+  BOOST_TEST(outcome.results[3].ts_ms == 3002);
+  BOOST_TEST(held_seqs(*b, 3) == (seqs{1, 2}), boost::test_tools::per_element());
+}
+
+// Copies are held and evicted per member, as direct messages are: each
+// member's --inbox-limit and cursor are its own.
+BOOST_AUTO_TEST_CASE_TEMPLATE(group_copies_are_evicted_per_member, Kind, backend_kinds) {
+  Kind kind;
+  sb::backend_limits limits;
+  limits.inbox_limit = 2;
+  auto b = kind.open(limits);
+  for (const sb::user_id u : {1, 2, 3})
+    b->add_member(7, u);
+  append_one(*b, msg(9, 3, "direct"));
+  std::uint64_t evicted = 0;
+  for (int i = 0; i < 3; ++i)
+    evicted += append_one(*b, group_msg(1, 7, "g" + std::to_string(i))).evicted;
+  // Member 2 had copies 1..3, member 3 a direct message and copies 2..4.
+  BOOST_TEST(evicted == 3u);
+  BOOST_TEST(held_seqs(*b, 2) == (seqs{2, 3}), boost::test_tools::per_element());
+  BOOST_TEST(held_seqs(*b, 3) == (seqs{3, 4}), boost::test_tools::per_element());
+  const auto held = b->fetch(3, 0, 100);
+  BOOST_TEST(held.at(0).gseq == 2u);
+  BOOST_TEST(held.at(1).gseq == 3u);
+
+  b->advance_cursor(2, 3);
+  if constexpr (Kind::drops_acknowledged_at_once) BOOST_TEST(held_seqs(*b, 2).empty());
+  BOOST_TEST(held_seqs(*b, 3) == (seqs{3, 4}), boost::test_tools::per_element());
+}
+
 // --max-devices-per-user: a device new to a user who has that many forgets
 // the least recently seen one without a session open; one with a session
 // is never forgotten, so the user then has one more.
@@ -1043,6 +1297,42 @@ BOOST_AUTO_TEST_CASE(dedup_entries_are_charged) {
   m.b->evict_expired(1000 + 61000);
   BOOST_TEST(m.raw->charged_bytes() < limits.memory_store_bytes / 4);
   BOOST_TEST(!append_one(*m.b, msg(1, 2, "", 70000, text_id("new"))).results.at(0).refused);
+}
+
+// Memberships are charged against --memory-store-bytes and given back when
+// removed; at the bound an add fails (unavailable: the API answers 503) and
+// a group SEND whose copies would not fit stores none of them.
+BOOST_AUTO_TEST_CASE(memberships_are_charged) {
+  runner run;
+  sb::backend_limits limits;
+  limits.memory_store_bytes = 64 * 1024;
+  limits.max_group_members = 1000000;
+  memory_store m(run, limits);
+  sb::user_id added = 0;
+  bool refused = false;
+  while (!refused && added < 100000) {
+    try {
+      m.b->add_member(7, added + 1);
+      ++added;
+    } catch (const sb::unavailable&) {
+      refused = true;
+    }
+    BOOST_TEST_REQUIRE(m.raw->charged_bytes() <= limits.memory_store_bytes);
+  }
+  BOOST_TEST_REQUIRE(refused);
+  BOOST_TEST(added > 100u);
+  BOOST_TEST(added < 2000u);
+  BOOST_TEST(m.b->members(7).size() == added);
+  // A SEND to all of them does not fit: no copy at all.
+  const auto outcome = append_one(*m.b, group_msg(1, 7, "to all"));
+  BOOST_TEST(outcome.results.at(0).refused);
+  BOOST_TEST(outcome.copies.empty());
+  BOOST_TEST(m.b->position(2).highest == 0u);
+  const auto full = m.raw->charged_bytes();
+  for (sb::user_id u = 1; u <= added; ++u)
+    m.b->remove_member(7, u);
+  BOOST_TEST(m.raw->charged_bytes() < full / 4);
+  BOOST_TEST(m.b->groups_of(1).empty());
 }
 
 // Large contents are charged by their size; retention gives them back.
@@ -1469,6 +1759,17 @@ BOOST_AUTO_TEST_CASE(schema_2_file_is_upgraded_in_place) {
     b->advance_cursor(2, 4);
     BOOST_TEST(held_seqs(*b, 2).empty());
     b->close(2, phone, unix_ms());
+    // Groups (section 10) are in the same step: an upgraded file takes them,
+    // and the old rows read as direct messages.
+    BOOST_TEST((b->add_member(5, 2) == sb::membership_change::done));
+    BOOST_TEST((b->add_member(5, 3) == sb::membership_change::done));
+    const auto sent = append_one(*b, group_msg(3, 5, "g"));
+    BOOST_TEST(sent.results.at(0).gseq == 1u);
+    BOOST_TEST(copies_of(sent) == (copies{{2, 5}}), boost::test_tools::per_element());
+    const auto three = b->fetch(3, 0, 10, unlimited);
+    BOOST_TEST_REQUIRE(three.size() == 1u);
+    BOOST_TEST(three[0].group == 0u);
+    BOOST_TEST(three[0].gseq == 0u);
   }
   BOOST_TEST(raw_int(path, "PRAGMA user_version") == 3);
   BOOST_TEST(raw_int(path, "SELECT count(*) FROM devices WHERE user_id = 3 AND device = ''") == 1);

@@ -60,6 +60,12 @@ class async_backend {
   // stored.
   virtual asio::awaitable<append_outcome> append(std::span<const append_request> batch) = 0;
 
+  // As backend's membership calls. Throw unavailable when nothing changed.
+  virtual asio::awaitable<membership_change> add_member(group_id group, user_id user) = 0;
+  virtual asio::awaitable<void> remove_member(group_id group, user_id user) = 0;
+  virtual asio::awaitable<std::vector<user_id>> members(group_id group) = 0;
+  virtual asio::awaitable<std::vector<group_id>> groups_of(user_id user) = 0;
+
   // A session opens: where its user's inbox stands for its device, which
   // the store now counts as seen (backend::open). A cluster backend also
   // registers the session cluster-wide (--max-sessions-per-user counts every
@@ -96,6 +102,19 @@ class sync_adapter final : public async_backend {
 
   asio::awaitable<append_outcome> append(std::span<const append_request> batch) override {
     co_return backend_->append(batch);
+  }
+  asio::awaitable<membership_change> add_member(group_id group, user_id user) override {
+    co_return backend_->add_member(group, user);
+  }
+  asio::awaitable<void> remove_member(group_id group, user_id user) override {
+    backend_->remove_member(group, user);
+    co_return;
+  }
+  asio::awaitable<std::vector<user_id>> members(group_id group) override {
+    co_return backend_->members(group);
+  }
+  asio::awaitable<std::vector<group_id>> groups_of(user_id user) override {
+    co_return backend_->groups_of(user);
   }
   asio::awaitable<user_position> open(session_key session) override {
     co_return backend_->open(session.user, session.device, session.now_ms);

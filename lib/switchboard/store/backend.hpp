@@ -25,7 +25,23 @@ class backend {
   // seqs, resolves (sender, id) resends against the dedup window, including
   // resends within the same batch, and applies --inbox-limit and
   // --inbox-bytes (the oldest messages go, the newest always stays).
+  //
+  // A group request (append_request::group) is one message: if its sender
+  // is a member, the group gets its next gseq and every other member a copy
+  // with its own next seq (outcome.copies), all in the same transaction;
+  // if not, nothing is stored (append_result::not_member). The members are
+  // those of the moment the request is applied, in batch order with the
+  // membership changes below (the worker never mixes them in one call).
   virtual append_outcome append(std::span<const append_request> batch) = 0;
+
+  // Group membership (PROTOCOL.md section 10), stored as durably as a
+  // message once the call returns. add_member: full when `user` is not a
+  // member and the group has --max-group-members already. remove_member:
+  // also when not a member. Lists are ascending; an unknown group has none.
+  virtual membership_change add_member(group_id group, user_id user) = 0;
+  virtual void remove_member(group_id group, user_id user) = 0;
+  virtual std::vector<user_id> members(group_id group) = 0;
+  virtual std::vector<group_id> groups_of(user_id user) = 0;
 
   // Where the inbox stands for one device of the user (PROTOCOL.md section
   // 9): the highest seq, and the device's cursor (0 for a device the store

@@ -57,6 +57,19 @@ std::size_t memory_backend::device_cost() {
   return 2 * sizeof(device_state);
 }
 
+std::size_t memory_backend::group_cost() {
+  return sizeof(std::pair<const group_id, group_state>) + map_node_overhead;
+}
+
+std::size_t memory_backend::membership_cost() {
+  // A node in each of two std::sets: three pointers and a colour, the value.
+  return 2 * (4 * sizeof(void*) + sizeof(std::uint64_t) + block_header);
+}
+
+std::size_t memory_backend::user_groups_cost() {
+  return sizeof(std::pair<const user_id, std::set<group_id>>) + map_node_overhead;
+}
+
 memory_backend::memory_backend(backend_limits limits) : limits_(limits) {}
 
 // Nothing here can fail but an allocation, so there is no transaction to undo:
@@ -74,7 +87,14 @@ append_outcome memory_backend::append(std::span<const append_request> batch) {
       // An entry past its window that evict_expired() has not reached yet
       // counts as gone, so the answer does not depend on when eviction ran.
       const original& first = previous->second;
-      outcome.results.push_back(append_result{false, first.receiver, first.seq, first.ts_ms});
+      append_result again{false, first.receiver, first.seq, first.ts_ms};
+      again.group = first.group;
+      again.gseq = first.gseq;
+      outcome.results.push_back(again);
+      continue;
+    }
+    if (request.group != 0) {
+      outcome.results.push_back(append_group(request, previous == dedup_.end(), outcome));
       continue;
     }
     auto box_at = inboxes_.find(request.receiver);
@@ -106,6 +126,95 @@ append_outcome memory_backend::append(std::span<const append_request> batch) {
     outcome.evicted += trim(box);
   }
   return outcome;
+}
+
+append_result memory_backend::append_group(const append_request& request, bool fresh_id,
+                                           append_outcome& outcome) {
+  append_result result;
+  const auto found = groups_.find(request.group);
+  if (found == groups_.end() || !found->second.members.contains(request.sender)) {
+    result.stored = false;
+    result.not_member = true;
+    return result;
+  }
+  group_state& group = found->second;
+  // All copies or none: the whole charge is checked first.
+  std::size_t cost = request.id && fresh_id ? dedup_cost(request.id->value) : 0;
+  for (const user_id member : group.members) {
+    if (member == request.sender) continue;
+    cost += message_cost(request) + (inboxes_.contains(member) ? 0 : inbox_cost());
+  }
+  if (cost > limits_.memory_store_bytes - std::min(charged_, limits_.memory_store_bytes)) {
+    result.refused = true;
+    return result;
+  }
+  charged_ += cost;
+  result.group = request.group;
+  result.gseq = ++group.gseq;
+  result.ts_ms = request.ts_ms;
+  result.first_copy = static_cast<std::uint32_t>(outcome.copies.size());
+  for (const user_id member : group.members) {
+    if (member == request.sender) continue;
+    inbox& box = inboxes_[member];
+    const seq_t seq = ++box.highest;
+    stored_message copy{seq, request.sender, member, request.content, request.ts_ms, request.id};
+    copy.group = request.group;
+    copy.gseq = result.gseq;
+    box.held.push_back(std::move(copy));
+    box.bytes += held_bytes(request.content);
+    outcome.copies.push_back(group_copy{member, seq});
+    outcome.evicted += trim(box);
+  }
+  result.copies = static_cast<std::uint32_t>(outcome.copies.size()) - result.first_copy;
+  if (request.id) {
+    dedup_.insert_or_assign(dedup_key{request.sender, request.id->value},
+                            original{0, 0, request.ts_ms, request.group, result.gseq});
+  }
+  return result;
+}
+
+membership_change memory_backend::add_member(group_id group, user_id user) {
+  auto found = groups_.find(group);
+  if (found != groups_.end() && found->second.members.contains(user))
+    return membership_change::done;
+  const std::size_t size = found == groups_.end() ? 0 : found->second.members.size();
+  if (size >= limits_.max_group_members) return membership_change::full;
+  auto user_at = user_groups_.find(user);
+  const std::size_t cost = membership_cost() + (found == groups_.end() ? group_cost() : 0) +
+                           (user_at == user_groups_.end() ? user_groups_cost() : 0);
+  if (cost > limits_.memory_store_bytes - std::min(charged_, limits_.memory_store_bytes))
+    throw unavailable("memory store: --memory-store-bytes reached");
+  charged_ += cost;
+  if (found == groups_.end()) found = groups_.try_emplace(group).first;
+  if (user_at == user_groups_.end()) user_at = user_groups_.try_emplace(user).first;
+  found->second.members.insert(user);
+  user_at->second.insert(group);
+  return membership_change::done;
+}
+
+void memory_backend::remove_member(group_id group, user_id user) {
+  const auto found = groups_.find(group);
+  if (found == groups_.end() || found->second.members.erase(user) == 0) return;
+  charged_ -= std::min(charged_, membership_cost());
+  const auto user_at = user_groups_.find(user);
+  if (user_at == user_groups_.end()) return;
+  user_at->second.erase(group);
+  if (user_at->second.empty()) {
+    user_groups_.erase(user_at);
+    charged_ -= std::min(charged_, user_groups_cost());
+  }
+}
+
+std::vector<user_id> memory_backend::members(group_id group) {
+  const auto found = groups_.find(group);
+  if (found == groups_.end()) return {};
+  return {found->second.members.begin(), found->second.members.end()};
+}
+
+std::vector<group_id> memory_backend::groups_of(user_id user) {
+  const auto found = user_groups_.find(user);
+  if (found == user_groups_.end()) return {};
+  return {found->second.begin(), found->second.end()};
 }
 
 void memory_backend::drop_front(inbox& box) {

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -32,6 +33,10 @@ class memory_backend final : public backend {
   using backend::position;
 
   append_outcome append(std::span<const append_request> batch) override;
+  membership_change add_member(group_id group, user_id user) override;
+  void remove_member(group_id group, user_id user) override;
+  std::vector<user_id> members(group_id group) override;
+  std::vector<group_id> groups_of(user_id user) override;
   user_position position(user_id user, const device_name& device) override;
   user_position open(user_id user, const device_name& device, std::int64_t now_ms) override;
   void close(user_id user, const device_name& device, std::int64_t now_ms) override;
@@ -49,6 +54,12 @@ class memory_backend final : public backend {
   static std::size_t inbox_cost();
   static std::size_t dedup_cost(std::string_view id);
   static std::size_t device_cost();
+  // A group's record (kept while empty: its gseq is never reused), one
+  // membership (in the group's set and in the user's), and a user's set of
+  // groups.
+  static std::size_t group_cost();
+  static std::size_t membership_cost();
+  static std::size_t user_groups_cost();
 
  private:
   // A device of the user the store remembers (PROTOCOL.md section 9).
@@ -85,7 +96,20 @@ class memory_backend final : public backend {
     user_id receiver = 0;
     seq_t seq = 0;
     std::int64_t ts_ms = 0;  // expiry is counted from the original's time
+    group_id group = 0;      // a group receipt: receiver and seq are 0
+    seq_t gseq = 0;
   };
+
+  // A group (PROTOCOL.md section 10). Ordered sets: the API lists members
+  // ascending, and fan-out goes in the same order.
+  struct group_state {
+    seq_t gseq = 0;  // the last gseq given, kept for ever like an inbox's highest
+    std::set<user_id> members;
+  };
+
+  // A group SEND whose dedup check found nothing: `fresh_id` when its id
+  // has no dedup entry to replace.
+  append_result append_group(const append_request& request, bool fresh_id, append_outcome& outcome);
 
   // Drops the oldest held message of `box`, giving back what it was charged.
   void drop_front(inbox& box);
@@ -110,6 +134,9 @@ class memory_backend final : public backend {
   // Bounded by the senders' traffic over one --dedup-window: evict_expired()
   // trims it.
   std::unordered_map<dedup_key, original, dedup_key_hash> dedup_;
+  // Bounded by --memory-store-bytes: every membership is charged.
+  std::unordered_map<group_id, group_state> groups_;
+  std::unordered_map<user_id, std::set<group_id>> user_groups_;  // no entry for a user in none
 };
 
 }  // namespace switchboard::store

@@ -120,6 +120,9 @@ struct redis_backend::impl {
         sink(sink_),
         stats(stats_),
         append_script(redis_scripts::append),
+        append_group_script(redis_scripts::append_group),
+        add_member_script(redis_scripts::add_member),
+        remove_member_script(redis_scripts::remove_member),
         fetch_script(redis_scripts::fetch),
         open_script(redis_scripts::open),
         refresh_script(redis_scripts::refresh),
@@ -147,7 +150,8 @@ struct redis_backend::impl {
   std::vector<std::vector<std::string>> setup() const {
     std::vector<std::vector<std::string>> out;
     for (const auto* s :
-         {&append_script, &fetch_script, &open_script, &refresh_script, &close_script})
+         {&append_script, &append_group_script, &add_member_script, &remove_member_script,
+          &fetch_script, &open_script, &refresh_script, &close_script})
       out.push_back({"SCRIPT", "LOAD", s->source});
     return out;
   }
@@ -303,6 +307,9 @@ struct redis_backend::impl {
   route_sink& sink;
   metrics& stats;
   script append_script;
+  script append_group_script;
+  script add_member_script;
+  script remove_member_script;
   script fetch_script;
   script open_script;
   script refresh_script;
@@ -408,6 +415,36 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
       const auto& r = batch[i];
       const auto message = codec::encode_message(r.ts_ms, r.sender, r.id, r.content);
       const auto ts = std::to_string(r.ts_ms);
+      const auto size = std::to_string(held_bytes(r.content));
+      const auto counter = std::to_string(first_counter + i);
+      const std::string_view marker_arg = r.id ? std::string_view() : d.marker;
+      const std::string_view counter_arg = r.id ? std::string_view() : counter;
+      const std::string_view rerun_arg = r.id ? std::string_view() : (rerun ? "1" : "0");
+      const std::string_view keep = r.id ? dedup_keep_ms : marker_keep_ms;
+      if (r.group != 0) {
+        // The members' keys are named by the script (redis_scripts.hpp).
+        const auto members_key = codec::group_members_key(r.group);
+        const auto gseq_key = codec::group_seq_key(r.group);
+        const auto third_key =
+            r.id ? codec::dedup_key(r.sender, *r.id) : codec::group_applied_key(r.group);
+        const auto db = std::to_string(d.settings.db);
+        const auto sender = std::to_string(r.sender);
+        const auto group = std::to_string(r.group);
+        std::array<std::string_view, 23> args{"EVALSHA",   d.append_group_script.sha,
+                                              "3",         members_key,
+                                              gseq_key,    third_key,
+                                              message,     ts,
+                                              deadline,    window_ms,
+                                              limit,       retention_ms,
+                                              db,          sender,
+                                              grace_ms,    keep,
+                                              limit_bytes, size,
+                                              marker_arg,  counter_arg,
+                                              rerun_arg,   forget_ms,
+                                              group};
+        redis::append_command(text, args);
+        continue;
+      }
       const auto channel = codec::channel(r.receiver, d.settings.db);
       const auto receiver = std::to_string(r.receiver);
       const auto seq_key = codec::seq_key(r.receiver);
@@ -415,36 +452,22 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
       const auto cursor_key = codec::cursor_key(r.receiver);
       const auto bytes_key = codec::inbox_bytes_key(r.receiver);
       const auto seen_key = codec::seen_key(r.receiver);
-      const auto size = std::to_string(held_bytes(r.content));
       // KEYS[4] is the dedup entry of a message with an id, the receiver's
       // applied hash for one without (which also gets its marker's args).
       const auto fourth_key =
           r.id ? codec::dedup_key(r.sender, *r.id) : codec::applied_key(r.receiver);
-      const auto counter = std::to_string(first_counter + i);
-      std::array<std::string_view, 25> args{"EVALSHA",
-                                            d.append_script.sha,
-                                            "6",
-                                            seq_key,
-                                            inbox_key,
-                                            cursor_key,
-                                            fourth_key,
-                                            bytes_key,
-                                            seen_key,
-                                            message,
-                                            ts,
-                                            deadline,
-                                            window_ms,
-                                            limit,
-                                            retention_ms,
-                                            channel,
-                                            receiver,
-                                            grace_ms,
-                                            r.id ? dedup_keep_ms : marker_keep_ms,
-                                            limit_bytes,
-                                            size,
-                                            r.id ? std::string_view() : d.marker,
-                                            r.id ? std::string_view() : counter,
-                                            r.id ? std::string_view() : (rerun ? "1" : "0"),
+      std::array<std::string_view, 25> args{"EVALSHA",    d.append_script.sha,
+                                            "6",          seq_key,
+                                            inbox_key,    cursor_key,
+                                            fourth_key,   bytes_key,
+                                            seen_key,     message,
+                                            ts,           deadline,
+                                            window_ms,    limit,
+                                            retention_ms, channel,
+                                            receiver,     grace_ms,
+                                            keep,         limit_bytes,
+                                            size,         marker_arg,
+                                            counter_arg,  rerun_arg,
                                             forget_ms};
       redis::append_command(text, args);
     }
@@ -478,15 +501,39 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
       result.refused = true;
     } else {
       const auto status = as_i64(r.elements[0]);
-      if (status == 1 && r.elements.size() >= 3) {
+      const bool group = batch[i].group != 0;
+      if (status == 1 && group && r.elements.size() >= 3 && r.elements.size() % 2 == 1) {
+        result.group = batch[i].group;
+        result.gseq = as_u64(r.elements[1]);
+        result.ts_ms = batch[i].ts_ms;
+        outcome.evicted += as_u64(r.elements[2]);
+        result.first_copy = static_cast<std::uint32_t>(outcome.copies.size());
+        for (std::size_t c = 3; c + 1 < r.elements.size(); c += 2)
+          outcome.copies.push_back(group_copy{as_u64(r.elements[c]), as_u64(r.elements[c + 1])});
+        // Ascending by member, as the other stores give them (SMEMBERS has no order).
+        std::sort(outcome.copies.begin() + result.first_copy, outcome.copies.end(),
+                  [](const group_copy& a, const group_copy& b) { return a.member < b.member; });
+        result.copies = static_cast<std::uint32_t>(outcome.copies.size()) - result.first_copy;
+      } else if (status == 1 && r.elements.size() >= 3) {
         result = append_result{true, batch[i].receiver, as_u64(r.elements[1]), batch[i].ts_ms};
         outcome.evicted += as_u64(r.elements[2]);
       } else if (status == 0 && r.elements.size() >= 4) {
         result = append_result{false, as_u64(r.elements[1]), as_u64(r.elements[2]),
                                as_i64(r.elements[3])};
+        if (r.elements.size() >= 5 && as_i64(r.elements[4]) == 1) {
+          // The original was a group message: its receipt has group and gseq.
+          result.group = result.receiver;
+          result.gseq = result.seq;
+          result.receiver = 0;
+          result.seq = 0;
+        }
       } else if (status == 2) {
         // Stored by the call whose reply was lost: nothing to tell (no id).
         result = append_result{false, batch[i].receiver, 0, batch[i].ts_ms};
+        result.group = batch[i].group;
+      } else if (status == 3 && group) {
+        result.stored = false;
+        result.not_member = true;
       } else {
         result.refused = true;  // -1: past its deadline, nothing done
       }
@@ -494,6 +541,58 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
     outcome.results.push_back(result);
   }
   co_return outcome;
+}
+
+asio::awaitable<membership_change> redis_backend::add_member(group_id group, user_id user) {
+  auto self = impl_;
+  std::string text;
+  redis::append_command(
+      text, {"EVALSHA", self->add_member_script.sha, "2", codec::group_members_key(group),
+             codec::user_groups_key(user), std::to_string(user), std::to_string(group),
+             std::to_string(std::min<std::size_t>(self->settings.limits.max_group_members,
+                                                  std::size_t{1} << 50))});
+  auto replies = co_await self->call(std::move(text), 1);
+  if (replies[0].is_error()) throw unavailable("Redis refused a membership: " + replies[0].str);
+  co_return as_i64(replies[0]) == 1 ? membership_change::done : membership_change::full;
+}
+
+asio::awaitable<void> redis_backend::remove_member(group_id group, user_id user) {
+  auto self = impl_;
+  std::string text;
+  redis::append_command(
+      text, {"EVALSHA", self->remove_member_script.sha, "2", codec::group_members_key(group),
+             codec::user_groups_key(user), std::to_string(user), std::to_string(group)});
+  auto replies = co_await self->call(std::move(text), 1);
+  if (replies[0].is_error()) throw unavailable("Redis refused a membership: " + replies[0].str);
+}
+
+namespace {
+// The ids of a SMEMBERS reply, ascending.
+std::vector<std::uint64_t> sorted_ids(const reply& r) {
+  if (r.is_error()) throw unavailable("Redis refused a membership read: " + r.str);
+  std::vector<std::uint64_t> out;
+  out.reserve(r.elements.size());
+  for (const auto& e : r.elements)
+    if (auto id = codec::parse_u64(e.str)) out.push_back(*id);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+}  // namespace
+
+asio::awaitable<std::vector<user_id>> redis_backend::members(group_id group) {
+  auto self = impl_;
+  std::string text;
+  redis::append_command(text, {"SMEMBERS", codec::group_members_key(group)});
+  auto replies = co_await self->call(std::move(text), 1);
+  co_return sorted_ids(replies[0]);
+}
+
+asio::awaitable<std::vector<group_id>> redis_backend::groups_of(user_id user) {
+  auto self = impl_;
+  std::string text;
+  redis::append_command(text, {"SMEMBERS", codec::user_groups_key(user)});
+  auto replies = co_await self->call(std::move(text), 1);
+  co_return sorted_ids(replies[0]);
 }
 
 asio::awaitable<user_position> redis_backend::open(session_key session) {

@@ -57,6 +57,10 @@ class redis_backend final : public async_backend {
   ~redis_backend() override;
 
   asio::awaitable<append_outcome> append(std::span<const append_request> batch) override;
+  asio::awaitable<membership_change> add_member(group_id group, user_id user) override;
+  asio::awaitable<void> remove_member(group_id group, user_id user) override;
+  asio::awaitable<std::vector<user_id>> members(group_id group) override;
+  asio::awaitable<std::vector<group_id>> groups_of(user_id user) override;
   asio::awaitable<user_position> open(session_key session) override;
   asio::awaitable<void> close(session_key session) override;
   asio::awaitable<std::vector<stored_message>> fetch(user_id user, seq_t after,

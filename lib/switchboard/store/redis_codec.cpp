@@ -71,6 +71,18 @@ std::string dedup_key(user_id sender, const message_id& id) {
 std::string applied_key(user_id user) {
   return user_key(user, "applied");
 }
+std::string group_members_key(group_id group) {
+  return "{g:" + std::to_string(group) + "}:members";
+}
+std::string group_seq_key(group_id group) {
+  return "{g:" + std::to_string(group) + "}:gseq";
+}
+std::string group_applied_key(group_id group) {
+  return "{g:" + std::to_string(group) + "}:applied";
+}
+std::string user_groups_key(user_id user) {
+  return user_key(user, "groups");
+}
 std::string channel(user_id user, unsigned db) {
   return user_key(user, "ch:") + std::to_string(db);
 }
@@ -120,6 +132,22 @@ std::optional<stored_message> decode_message(std::string_view text, seq_t seq, u
   if (!ts_value || !sender_value) return std::nullopt;
   m.ts_ms = *ts_value;
   m.sender = *sender_value;
+  if (text.starts_with('g')) {
+    // A copy of a group message: g<group>.<gseq>. before the id.
+    text.remove_prefix(1);
+    const auto dot = text.find('.');
+    const auto group =
+        dot == std::string_view::npos ? std::nullopt : parse_u64(text.substr(0, dot));
+    if (!group || *group == 0) return std::nullopt;
+    text.remove_prefix(dot + 1);
+    const auto dot2 = text.find('.');
+    const auto gseq =
+        dot2 == std::string_view::npos ? std::nullopt : parse_u64(text.substr(0, dot2));
+    if (!gseq || *gseq == 0) return std::nullopt;
+    text.remove_prefix(dot2 + 1);
+    m.group = *group;
+    m.gseq = *gseq;
+  }
   if (text.empty()) return std::nullopt;
   const char kind = text[0];
   const auto colon = text.find(':');

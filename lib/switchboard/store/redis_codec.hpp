@@ -11,7 +11,10 @@
 //   <seq> <ts_ms> <sender> <id kind><id length>:<id><content>
 //
 // id kind is `-` (no id, length and id empty), `n` (a number) or `s` (a
-// string). The content runs to the end, so it may hold any byte. The node
+// string). A member's copy of a group message (PROTOCOL.md section 10) has
+// `g<group>.<gseq>.` just before the id kind: the group script puts it
+// there (it assigns the gseq); the node encodes a group message as any
+// other. The content runs to the end, so it may hold any byte. The node
 // encodes everything after the seq; the append script puts the seq in front
 // (it assigns it) and reads only seq, ts and the content's size (trimming,
 // --inbox-bytes). A publish is the entry behind `m `; a session the cluster
@@ -46,6 +49,14 @@ std::string dedup_key(user_id sender, const message_id& id);  // {u:S}:dedup:<id
 // hash: a node's (boot's) marker -> the counter of its last append to U of a
 // message without an id (what a rerun after a lost reply checks)
 std::string applied_key(user_id user);  // {u:U}:applied
+// Groups (PROTOCOL.md section 10), under the group's own tag:
+std::string group_members_key(group_id group);  // {g:G}:members  set of user ids
+std::string group_seq_key(group_id group);      // {g:G}:gseq     last gseq given (INCR)
+// {g:G}:applied: as applied_key, for group messages without an id
+std::string group_applied_key(group_id group);
+// {u:U}:groups: set of the user's group ids, kept in step with the
+// members sets by the membership script
+std::string user_groups_key(user_id user);
 // Pub/sub is not per database: the database number keeps two clusters on
 // one Redis apart.
 std::string channel(user_id user, unsigned db);  // {u:U}:ch:<db>

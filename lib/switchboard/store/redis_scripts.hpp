@@ -15,11 +15,11 @@ namespace switchboard::store::redis_scripts {
 // <content>" (redis_codec.hpp): the bytes after the id. Shared by the
 // scripts that trim and page by bytes, so that they count as the other
 // stores do.
-#define SWITCHBOARD_LUA_CONTENT_BYTES                                              \
-  "local function content_bytes(entry)\n"                                          \
-  "  local _, colon, idlen = string.find(entry, '^%d+ %-?%d+ %d+ [%-ns](%d*):')\n" \
-  "  if not colon then return 0 end\n"                                             \
-  "  return #entry - colon - (tonumber(idlen) or 0)\n"                             \
+#define SWITCHBOARD_LUA_CONTENT_BYTES                                                      \
+  "local function content_bytes(entry)\n"                                                  \
+  "  local _, colon, idlen = string.find(entry, '^%d+ %-?%d+ %d+ [g%d%.]*[%-ns](%d*):')\n" \
+  "  if not colon then return 0 end\n"                                                     \
+  "  return #entry - colon - (tonumber(idlen) or 0)\n"                                     \
   "end\n"
 
 // The lowest cursor of the devices of a user still remembered (PROTOCOL.md
@@ -49,6 +49,110 @@ namespace switchboard::store::redis_scripts {
   "  return lowest or 0\n"                                                 \
   "end\n"
 
+// One entry pushed to one user's inbox, with everything an append does to
+// it: the seq (INCR), --inbox-bytes, the trims (acknowledged and expired
+// entries every 16th append, then --inbox-limit and --inbox-bytes), the
+// TTLs and the publish. Shared by the direct and the group append, so that
+// a copy of a group message is held and evicted exactly as a direct one.
+// `body` is the entry after its seq. Returns the seq and the count evicted.
+#define SWITCHBOARD_LUA_PUSH                                                                  \
+  "local function push(k_seq, k_inbox, k_cursors, k_bytes, k_seen, body, size, ts, now_ms,\n" \
+  "                    limit, limit_bytes, retention_ms, grace_ms, forget_ms, channel)\n"     \
+  "  local seq = redis.call('INCR', k_seq)\n"                                                 \
+  "  local entry = string.format('%d ', seq) .. body\n"                                       \
+  "  local len = redis.call('RPUSH', k_inbox, entry)\n"                                       \
+  "  local counted = redis.call('INCRBY', k_bytes, size)\n"                                   \
+  "  local bytes = counted - 1\n"                                                             \
+  "  if counted == size or len == 1 then\n"                                                   \
+  "    bytes = size\n"                                                                        \
+  "    if len > 1 then\n"                                                                     \
+  "      bytes = 0\n"                                                                         \
+  "      for _, e in ipairs(redis.call('LRANGE', k_inbox, 0, -1)) do\n"                       \
+  "        bytes = bytes + content_bytes(e)\n"                                                \
+  "      end\n"                                                                               \
+  "    end\n"                                                                                 \
+  "  end\n"                                                                                   \
+  "  local evicted = 0\n"                                                                     \
+  "  local cursor = nil\n"                                                                    \
+  "  if seq % 16 == 0 then\n"                                                                 \
+  "    cursor = lowest_cursor(k_cursors, k_seen, now_ms, forget_ms)\n"                        \
+  "    local expired = ts - tonumber(retention_ms)\n"                                         \
+  "    local settled = ts - grace_ms\n"                                                       \
+  "    while len > 1 do\n"                                                                    \
+  "      local head = redis.call('LINDEX', k_inbox, 0)\n"                                     \
+  "      local fseq, fts = string.match(head, '^(%d+) (%-?%d+) ')\n"                          \
+  "      fseq, fts = tonumber(fseq), tonumber(fts)\n"                                         \
+  "      if fts == nil or fseq == nil then break end\n"                                       \
+  "      if fts < expired then\n"                                                             \
+  "        if fseq > cursor then evicted = evicted + 1 end\n"                                 \
+  "      elseif not (fseq <= cursor and fts < settled) then\n"                                \
+  "        break\n"                                                                           \
+  "      end\n"                                                                               \
+  "      redis.call('LPOP', k_inbox)\n"                                                       \
+  "      len = len - 1\n"                                                                     \
+  "      bytes = bytes - content_bytes(head)\n"                                               \
+  "    end\n"                                                                                 \
+  "  end\n"                                                                                   \
+  "  while len > limit or (bytes > limit_bytes and len > 1) do\n"                             \
+  "    cursor = cursor or lowest_cursor(k_cursors, k_seen, now_ms, forget_ms)\n"              \
+  "    local head = redis.call('LPOP', k_inbox)\n"                                            \
+  "    len = len - 1\n"                                                                       \
+  "    local _, colon, hseq, idlen = string.find(head, '^(%d+) %-?%d+ %d+ "                   \
+  "[g%d%.]*[%-ns](%d*):')\n"                                                                  \
+  "    if colon then bytes = bytes - (#head - colon - (tonumber(idlen) or 0)) end\n"          \
+  "    hseq = tonumber(hseq)\n"                                                               \
+  "    if hseq == nil or hseq > cursor then evicted = evicted + 1 end\n"                      \
+  "  end\n"                                                                                   \
+  "  if bytes < 0 then bytes = 0 end\n"                                                       \
+  "  redis.call('PEXPIRE', k_inbox, retention_ms)\n"                                          \
+  "  if bytes + 1 ~= counted then\n"                                                          \
+  "    redis.call('INCRBY', k_bytes, string.format('%d', bytes + 1 - counted))\n"             \
+  "  end\n"                                                                                   \
+  "  if counted == size or seq % 16 == 0 then\n"                                              \
+  "    redis.call('PEXPIRE', k_bytes, string.format('%d', 2 * tonumber(retention_ms)))\n"     \
+  "  end\n"                                                                                   \
+  "  redis.call('PUBLISH', channel, 'm ' .. entry)\n"                                         \
+  "  return seq, evicted\n"                                                                   \
+  "end\n"
+
+// The (sender, id) check of both appends, and its record once stored. A
+// message with an id has its dedup entry at `key`: "<receiver> <seq> <ts>"
+// for a direct one, "<group> <gseq> <ts> g" for a group one; a resend gets
+// {0, receiver or group, seq or gseq, ts, 1 for a group else 0}. One
+// without an id has its node's marker in the applied hash at `key`: {2}
+// when a rerun finds it stored (see append).
+#define SWITCHBOARD_LUA_RESEND                                                      \
+  "local function resend(key, marker, counter, rerun, ts, window)\n"                \
+  "  if marker then\n"                                                              \
+  "    if rerun == '1' then\n"                                                      \
+  "      local done = redis.call('HGET', key, marker)\n"                            \
+  "      if done and tonumber(done) >= tonumber(counter) then return {2} end\n"     \
+  "    end\n"                                                                       \
+  "  elseif key then\n"                                                             \
+  "    local prev = redis.call('GET', key)\n"                                       \
+  "    if prev then\n"                                                              \
+  "      local a, b, pts, g = string.match(prev, '^(%d+) (%d+) (%-?%d+)( ?g?)$')\n" \
+  "      if pts and tonumber(pts) >= ts - window then\n"                            \
+  "        if g == ' g' then return {0, a, b, pts, 1} end\n"                        \
+  "        return {0, a, b, pts, 0}\n"                                              \
+  "      end\n"                                                                     \
+  "    end\n"                                                                       \
+  "  end\n"                                                                         \
+  "  return nil\n"                                                                  \
+  "end\n"                                                                           \
+  "local function remember(key, marker, counter, value, keep)\n"                    \
+  "  if marker then\n"                                                              \
+  "    if redis.call('HSET', key, marker, counter) == 1 and\n"                      \
+  "       redis.call('HLEN', key) > 64 then\n"                                      \
+  "      redis.call('DEL', key)\n"                                                  \
+  "      redis.call('HSET', key, marker, counter)\n"                                \
+  "    end\n"                                                                       \
+  "    redis.call('PEXPIRE', key, keep)\n"                                          \
+  "  elseif key then\n"                                                             \
+  "    redis.call('SET', key, value, 'PX', keep)\n"                                 \
+  "  end\n"                                                                         \
+  "end\n"
+
 // The cursors are a sorted set, {u:R}:cursors, a member per device
 // (redis_codec.hpp, device_member), so that a move is one plain `ZADD ...
 // GT`: it only ever goes forward, from any node, without a script. A cursor
@@ -65,9 +169,10 @@ namespace switchboard::store::redis_scripts {
 // an id three empty strings; then device_forget_ms.
 // Returns {-1} past the deadline (nothing done: a call that waited in a
 // paused Redis must not store what its sender was told failed), {0,
-// receiver, seq, ts} for a resend within the window (nothing stored), {2}
-// for a rerun of a message without an id that the lost call had stored
-// (nothing stored), or {1, seq, evicted}.
+// receiver, seq, ts, is_group} for a resend within the window (nothing
+// stored; is_group 1: the original was a group message, receiver and seq
+// are its group and gseq), {2} for a rerun of a message without an id that
+// the lost call had stored (nothing stored), or {1, seq, evicted}.
 //
 // Reruns: when the connection breaks or the deadline passes before a
 // batch's replies came, Redis may have run a prefix of it. The node runs the
@@ -79,19 +184,23 @@ namespace switchboard::store::redis_scripts {
 // A message without an id has its node's marker (random per start) set to
 // its counter, increasing per append; a rerun skips a message whose counter
 // its marker already reached (one node's appends to a user run in order).
+// One field per node start: a hash that collected many (a user who gets
+// messages without pause across many restarts) starts again.
 //
 // --inbox-bytes: {u:R}:inbox_bytes holds 1 + the content bytes of the list,
-// kept in step by every path that pushes or pops (this script alone). The
+// kept in step by every path that pushes or pops (push() alone). The
 // 1 tells a missing counter from an empty inbox: INCRBY then answers
 // exactly the new size, and the list is counted once (an inbox written by a
 // node from before the counter, or whose counter expired first). One
 // INCRBY per append, and one more only when something left the list: the
 // counter's TTL, twice --retention, is renewed every 16th append rather
 // than every time; it may outlive its list, and a list of one entry (the
-// one just pushed) resets it.
+// one just pushed) resets it. --inbox-limit and --inbox-bytes: the oldest
+// go, acknowledged ones first (they are the oldest); the newest always
+// stays. Only those above the cursor count as evicted.
 //
-inline constexpr const char* append =
-    SWITCHBOARD_LUA_CONTENT_BYTES SWITCHBOARD_LUA_LOWEST_CURSOR R"lua(
+inline constexpr const char* append = SWITCHBOARD_LUA_CONTENT_BYTES SWITCHBOARD_LUA_LOWEST_CURSOR
+    SWITCHBOARD_LUA_PUSH SWITCHBOARD_LUA_RESEND R"lua(
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 if now_ms > tonumber(ARGV[3]) then
@@ -100,88 +209,80 @@ end
 local ts = tonumber(ARGV[2])
 local marker = ARGV[13]
 if marker == '' then marker = nil end
-if marker then
-  if ARGV[15] == '1' then
-    local done = redis.call('HGET', KEYS[4], marker)
-    if done and tonumber(done) >= tonumber(ARGV[14]) then return {2} end
-  end
-elseif KEYS[4] then
-  local prev = redis.call('GET', KEYS[4])
-  if prev then
-    local receiver, seq, pts = string.match(prev, '^(%d+) (%d+) (%-?%d+)$')
-    if pts and tonumber(pts) >= ts - tonumber(ARGV[4]) then
-      return {0, receiver, seq, pts}
-    end
-  end
-end
-local seq = redis.call('INCR', KEYS[1])
-local entry = string.format('%d ', seq) .. ARGV[1]
-local len = redis.call('RPUSH', KEYS[2], entry)
-local size = tonumber(ARGV[12])
-local counted = redis.call('INCRBY', KEYS[5], size)
-local bytes = counted - 1
-if counted == size or len == 1 then
-  bytes = size
-  if len > 1 then
-    bytes = 0
-    for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do bytes = bytes + content_bytes(e) end
-  end
-end
-local evicted = 0
-local cursor = nil
-if seq % 16 == 0 then
-  cursor = lowest_cursor(KEYS[3], KEYS[6], now_ms, tonumber(ARGV[16]))
-  local expired = ts - tonumber(ARGV[6])
-  local settled = ts - tonumber(ARGV[9])
-  while len > 1 do
-    local head = redis.call('LINDEX', KEYS[2], 0)
-    local fseq, fts = string.match(head, '^(%d+) (%-?%d+) ')
-    fseq, fts = tonumber(fseq), tonumber(fts)
-    if fts == nil or fseq == nil then break end
-    if fts < expired then
-      if fseq > cursor then evicted = evicted + 1 end
-    elseif not (fseq <= cursor and fts < settled) then
-      break
-    end
-    redis.call('LPOP', KEYS[2])
-    len = len - 1
-    bytes = bytes - content_bytes(head)
-  end
-end
--- --inbox-limit and --inbox-bytes: the oldest go, acknowledged ones first
--- (they are the oldest); the newest always stays. Only those above the
--- cursor count as evicted.
-local limit = tonumber(ARGV[5])
-local limit_bytes = tonumber(ARGV[11])
-while len > limit or (bytes > limit_bytes and len > 1) do
-  cursor = cursor or lowest_cursor(KEYS[3], KEYS[6], now_ms, tonumber(ARGV[16]))
-  local head = redis.call('LPOP', KEYS[2])
-  len = len - 1
-  -- Its seq and content bytes in one match (content_bytes, inlined).
-  local _, colon, hseq, idlen = string.find(head, '^(%d+) %-?%d+ %d+ [%-ns](%d*):')
-  if colon then bytes = bytes - (#head - colon - (tonumber(idlen) or 0)) end
-  hseq = tonumber(hseq)
-  if hseq == nil or hseq > cursor then evicted = evicted + 1 end
-end
-if bytes < 0 then bytes = 0 end
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
-if bytes + 1 ~= counted then redis.call('INCRBY', KEYS[5], string.format('%d', bytes + 1 - counted)) end
-if counted == size or seq % 16 == 0 then
-  redis.call('PEXPIRE', KEYS[5], string.format('%d', 2 * tonumber(ARGV[6])))
-end
-if marker then
-  -- One field per node start: a hash that collected many (a user who gets
-  -- messages without pause across many restarts) starts again.
-  if redis.call('HSET', KEYS[4], marker, ARGV[14]) == 1 and redis.call('HLEN', KEYS[4]) > 64 then
-    redis.call('DEL', KEYS[4])
-    redis.call('HSET', KEYS[4], marker, ARGV[14])
-  end
-  redis.call('PEXPIRE', KEYS[4], ARGV[10])
-elseif KEYS[4] then
-  redis.call('SET', KEYS[4], ARGV[8] .. string.format(' %d ', seq) .. ARGV[2], 'PX', ARGV[10])
-end
-redis.call('PUBLISH', ARGV[7], 'm ' .. entry)
+local again = resend(KEYS[4], marker, ARGV[14], ARGV[15], ts, tonumber(ARGV[4]))
+if again then return again end
+local seq, evicted = push(KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6], ARGV[1], tonumber(ARGV[12]),
+                          ts, now_ms, tonumber(ARGV[5]), tonumber(ARGV[11]), ARGV[6],
+                          tonumber(ARGV[9]), tonumber(ARGV[16]), ARGV[7])
+remember(KEYS[4], marker, ARGV[14], ARGV[8] .. string.format(' %d ', seq) .. ARGV[2], ARGV[10])
 return {1, seq, evicted}
+)lua";
+
+// One group SEND (PROTOCOL.md section 10): all copies or none, since a
+// script runs whole. KEYS: the group's members set, its gseq, then for a
+// message with an id its dedup entry, for one without the group's applied
+// hash. ARGV: as append's, but ARGV[7] is the database number (each
+// member's channel is named from it), ARGV[8] the sender, and ARGV[17] the
+// group. The members' keys are named in the script from the members set:
+// they are not in KEYS, which a single Redis allows and a Redis Cluster
+// does not (docs/cluster.md, groups). Returns as append, {3} when the
+// sender is not a member (nothing done), or {1, gseq, evicted, member,
+// seq, member, seq...}, a (member, seq) per copy.
+inline constexpr const char* append_group =
+    SWITCHBOARD_LUA_CONTENT_BYTES SWITCHBOARD_LUA_LOWEST_CURSOR SWITCHBOARD_LUA_PUSH
+        SWITCHBOARD_LUA_RESEND R"lua(
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if now_ms > tonumber(ARGV[3]) then
+  return {-1}
+end
+local ts = tonumber(ARGV[2])
+local marker = ARGV[13]
+if marker == '' then marker = nil end
+local again = resend(KEYS[3], marker, ARGV[14], ARGV[15], ts, tonumber(ARGV[4]))
+if again then return again end
+local sender = ARGV[8]
+if redis.call('SISMEMBER', KEYS[1], sender) == 0 then return {3} end
+local gseq = redis.call('INCR', KEYS[2])
+local head, rest = string.match(ARGV[1], '^(%-?%d+ %d+ )(.*)$')
+local body = head .. 'g' .. ARGV[17] .. string.format('.%d.', gseq) .. rest
+local size = tonumber(ARGV[12])
+local out = {1, gseq, 0}
+local evicted = 0
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if m ~= sender then
+    local tag = '{u:' .. m .. '}:'
+    local seq, ev = push(tag .. 'seq', tag .. 'inbox', tag .. 'cursors', tag .. 'inbox_bytes',
+                         tag .. 'seen', body, size, ts, now_ms, tonumber(ARGV[5]),
+                         tonumber(ARGV[11]), ARGV[6], tonumber(ARGV[9]), tonumber(ARGV[16]),
+                         tag .. 'ch:' .. ARGV[7])
+    evicted = evicted + ev
+    out[#out + 1] = m
+    out[#out + 1] = seq
+  end
+end
+out[3] = evicted
+remember(KEYS[3], marker, ARGV[14], ARGV[17] .. string.format(' %d ', gseq) .. ARGV[2] .. ' g',
+         ARGV[10])
+return out
+)lua";
+
+// Adds a member. KEYS: the group's members set, the user's groups set.
+// ARGV: user, group, max members. Returns 1 (a member now, or already),
+// 0 (full: not added).
+inline constexpr const char* add_member = R"lua(
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1
+)lua";
+
+// Removes a member. KEYS and ARGV as add_member's (no max).
+inline constexpr const char* remove_member = R"lua(
+redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1
 )lua";
 
 // The held messages of one user above a seq. KEYS: seq, inbox. ARGV: after
@@ -318,5 +419,7 @@ return 1
 
 #undef SWITCHBOARD_LUA_CONTENT_BYTES
 #undef SWITCHBOARD_LUA_LOWEST_CURSOR
+#undef SWITCHBOARD_LUA_PUSH
+#undef SWITCHBOARD_LUA_RESEND
 
 }  // namespace switchboard::store::redis_scripts

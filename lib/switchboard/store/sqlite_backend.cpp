@@ -84,6 +84,26 @@ constexpr std::array<std::string_view, 3> migrations = {
       CREATE INDEX devices_by_seen ON devices(seen);
       INSERT INTO devices(user_id, device, cursor, seen)
         SELECT user_id, '', floor_seq, CAST(strftime('%s', 'now') AS INTEGER) * 1000 FROM users;
+      -- Groups (PROTOCOL.md section 10), in the same unreleased step. A
+      -- group's row keeps its last gseq for ever (never reused), also once
+      -- it has no member; group_members_by_user serves GET
+      -- /api/users/U/groups. A message or dedup row of a group message has
+      -- its group and gseq (0: a direct one; a group dedup row has receiver
+      -- and seq 0).
+      CREATE TABLE groups(
+        group_id INTEGER PRIMARY KEY,
+        gseq INTEGER NOT NULL
+      );
+      CREATE TABLE group_members(
+        group_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        PRIMARY KEY(group_id, user_id)
+      ) WITHOUT ROWID;
+      CREATE INDEX group_members_by_user ON group_members(user_id, group_id);
+      ALTER TABLE messages ADD COLUMN group_id INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE messages ADD COLUMN gseq INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE dedup ADD COLUMN group_id INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE dedup ADD COLUMN gseq INTEGER NOT NULL DEFAULT 0;
     )sql",
 };
 
@@ -346,19 +366,34 @@ void sqlite_backend::prepare_statements() {
   delete_device_.prepare(db, "DELETE FROM devices WHERE user_id = ?1 AND device = ?2");
   insert_message_.prepare(db,
                           "INSERT INTO messages(receiver, seq, sender, content, ts, client_id, "
-                          "client_id_is_number) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+                          "client_id_is_number, group_id, gseq) "
+                          "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
   select_dedup_.prepare(db,
-                        "SELECT receiver, seq, ts FROM dedup WHERE sender = ?1 AND client_id = ?2");
+                        "SELECT receiver, seq, ts, group_id, gseq FROM dedup "
+                        "WHERE sender = ?1 AND client_id = ?2");
   // REPLACE: an entry past its window that evict_expired() has not reached yet.
   write_dedup_.prepare(db,
-                       "INSERT OR REPLACE INTO dedup(sender, client_id, receiver, seq, ts) "
-                       "VALUES(?1, ?2, ?3, ?4, ?5)");
+                       "INSERT OR REPLACE INTO dedup(sender, client_id, receiver, seq, ts, "
+                       "group_id, gseq) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  select_gseq_.prepare(db, "SELECT gseq FROM groups WHERE group_id = ?1");
+  write_gseq_.prepare(db,
+                      "INSERT INTO groups(group_id, gseq) VALUES(?1, ?2) "
+                      "ON CONFLICT(group_id) DO UPDATE SET gseq = excluded.gseq");
+  is_member_.prepare(db, "SELECT 1 FROM group_members WHERE group_id = ?1 AND user_id = ?2");
+  count_members_.prepare(db, "SELECT count(*) FROM group_members WHERE group_id = ?1");
+  // Unordered in SQL: ids above 2^63 are negative there (see the header).
+  select_members_.prepare(db, "SELECT user_id FROM group_members WHERE group_id = ?1");
+  select_groups_of_.prepare(db, "SELECT group_id FROM group_members WHERE user_id = ?1");
+  insert_member_.prepare(db,
+                         "INSERT OR IGNORE INTO group_members(group_id, user_id) VALUES(?1, ?2)");
+  delete_member_.prepare(db, "DELETE FROM group_members WHERE group_id = ?1 AND user_id = ?2");
   // In primary key order: the walk stops at the first row it keeps.
   select_oldest_.prepare(db,
                          "SELECT seq, length(CAST(content AS BLOB)) FROM messages "
                          "WHERE receiver = ?1 ORDER BY seq");
   fetch_.prepare(db,
-                 "SELECT seq, sender, content, ts, client_id, client_id_is_number FROM messages "
+                 "SELECT seq, sender, content, ts, client_id, client_id_is_number, group_id, gseq "
+                 "FROM messages "
                  "WHERE receiver = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
   // RETURNING: held and held_bytes drop by what was deleted.
   delete_up_to_.prepare(db,
@@ -462,6 +497,79 @@ std::uint64_t sqlite_backend::trim(user_id user, user_row& row) {
 
 // ---- operations ----
 
+seq_t sqlite_backend::store_copy(const append_request& request, user_id receiver, rows_type& rows,
+                                 group_id group, seq_t gseq) {
+  auto [found, fresh] = rows.try_emplace(receiver);
+  user_row& row = found->second;
+  if (fresh) row = read_user(receiver);
+  if (row.highest >= static_cast<seq_t>(max_int64)) {
+    // Unreachable in practice (2^63 messages), but a wrapped seq would sort first.
+    throw sqlite_error(SQLITE_FULL, "receiver has used every seq");
+  }
+  const seq_t seq = row.highest + 1;
+  auto q = insert_message_.start();
+  q.bind(1, to_db(receiver)).bind(2, to_db(seq)).bind(3, to_db(request.sender));
+  q.bind(4, std::string_view(request.content)).bind(5, request.ts_ms);
+  if (request.id) {
+    q.bind(6, std::string_view(request.id->value));
+    q.bind(7, std::int64_t{request.id->is_number ? 1 : 0});
+  } else {
+    q.bind_null(6).bind(7, std::int64_t{0});
+  }
+  q.bind(8, to_db(group)).bind(9, to_db(gseq));
+  q.step();
+  row.highest = seq;
+  ++row.held;
+  row.held_bytes += held_bytes(request.content);
+  return seq;
+}
+
+append_result sqlite_backend::store_group(const append_request& request, rows_type& rows,
+                                          append_outcome& outcome) {
+  append_result result;
+  {
+    auto q = is_member_.start();
+    q.bind(1, to_db(request.group)).bind(2, to_db(request.sender));
+    if (!q.step()) {
+      result.stored = false;
+      result.not_member = true;
+      return result;
+    }
+  }
+  seq_t gseq = 1;
+  {
+    auto q = select_gseq_.start();
+    q.bind(1, to_db(request.group));
+    if (q.step()) gseq = from_db(q.int64(0)) + 1;
+  }
+  {
+    auto q = write_gseq_.start();
+    q.bind(1, to_db(request.group)).bind(2, to_db(gseq));
+    q.step();
+  }
+  result.group = request.group;
+  result.gseq = gseq;
+  result.ts_ms = request.ts_ms;
+  result.first_copy = static_cast<std::uint32_t>(outcome.copies.size());
+  for (const user_id member : members_of(request.group)) {
+    if (member == request.sender) continue;
+    outcome.copies.push_back(
+        group_copy{member, store_copy(request, member, rows, request.group, gseq)});
+  }
+  result.copies = static_cast<std::uint32_t>(outcome.copies.size()) - result.first_copy;
+  return result;
+}
+
+std::vector<user_id> sqlite_backend::members_of(group_id group) {
+  std::vector<user_id> out;
+  auto q = select_members_.start();
+  q.bind(1, to_db(group));
+  while (q.step())
+    out.push_back(from_db(q.int64(0)));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 append_outcome sqlite_backend::append(std::span<const append_request> batch) {
   return or_unavailable([&] {
     return in_transaction([&] {
@@ -470,7 +578,7 @@ append_outcome sqlite_backend::append(std::span<const append_request> batch) {
       // Read once and written once per receiver: the batch's working copy,
       // simply dropped if the transaction fails, so nothing in memory needs
       // restoring.
-      std::unordered_map<user_id, user_row> rows;
+      rows_type rows;
       for (const append_request& request : batch) {
         clock_ms_ = std::max(clock_ms_, request.ts_ms);
         if (request.id) {
@@ -478,41 +586,32 @@ append_outcome sqlite_backend::append(std::span<const append_request> batch) {
           auto q = select_dedup_.start();
           q.bind(1, to_db(request.sender)).bind(2, std::string_view(request.id->value));
           if (q.step() && q.int64(2) >= window_start(request.ts_ms, limits_.dedup_window)) {
-            outcome.results.push_back(
-                append_result{false, from_db(q.int64(0)), from_db(q.int64(1)), q.int64(2)});
+            append_result again{false, from_db(q.int64(0)), from_db(q.int64(1)), q.int64(2)};
+            again.group = from_db(q.int64(3));
+            again.gseq = from_db(q.int64(4));
+            outcome.results.push_back(again);
             continue;
           }
         }
-        auto [found, fresh] = rows.try_emplace(request.receiver);
-        user_row& row = found->second;
-        if (fresh) row = read_user(request.receiver);
-        if (row.highest >= static_cast<seq_t>(max_int64)) {
-          // Unreachable in practice (2^63 messages), but a wrapped seq would sort first.
-          throw sqlite_error(SQLITE_FULL, "receiver has used every seq");
-        }
-        const seq_t seq = row.highest + 1;
-        {
-          auto q = insert_message_.start();
-          q.bind(1, to_db(request.receiver)).bind(2, to_db(seq)).bind(3, to_db(request.sender));
-          q.bind(4, std::string_view(request.content)).bind(5, request.ts_ms);
-          if (request.id) {
-            q.bind(6, std::string_view(request.id->value));
-            q.bind(7, std::int64_t{request.id->is_number ? 1 : 0});
-          } else {
-            q.bind_null(6).bind(7, std::int64_t{0});
+        append_result result;
+        if (request.group != 0) {
+          result = store_group(request, rows, outcome);
+          if (result.not_member) {
+            outcome.results.push_back(result);
+            continue;
           }
-          q.step();
+        } else {
+          const seq_t seq = store_copy(request, request.receiver, rows, 0, 0);
+          result = append_result{true, request.receiver, seq, request.ts_ms};
         }
         if (request.id) {
           auto q = write_dedup_.start();
           q.bind(1, to_db(request.sender)).bind(2, std::string_view(request.id->value));
-          q.bind(3, to_db(request.receiver)).bind(4, to_db(seq)).bind(5, request.ts_ms);
+          q.bind(3, to_db(result.receiver)).bind(4, to_db(result.seq)).bind(5, request.ts_ms);
+          q.bind(6, to_db(result.group)).bind(7, to_db(result.gseq));
           q.step();
         }
-        row.highest = seq;
-        ++row.held;
-        row.held_bytes += held_bytes(request.content);
-        outcome.results.push_back(append_result{true, request.receiver, seq, request.ts_ms});
+        outcome.results.push_back(result);
       }
       for (auto& [user, row] : rows) {
         outcome.evicted += trim(user, row);
@@ -520,6 +619,55 @@ append_outcome sqlite_backend::append(std::span<const append_request> batch) {
       }
       return outcome;
     });
+  });
+}
+
+membership_change sqlite_backend::add_member(group_id group, user_id user) {
+  return or_unavailable([&] {
+    return in_transaction([&] {
+      {
+        auto q = is_member_.start();
+        q.bind(1, to_db(group)).bind(2, to_db(user));
+        if (q.step()) return membership_change::done;
+      }
+      {
+        auto q = count_members_.start();
+        q.bind(1, to_db(group));
+        if (q.step() && from_db(q.int64(0)) >= limits_.max_group_members)
+          return membership_change::full;
+      }
+      auto q = insert_member_.start();
+      q.bind(1, to_db(group)).bind(2, to_db(user));
+      q.step();
+      return membership_change::done;
+    });
+  });
+}
+
+void sqlite_backend::remove_member(group_id group, user_id user) {
+  or_unavailable([&] {
+    return in_transaction([&] {
+      auto q = delete_member_.start();
+      q.bind(1, to_db(group)).bind(2, to_db(user));
+      q.step();
+      return 0;
+    });
+  });
+}
+
+std::vector<user_id> sqlite_backend::members(group_id group) {
+  return or_unavailable([&] { return members_of(group); });
+}
+
+std::vector<group_id> sqlite_backend::groups_of(user_id user) {
+  return or_unavailable([&] {
+    std::vector<group_id> out;
+    auto q = select_groups_of_.start();
+    q.bind(1, to_db(user));
+    while (q.step())
+      out.push_back(from_db(q.int64(0)));
+    std::sort(out.begin(), out.end());
+    return out;
   });
 }
 
@@ -636,6 +784,8 @@ std::vector<stored_message> sqlite_backend::fetch(user_id user, seq_t after, std
       m.content = q.text(2);
       m.ts_ms = q.int64(3);
       if (!q.is_null(4)) m.id = message_id{q.text(4), q.int64(5) != 0};
+      m.group = from_db(q.int64(6));
+      m.gseq = from_db(q.int64(7));
       messages.push_back(std::move(m));
     }
     return messages;

@@ -24,6 +24,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "switchboard/config.hpp"
@@ -58,6 +59,10 @@ class sqlite_backend final : public backend {
   using backend::position;
 
   append_outcome append(std::span<const append_request> batch) override;
+  membership_change add_member(group_id group, user_id user) override;
+  void remove_member(group_id group, user_id user) override;
+  std::vector<user_id> members(group_id group) override;
+  std::vector<group_id> groups_of(user_id user) override;
   user_position position(user_id user, const device_name& device) override;
   user_position open(user_id user, const device_name& device, std::int64_t now_ms) override;
   void close(user_id user, const device_name& device, std::int64_t now_ms) override;
@@ -122,7 +127,19 @@ class sqlite_backend final : public backend {
     std::int64_t seen_ms = 0;  // as last written
   };
 
+  using rows_type = std::unordered_map<user_id, user_row>;
+
   void prepare_statements();
+  // Inserts one message row for `receiver` with its next seq (rows: the
+  // append's working copy of the users touched); returns the seq.
+  seq_t store_copy(const append_request& request, user_id receiver, rows_type& rows, group_id group,
+                   seq_t gseq);
+  // A group SEND whose dedup check found nothing: not_member, or stored
+  // with the group's next gseq and a copy for every other member.
+  append_result store_group(const append_request& request, rows_type& rows,
+                            append_outcome& outcome);
+  // Ascending (sorted here: SQL would order ids above 2^63 first).
+  std::vector<user_id> members_of(group_id group);
   std::optional<device_row> read_device(user_id user, const device_name& device);
   void write_device(user_id user, const device_name& device, const device_row& row);
   // Raises the user's floor to the lowest cursor of its devices (none: all
@@ -175,6 +192,14 @@ class sqlite_backend final : public backend {
   statement lowest_cursor_;
   statement select_stale_devices_;
   statement delete_device_;
+  statement select_gseq_;
+  statement write_gseq_;
+  statement is_member_;
+  statement count_members_;
+  statement select_members_;
+  statement select_groups_of_;
+  statement insert_member_;
+  statement delete_member_;
 };
 
 }  // namespace switchboard::store

@@ -144,6 +144,8 @@ asio::awaitable<void> worker::run() {
         co_await handle(*f);
       } else if (auto* c = std::get_if<request::close>(&r)) {
         co_await handle(*c);
+      } else if (auto* g = std::get_if<request::membership>(&r)) {
+        co_await handle(*g);
       } else if (auto* b = std::get_if<request::barrier>(&r)) {
         if (!moves.empty()) co_await move_cursors(moves);
         if (b->done) b->done();
@@ -209,10 +211,30 @@ asio::awaitable<void> worker::commit(std::vector<request::append>& group) {
       out_.refused(group[i].sender, message.id);
       continue;
     }
+    if (result.not_member) {
+      out_.not_member(group[i].sender, message.id);
+      continue;
+    }
     metrics_.observe_store_append(
         std::chrono::duration<double>(stored_at - group[i].parsed_at).count());
     if (message.id) out_.receipt(group[i].sender, *message.id, result);
-    if (result.stored && !routed) {
+    if (!result.stored) continue;
+    if (message.group != 0) {
+      // One message per copy, each in its member's seq order (PROTOCOL.md
+      // section 10); a cluster's copies come back through pub/sub instead.
+      metrics_.group_messages_total.fetch_add(1, std::memory_order_relaxed);
+      metrics_.group_copies_total.fetch_add(result.copies, std::memory_order_relaxed);
+      metrics_.group_fanout.observe(result.copies);
+      if (routed) continue;
+      for (std::uint32_t c = 0; c < result.copies; ++c) {
+        const group_copy& copy = outcome.copies[result.first_copy + c];
+        stored_message m{copy.seq,        message.sender, copy.member,
+                         message.content, message.ts_ms,  message.id};
+        m.group = message.group;
+        m.gseq = result.gseq;
+        committed.push_back(std::move(m));
+      }
+    } else if (!routed) {
       committed.push_back(stored_message{result.seq, message.sender, message.receiver,
                                          std::move(message.content), message.ts_ms,
                                          std::move(message.id)});
@@ -282,6 +304,34 @@ asio::awaitable<void> worker::handle(request::close& r) {
     // A cluster forgets a session whose registration lapses (its lease).
     SB_LOG(debug) << "store: closing session " << r.session->id << ": " << e.what();
   }
+}
+
+asio::awaitable<void> worker::handle(request::membership& r) {
+  using op = request::membership::op;
+  request::membership::answer answer;
+  try {
+    switch (r.what) {
+      case op::add:
+        answer.change = co_await backend_->add_member(r.group, r.user);
+        break;
+      case op::remove:
+        co_await backend_->remove_member(r.group, r.user);
+        break;
+      case op::members:
+        answer.ids = co_await backend_->members(r.group);
+        break;
+      case op::groups_of:
+        answer.ids = co_await backend_->groups_of(r.user);
+        break;
+    }
+    answer.stored = true;
+  } catch (const std::exception& e) {
+    static log_throttle throttle(5, std::chrono::seconds(1));
+    if (std::uint64_t held = 0; throttle.allow(held))
+      SB_LOG(warn) << "store: membership request for group " << r.group << " failed: " << e.what()
+                   << held_back(held);
+  }
+  if (r.done) r.done(std::move(answer));
 }
 
 void worker::retry_later(store_request r) {

@@ -67,6 +67,23 @@ struct close {
   session_ptr session;
 };
 
+// A membership change or read (PROTOCOL.md section 10, the /api/ group
+// endpoints). Handled in arrival order with the appends: a change applies
+// to the SENDs the store takes after it. `done` is called on the store's
+// thread with the answer once the change is stored.
+struct membership {
+  enum class op { add, remove, members, groups_of };
+  struct answer {
+    bool stored = false;  // false: the store could not do it (unavailable)
+    membership_change change = membership_change::done;
+    std::vector<std::uint64_t> ids;  // members or groups, ascending
+  };
+  op what = op::members;
+  group_id group = 0;
+  user_id user = 0;
+  std::function<void(answer)> done;
+};
+
 // Calls `done` once everything submitted before it was handled (the
 // shutdown waits so for the cluster to hear of every closed session).
 struct barrier {
@@ -76,8 +93,9 @@ struct barrier {
 struct stop {};
 }  // namespace request
 
-using store_request = std::variant<request::append, request::open, request::fetch, request::advance,
-                                   request::close, request::barrier, request::stop>;
+using store_request =
+    std::variant<request::append, request::open, request::fetch, request::advance, request::close,
+                 request::barrier, request::membership, request::stop>;
 
 // What the worker's requests came to, told to the layer above, which turns
 // them into hub events and frames.
@@ -96,6 +114,9 @@ class outcomes {
                        const append_result& result) = 0;
   // Nothing of the message was stored: ERROR unavailable.
   virtual void refused(const session_ptr& sender, const std::optional<message_id>& id) = 0;
+  // A group SEND from a user who is not a member: ERROR not_member, nothing
+  // stored.
+  virtual void not_member(const session_ptr& sender, const std::optional<message_id>& id) = 0;
 };
 
 // The worker's own bounds on what clients make it hold.
@@ -140,6 +161,7 @@ class worker {
   asio::awaitable<void> handle(request::open& r);
   asio::awaitable<void> handle(request::fetch& r);
   asio::awaitable<void> handle(request::close& r);
+  asio::awaitable<void> handle(request::membership& r);
   asio::awaitable<void> move_cursors(std::vector<cursor_move>& moves);
   // Submits `r` again after a pause: a fetch that found the store unavailable.
   void retry_later(store_request r);

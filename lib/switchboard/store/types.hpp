@@ -19,6 +19,8 @@ namespace switchboard::store {
 
 using user_id = std::uint64_t;
 using seq_t = std::uint64_t;
+// A group (PROTOCOL.md section 10): ids of their own, 1..2^64-1; 0 is none.
+using group_id = std::uint64_t;
 
 // The name of a device of a user (PROTOCOL.md section 9): 1 to 64 bytes of
 // A-Z a-z 0-9 . _ -, or empty for the default device (a session without
@@ -71,20 +73,31 @@ struct stored_message {
   std::string content;
   std::int64_t ts_ms = 0;  // the server's receive time, ms since the Unix epoch
   std::optional<message_id> id;
+  group_id group = 0;  // a copy of a group message (section 10): its group, 0 for a direct one
+  seq_t gseq = 0;      // the group's number of the message, 0 for a direct one
 };
 
 struct append_request {
   user_id sender = 0;
-  user_id receiver = 0;
+  user_id receiver = 0;  // ignored when `group` is set
   std::string content;
   std::int64_t ts_ms = 0;
   std::optional<message_id> id;
+  // A group SEND (section 10): one copy to every member but the sender,
+  // stored with the group's next gseq, atomically; 0 for a direct SEND.
+  group_id group = 0;
+};
+
+// One copy of a group message: the member's inbox and the seq it got there.
+struct group_copy {
+  user_id member = 0;
+  seq_t seq = 0;
 };
 
 // One per request, in request order.
 struct append_result {
   // false: a resend of (sender, id) within the dedup window; receiver, seq
-  // and ts are the original's, and nothing was stored.
+  // and ts (or group and gseq) are the original's, and nothing was stored.
   bool stored = true;
   user_id receiver = 0;
   seq_t seq = 0;
@@ -93,11 +106,30 @@ struct append_result {
   // its deadline passed, or Redis refused it): ERROR unavailable, nothing
   // stored; the other fields mean nothing.
   bool refused = false;
+  // A group receipt (section 10; also the original of a resend, whatever
+  // the resend's target): receiver and seq are 0 then.
+  group_id group = 0;
+  seq_t gseq = 0;
+  // A group SEND whose sender is not a member: ERROR not_member, nothing
+  // stored.
+  bool not_member = false;
+  // The copies of a stored group message: append_outcome::copies[first_copy,
+  // first_copy + copies), ascending by member. An index rather than a vector
+  // of its own, so that a direct append allocates nothing for them.
+  std::uint32_t first_copy = 0;
+  std::uint32_t copies = 0;
 };
 
 struct append_outcome {
   std::vector<append_result> results;
-  std::uint64_t evicted = 0;  // messages above a cursor dropped by --inbox-limit
+  std::uint64_t evicted = 0;       // messages above a cursor dropped by --inbox-limit
+  std::vector<group_copy> copies;  // of the group messages of `results`, in their order
+};
+
+// What adding a member came to (PUT /api/groups/G/members/U).
+enum class membership_change {
+  done,  // a member now (or already was)
+  full,  // not a member, and the group holds --max-group-members already
 };
 
 struct user_position {
@@ -128,6 +160,8 @@ struct backend_limits {
   // --device-ttl: a device with no session for this long is forgotten
   // (PROTOCOL.md section 9; device_forget_ms below says when exactly).
   std::chrono::seconds device_ttl{2592000};
+  // --max-group-members: members of one group (PROTOCOL.md section 10).
+  std::size_t max_group_members = 1000;
   // --max-devices-per-user: a device new to a user who already has this
   // many forgets the least recently seen one without a session open (one
   // with a session is never forgotten, so a user may briefly have up to
