@@ -57,6 +57,11 @@ std::size_t memory_backend::device_cost() {
   return 2 * sizeof(device_state);
 }
 
+std::size_t memory_backend::notify_cost() {
+  // A vector's element, with room for it to double.
+  return 2 * sizeof(pending_notify);
+}
+
 memory_backend::memory_backend(backend_limits limits) : limits_(limits) {}
 
 // Nothing here can fail but an allocation, so there is no transaction to undo:
@@ -79,9 +84,11 @@ append_outcome memory_backend::append(std::span<const append_request> batch) {
     }
     auto box_at = inboxes_.find(request.receiver);
     // A dedup entry past its window is replaced in place: no new charge.
+    const bool notify = request.notify && request.id;
     const std::size_t cost =
         message_cost(request) + (box_at == inboxes_.end() ? inbox_cost() : 0) +
-        (request.id && previous == dedup_.end() ? dedup_cost(request.id->value) : 0);
+        (request.id && previous == dedup_.end() ? dedup_cost(request.id->value) : 0) +
+        (notify ? notify_cost() : 0);
     if (cost > limits_.memory_store_bytes - std::min(charged_, limits_.memory_store_bytes)) {
       append_result refused;
       refused.refused = true;
@@ -95,6 +102,12 @@ append_outcome memory_backend::append(std::span<const append_request> batch) {
     box.held.push_back(stored_message{seq, request.sender, request.receiver, request.content,
                                       request.ts_ms, request.id});
     box.bytes += held_bytes(request.content);
+    if (notify) {
+      box.notify.push_back(pending_notify{seq, request.sender, request.ts_ms, false});
+      drop_notify(box, [&](const pending_notify& p) {
+        return notify_forgotten(p.seq, box.highest, limits_.inbox_limit);
+      });
+    }
     if (request.id) {
       dedup_.insert_or_assign(dedup_key{request.sender, request.id->value},
                               original{request.receiver, seq, request.ts_ms});
@@ -207,22 +220,92 @@ std::vector<stored_message> memory_backend::fetch(user_id user, seq_t after, std
   return messages;
 }
 
-void memory_backend::advance_cursor(user_id user, const device_name& device, seq_t seq) {
-  const auto found = inboxes_.find(user);
-  if (found == inboxes_.end()) return;
+template <class Predicate>
+void memory_backend::drop_notify(inbox& box, Predicate gone) {
+  const auto before = box.notify.size();
+  std::erase_if(box.notify, gone);
+  charged_ -= std::min(charged_, (before - box.notify.size()) * notify_cost());
+}
+
+void memory_backend::append_status(user_id owner, user_id about, status_state state, seq_t upto,
+                                   std::int64_t ts_ms, status_outcome& out) {
+  // Charged, never refused: the receiver's cursor has moved by now, and a
+  // STATUS is smaller than the message it reports on.
+  auto [box_at, fresh] = inboxes_.try_emplace(owner);
+  if (fresh) charged_ += inbox_cost();
+  inbox& box = box_at->second;
+  stored_message m;
+  m.seq = ++box.highest;
+  m.sender = about;
+  m.receiver = owner;
+  m.ts_ms = ts_ms;
+  m.kind = entry_kind::status;
+  m.state = state;
+  m.upto = upto;
+  charged_ += message_cost(m);
+  box.held.push_back(m);
+  out.statuses.push_back(std::move(m));
+  out.evicted += trim(box);
+}
+
+void memory_backend::cover(user_id user, inbox& box, seq_t upto, std::int64_t ts_ms, bool read,
+                           status_outcome& out) {
+  // The senders to notify, each once, in the order of their first message
+  // covered. Collected before appending: a user may send to itself.
+  std::vector<user_id> delivered;
+  std::vector<user_id> read_by;
+  const auto add = [](std::vector<user_id>& senders, user_id sender) {
+    if (std::find(senders.begin(), senders.end(), sender) == senders.end())
+      senders.push_back(sender);
+  };
+  drop_notify(box, [&](const pending_notify& p) {
+    return notify_forgotten(p.seq, box.highest, limits_.inbox_limit);
+  });
+  for (auto& p : box.notify) {
+    if (p.seq > upto) break;
+    if (!p.delivered) {
+      p.delivered = true;
+      add(delivered, p.sender);
+    }
+    if (read) add(read_by, p.sender);
+  }
+  if (read) drop_notify(box, [upto](const pending_notify& p) { return p.seq <= upto; });
+  for (const user_id sender : delivered)
+    append_status(sender, user, status_state::delivered, upto, ts_ms, out);
+  for (const user_id sender : read_by)
+    append_status(sender, user, status_state::read, upto, ts_ms, out);
+}
+
+status_outcome memory_backend::advance_cursor(const cursor_move& move) {
+  status_outcome out;
+  const auto found = inboxes_.find(move.user);
+  if (found == inboxes_.end()) return out;
   inbox& box = found->second;
-  device_state* d = find(box, device);
+  device_state* d = find(box, move.device);
   if (d == nullptr) {
     // Never opened (or not remembered, over the bound): see clock_ms_.
     if (device_cost() > limits_.memory_store_bytes - std::min(charged_, limits_.memory_store_bytes))
-      return;
+      return out;
     charged_ += device_cost();
-    d = &box.devices.emplace_back(device_state{device, 0, clock_ms_, 0});
+    d = &box.devices.emplace_back(device_state{move.device, 0, clock_ms_, 0});
   }
-  const seq_t target = std::min(seq, box.highest);
-  if (target <= d->cursor) return;
+  const seq_t target = std::min(move.seq, box.highest);
+  if (target <= d->cursor) return out;
   d->cursor = target;
   settle(box);
+  cover(move.user, box, target, move.ts_ms, false, out);
+  return out;
+}
+
+status_outcome memory_backend::read(user_id user, seq_t seq, std::int64_t ts_ms) {
+  status_outcome out;
+  const auto found = inboxes_.find(user);
+  if (found == inboxes_.end()) return out;
+  inbox& box = found->second;
+  const seq_t upto = std::min(seq, box.highest);
+  if (upto == 0) return out;
+  cover(user, box, upto, ts_ms, true, out);
+  return out;
 }
 
 std::uint64_t memory_backend::evict_expired(std::int64_t now_ms) {
@@ -253,6 +336,9 @@ std::uint64_t memory_backend::evict_expired(std::int64_t now_ms) {
       charged_ -= std::min(charged_, message_cost(m));
       return true;
     });
+    // A notify-message past --retention gets no STATUS any more.
+    if (!box.notify.empty())
+      drop_notify(box, [&](const pending_notify& p) { return p.ts_ms < oldest_kept; });
   }
   const std::int64_t oldest_remembered = window_start(now_ms, limits_.dedup_window);
   std::erase_if(dedup_, [&](const auto& entry) {

@@ -64,6 +64,18 @@ struct message_id {
   friend bool operator==(const message_id&, const message_id&) = default;
 };
 
+// What an inbox entry is (PROTOCOL.md section 3): a message, or a STATUS
+// notification about the user's own messages (section 11).
+enum class entry_kind : std::uint8_t { message, status };
+// The state a STATUS reports: "delivered" or "read".
+enum class status_state : std::uint8_t { delivered, read };
+
+// One inbox entry. A STATUS (kind status) sits in the inbox of the user
+// whose messages it is about, `receiver`; its `sender` is the user who got
+// them (the STATUS frame's "receiver"), its content and id are empty, and
+// `state` and `upto` say what happened to that user's seqs up to `upto`.
+// A message leaves those three at their defaults. No string for a STATUS:
+// this struct is on every message's path.
 struct stored_message {
   seq_t seq = 0;
   user_id sender = 0;
@@ -71,6 +83,9 @@ struct stored_message {
   std::string content;
   std::int64_t ts_ms = 0;  // the server's receive time, ms since the Unix epoch
   std::optional<message_id> id;
+  entry_kind kind = entry_kind::message;
+  status_state state = status_state::delivered;  // a STATUS only
+  seq_t upto = 0;                                // a STATUS only: the receiver's point
 };
 
 struct append_request {
@@ -79,6 +94,18 @@ struct append_request {
   std::string content;
   std::int64_t ts_ms = 0;
   std::optional<message_id> id;
+  // "notify":true on a direct SEND with an id (PROTOCOL.md section 11): the
+  // sender gets STATUS entries once the receiver's cursor or a READ covers
+  // this message. The protocol layer leaves it false without an id.
+  bool notify = false;
+};
+
+// The STATUS entries that a cursor move or a READ appended to the senders'
+// inboxes (PROTOCOL.md section 11), in append order (seq order per sender),
+// for the hub to deliver live like committed messages.
+struct status_outcome {
+  std::vector<stored_message> statuses;
+  std::uint64_t evicted = 0;  // entries above a cursor dropped by --inbox-limit to make room
 };
 
 // One per request, in request order.
@@ -157,7 +184,19 @@ struct cursor_move {
   user_id user;
   seq_t seq;
   device_name device;
+  // When the move was made: the ts of the "delivered" STATUS it may bring
+  // (PROTOCOL.md section 11).
+  std::int64_t ts_ms = 0;
 };
+
+// How many notify-messages a receiver's store remembers until a STATUS
+// covers them (PROTOCOL.md section 11): those among its last --inbox-limit
+// seqs and younger than --retention. Older ones are forgotten without a
+// STATUS, as an evicted message would be; so the pending state of a user
+// costs at most what its inbox may hold.
+inline bool notify_forgotten(seq_t seq, seq_t highest, std::size_t inbox_limit) {
+  return highest >= inbox_limit && seq <= highest - inbox_limit;
+}
 
 // When a device is forgotten (PROTOCOL.md section 9: no session for
 // --device-ttl, never sooner, at the latest twice that long after its last
