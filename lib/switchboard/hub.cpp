@@ -152,7 +152,7 @@ void hub::on(hub_event::committed& e) {
         ++i;
         continue;
       }
-      if (!text) text = std::make_shared<const std::string>(protocol::deliver_frame(message));
+      if (!text) text = std::make_shared<const std::string>(protocol::entry_frame(message));
       if (m.session->push(text, message.seq)) {
         ++i;
         continue;

@@ -285,7 +285,7 @@ void on_text(session_state& st, token_bucket& bucket, pending_requests& pending,
     }
     store::store_request append =
         store::request::append{store::append_request{user, send->receiver, std::move(send->content),
-                                                     unix_ms(), std::move(send->id)},
+                                                     unix_ms(), std::move(send->id), send->notify},
                                st.handle, clock::now()};
     submit(st, pending, append);
   } else if (auto* ack = std::get_if<protocol::receive_frame>(&frame)) {
@@ -293,6 +293,12 @@ void on_text(session_state& st, token_bucket& bucket, pending_requests& pending,
     if (st.handle->ack == ack_mode::manual) {
       store::store_request advance = store::request::advance{user, ack->seq, st.handle->device};
       submit(st, pending, advance);
+    }
+  } else if (auto* read = std::get_if<protocol::read_frame>(&frame)) {
+    // Moves no cursor; may bring STATUS entries to the senders (section 11).
+    if (read->seq != 0) {
+      store::store_request r = store::request::read{user, read->seq};
+      submit(st, pending, r);
     }
   } else if (std::holds_alternative<protocol::close_frame>(frame)) {
     // Keep reading: the close handshake ends the reader.
@@ -547,7 +553,7 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
         if (page->messages.empty()) w.position_ = w.target_;
         for (const auto& m : page->messages) {
           if (m.seq <= w.position_) continue;
-          out.append_text_frame(protocol::deliver_frame(m));
+          out.append_text_frame(protocol::entry_frame(m));
           ++b.messages;
           ++b.replayed;
           b.top = std::max(b.top, m.seq);
