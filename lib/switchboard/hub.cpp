@@ -153,7 +153,7 @@ void hub::on(hub_event::committed& e) {
         continue;
       }
       if (!text) text = std::make_shared<const std::string>(protocol::entry_frame(message));
-      if (m.session->push(text, message.seq)) {
+      if (m.session->push(text, message.seq, message.kind == store::entry_kind::status)) {
         ++i;
         continue;
       }

@@ -108,6 +108,11 @@ BOOST_AUTO_TEST_CASE(receipt_then_delivered_then_read) {
   expect_status(alice.read(), 2, "read", 2, 4);
   BOOST_TEST(status_metric_is(server.port(), "delivered", 2));
   BOOST_TEST(status_metric_is(server.port(), "read", 2));
+  // STATUS frames are not message frames (type 1) in the metrics: bob's two
+  // messages alone; alice's four STATUS frames are not counted.
+  BOOST_TEST(
+      http_get(server.port(), "/metrics").body.find("\nswitchboard_messages_delivered_total 2\n") !=
+      std::string::npos);
   BOOST_TEST(!alice.read_maybe(300ms).has_value());
 }
 
