@@ -987,6 +987,26 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(status_is_cumulative_per_sender_and_state, Kind, b
   BOOST_TEST(b->position(4).highest == 2u);
 }
 
+BOOST_AUTO_TEST_CASE_TEMPLATE(one_round_of_moves_reports_every_status, Kind, backend_kinds) {
+  Kind kind;
+  auto b = kind.open();
+  append_one(*b, notify_msg(1, 2, "a"));
+  append_one(*b, notify_msg(1, 3, "b"));
+  append_one(*b, notify_msg(1, 3, "c"));
+  // One round of the store worker: moves of two users, one of them twice.
+  const sb::cursor_move moves[] = {{2, 1, {}, 50}, {3, 1, {}, 50}, {3, 2, {}, 50}};
+  const auto outcome = kind.run.await(b->async().advance_cursors(moves));
+  auto got = statuses_of(outcome);
+  // In seq order per sender; Redis keeps one move per (user, device), the
+  // furthest.
+  BOOST_TEST_REQUIRE(got.size() >= 2u);
+  BOOST_TEST(got.front() == (status_entry{1, 2, false, 1, 1, 50}));
+  BOOST_TEST(got.back().about == 3u);
+  BOOST_TEST(got.back().upto == 2u);
+  BOOST_TEST(got.back().seq == got.size());
+  BOOST_TEST(statuses_of(b->fetch(1, 0, 10)) == got, boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE_TEMPLATE(status_read_after_a_read, Kind, backend_kinds) {
   Kind kind;
   auto b = kind.open();

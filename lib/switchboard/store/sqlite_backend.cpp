@@ -733,21 +733,41 @@ void sqlite_backend::cover(user_id user, seq_t upto, std::int64_t ts_ms, bool re
 }
 
 status_outcome sqlite_backend::advance_cursor(const cursor_move& move) {
+  return advance_cursors(std::span<const cursor_move>(&move, 1));
+}
+
+bool sqlite_backend::moves_forward(const cursor_move& move) {
+  const user_row row = read_user(move.user);
+  const auto d = read_device(move.user, move.device);
+  return std::min(move.seq, row.highest) > (d ? d->cursor : 0);
+}
+
+void sqlite_backend::apply_move(const cursor_move& move, status_outcome& out) {
+  user_row row = read_user(move.user);
+  // Never opened (cannot happen from a session): seen at clock_ms_.
+  auto d = read_device(move.user, move.device).value_or(device_row{0, clock_ms_});
+  const seq_t target = std::min(move.seq, row.highest);
+  if (target <= d.cursor) return;
+  d.cursor = target;
+  write_device(move.user, move.device, d);
+  settle(move.user, row);
+  cover(move.user, target, move.ts_ms, false, out);
+}
+
+status_outcome sqlite_backend::advance_cursors(std::span<const cursor_move> moves) {
   return or_unavailable([&] {
     // Checked before BEGIN: this connection is the file's only writer, so
-    // the rows cannot change in between, and most acks of a busy receiver
-    // are then no write at all.
-    user_row row = read_user(move.user);
-    // Never opened (cannot happen from a session): seen at clock_ms_.
-    auto d = read_device(move.user, move.device).value_or(device_row{0, clock_ms_});
-    const seq_t target = std::min(move.seq, row.highest);
-    if (target <= d.cursor) return status_outcome{};
+    // the rows cannot change in between, and most rounds of acks of a busy
+    // receiver are then no write at all.
+    if (std::none_of(moves.begin(), moves.end(),
+                     [&](const cursor_move& m) { return moves_forward(m); }))
+      return status_outcome{};
+    // One transaction for the round: one commit (one fsync with --sync
+    // full), and the STATUS entries of every move are reported or none is.
     return in_transaction([&] {
       status_outcome out;
-      d.cursor = target;
-      write_device(move.user, move.device, d);
-      settle(move.user, row);
-      cover(move.user, target, move.ts_ms, false, out);
+      for (const auto& m : moves)
+        apply_move(m, out);
       return out;
     });
   });

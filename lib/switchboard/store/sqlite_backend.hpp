@@ -64,6 +64,8 @@ class sqlite_backend final : public backend {
   std::vector<stored_message> fetch(user_id user, seq_t after, std::size_t max_count,
                                     std::size_t max_bytes) override;
   status_outcome advance_cursor(const cursor_move& move) override;
+  // One transaction for all the moves (a round of the store worker).
+  status_outcome advance_cursors(std::span<const cursor_move> moves) override;
   status_outcome read(user_id user, seq_t seq, std::int64_t ts_ms) override;
   std::uint64_t evict_expired(std::int64_t now_ms) override;
 
@@ -145,6 +147,10 @@ class sqlite_backend final : public backend {
   // The STATUS entries that the user's point `upto` brings: "delivered"
   // (a cursor move), or "delivered" then "read" (a READ, read = true).
   void cover(user_id user, seq_t upto, std::int64_t ts_ms, bool read, status_outcome& out);
+  // Whether the move would take the device's cursor forward (reads only).
+  bool moves_forward(const cursor_move& move);
+  // One cursor move and its STATUS entries, inside the caller's transaction.
+  void apply_move(const cursor_move& move, status_outcome& out);
   void run(statement& s);
   // Runs f() between BEGIN IMMEDIATE and COMMIT; on any exception rolls back
   // and rethrows.
