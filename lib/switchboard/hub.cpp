@@ -152,8 +152,8 @@ void hub::on(hub_event::committed& e) {
         ++i;
         continue;
       }
-      if (!text) text = std::make_shared<const std::string>(protocol::deliver_frame(message));
-      if (m.session->push(text, message.seq)) {
+      if (!text) text = std::make_shared<const std::string>(protocol::entry_frame(message));
+      if (m.session->push(text, message.seq, message.kind == store::entry_kind::status)) {
         ++i;
         continue;
       }

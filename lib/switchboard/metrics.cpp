@@ -134,6 +134,10 @@ void metrics::count_close(std::string_view code) noexcept {
   closes_[slot_of(close_codes, code)].fetch_add(1, relaxed);
 }
 
+void metrics::count_status(bool read) noexcept {
+  statuses_[read ? 1 : 0].fetch_add(1, relaxed);
+}
+
 void metrics::count_rejection(unsigned http_status) noexcept {
   rejections_[slot_of(rejection_statuses, http_status)].fetch_add(1, relaxed);
 }
@@ -210,6 +214,9 @@ std::string metrics::render() const {
   group_fanout.render(out, "switchboard_group_fanout",
                       "Copies made per group message (the members but the sender).");
 
+  append_labelled(out, "switchboard_status_appended_total", "state",
+                  "STATUS entries appended to senders' inboxes (section 11), by state.",
+                  status_states, statuses_);
   append_labelled(out, "switchboard_errors_total", "code", "ERROR frames sent, by code.",
                   error_codes, errors_);
   append_labelled(out, "switchboard_closes_total", "code",

@@ -51,6 +51,8 @@ class metrics {
       "sender_mismatch", "rate_limited", "unavailable",  "not_member"};
   static constexpr std::array<std::string_view, 6> close_codes{"bye",  "replaced", "slow_consumer",
                                                                "idle", "shutdown", "too_large"};
+  // The states of STATUS entries (PROTOCOL.md section 11).
+  static constexpr std::array<std::string_view, 2> status_states{"delivered", "read"};
   static constexpr std::array<unsigned, 7> rejection_statuses{400, 401, 403, 404, 426, 431, 503};
   // Upper bounds in seconds of the histograms: an append
   // takes about 10 µs in memory and up to a second for an fsync on a busy disk.
@@ -92,6 +94,8 @@ class metrics {
   void count_error(std::string_view code) noexcept;
   void count_close(std::string_view code) noexcept;
   void count_rejection(unsigned http_status) noexcept;
+  // A STATUS entry appended to a sender's inbox.
+  void count_status(bool read) noexcept;
   // From the SEND being parsed to it being stored. Negative or NaN values
   // (a clock stepping back) count as 0.
   void observe_store_append(double seconds) noexcept;
@@ -104,6 +108,7 @@ class metrics {
   std::array<std::atomic<std::uint64_t>, error_codes.size() + 1> errors_{};
   std::array<std::atomic<std::uint64_t>, close_codes.size() + 1> closes_{};
   std::array<std::atomic<std::uint64_t>, rejection_statuses.size() + 1> rejections_{};
+  std::array<std::atomic<std::uint64_t>, status_states.size()> statuses_{};  // no "other"
   latency_histogram append_;
 };
 

@@ -21,7 +21,7 @@ namespace {
 // unsigned integer from anything else. A double, true, false, null, an array
 // and an object are all "other": nothing the protocol reads may be one.
 struct field {
-  enum class kind : unsigned char { absent, int64, uint64, string, other };
+  enum class kind : unsigned char { absent, int64, uint64, string, boolean, other };
   kind of = kind::absent;
   std::uint64_t bits = 0;  // an int64 (two's complement) or a uint64
 
@@ -136,8 +136,8 @@ class frame_reader {
     value(field::kind::other);
     return true;
   }
-  bool on_bool(bool, json::error_code&) {
-    value(field::kind::other);
+  bool on_bool(bool b, json::error_code&) {
+    value(field::kind::boolean, b ? 1 : 0);
     return true;
   }
   bool on_null(json::error_code&) {
@@ -156,6 +156,7 @@ class frame_reader {
   const field& content() const { return content_; }
   const field& sender() const { return sender_; }
   const field& seq() const { return seq_; }
+  const field& notify() const { return notify_; }
   // The bytes of a string id, when it is at most max_id_bytes long.
   const short_text<max_id_bytes>& id_text() const { return id_text_; }
   // The bytes of a string content; moved out by the caller.
@@ -178,7 +179,7 @@ class frame_reader {
         current_ = name == "group" ? &group_ : nullptr;
         break;
       case 6:
-        current_ = name == "sender" ? &sender_ : nullptr;
+        current_ = name == "sender" ? &sender_ : name == "notify" ? &notify_ : nullptr;
         break;
       case 7:
         current_ = name == "content" ? &content_ : nullptr;
@@ -211,7 +212,7 @@ class frame_reader {
   bool is_object_ = false;    // the document is an object
   field* current_ = nullptr;  // where the value being parsed goes
   short_text<8> key_;         // the top-level key being parsed
-  field type_, id_, receiver_, content_, sender_, seq_, group_;
+  field type_, id_, receiver_, content_, sender_, seq_, group_, notify_;
   short_text<max_id_bytes> id_text_;
   std::string content_text_;
 };
@@ -267,6 +268,11 @@ client_frame parse_send(frame_reader& frame, const id_field& id, user_id self) {
     return refuse(error_code::bad_field, "content must be a string", id.id);
   }
 
+  const field& notify = frame.notify();
+  if (notify.of != field::kind::absent && notify.of != field::kind::boolean) {
+    return refuse(error_code::bad_field, "notify must be true or false", id.id);
+  }
+
   // The server stamps the sender itself; a client-supplied one is only
   // checked, so that a client confused about who it is hears about it.
   if (frame.sender().of != field::kind::absent) {
@@ -279,18 +285,24 @@ client_frame parse_send(frame_reader& frame, const id_field& id, user_id self) {
     }
   }
 
+  // Notifications are about direct messages the sender can name (section
+  // 11); on a group SEND `notify` is ignored.
+  const bool wants_status =
+      has_receiver && notify.of == field::kind::boolean && notify.bits != 0 && id.id;
   send_frame send{has_receiver ? *target : 0, has_group ? *target : 0,
-                  std::move(frame.content_text()), id.id};
+                  std::move(frame.content_text()), id.id, wants_status};
   return send;
 }
 
-client_frame parse_receive(const frame_reader& frame, const id_field& id) {
+// RECEIVE and READ: a cumulative seq.
+template <class Frame>
+client_frame parse_seq_frame(const frame_reader& frame, const id_field& id) {
   if (frame.seq().of == field::kind::absent) {
     return refuse(error_code::bad_field, "seq is missing", id.id);
   }
   const auto seq = frame.seq().as_unsigned();
   if (!seq) return refuse(error_code::bad_field, "seq must be an unsigned integer", id.id);
-  return receive_frame{*seq};
+  return Frame{*seq};
 }
 
 // The id goes back in the form the sender wrote it. A numeric id whose text
@@ -606,9 +618,11 @@ client_frame parse_client_frame(std::string_view text, user_id self) {
       return result;
     }
     case 2:
-      return parse_receive(frame, id);
+      return parse_seq_frame<receive_frame>(frame, id);
     case 3:
       return close_frame{};
+    case 6:
+      return parse_seq_frame<read_frame>(frame, id);
     default:
       return refuse(error_code::unknown_type,
                     "type " + std::to_string(static_cast<std::int64_t>(type.bits)) +
@@ -640,6 +654,18 @@ std::string deliver_frame(const store::stored_message& m) {
   if (m.group != 0) f.raw(R"(,"gseq":)").number(m.gseq);
   f.raw(R"(,"ts":)").number(m.ts_ms);
   if (m.id) f.raw(R"(,"id":)").id(*m.id);
+  f.raw("}");
+  return f.take();
+}
+
+std::string status_frame(const store::stored_message& m) {
+  // The keys, "type", the state, four numbers.
+  frame_text f(64 + 4 * frame_text::max_number_bytes);
+  f.raw(R"({"type":5,"receiver":)").number(m.sender);
+  f.raw(m.state == store::status_state::read ? R"(,"state":"read")" : R"(,"state":"delivered")");
+  f.raw(R"(,"upto":)").number(m.upto);
+  f.raw(R"(,"seq":)").number(m.seq);
+  f.raw(R"(,"ts":)").number(m.ts_ms);
   f.raw("}");
   return f.take();
 }

@@ -35,6 +35,11 @@
 //   `id` is never echoed. Only SEND uses `id`; other types ignore it, even
 //   when invalid.
 // - RECEIVE `seq` may be 0 (it changes nothing).
+// - SEND `notify` (section 11) must be true or false (anything else,
+//   null included, is `bad_field`, checked after `content` and before
+//   `sender`); true without an `id` is accepted and means nothing.
+// - READ (type 6) `seq` is read as RECEIVE's: an unsigned integer, else
+//   `bad_field`; 0 changes nothing.
 #pragma once
 
 #include <cstddef>
@@ -78,9 +83,15 @@ struct send_frame {
   store::group_id group = 0;  // a group SEND (section 10), 0 for a direct one
   std::string content;
   std::optional<message_id> id;
+  bool notify = false;  // "notify":true with an id (section 11); false without an id
 };
 
 struct receive_frame {
+  seq_t seq = 0;
+};
+
+// READ (6): the user has seen its inbox up to `seq` (section 11).
+struct read_frame {
   seq_t seq = 0;
 };
 
@@ -94,7 +105,7 @@ struct frame_error {
   bool is_send = false;          // a refused SEND still counts in messages_received_total
 };
 
-using client_frame = std::variant<send_frame, receive_frame, close_frame, frame_error>;
+using client_frame = std::variant<send_frame, receive_frame, close_frame, read_frame, frame_error>;
 
 // Parses one text frame from the session of user `self`. Never throws on any
 // input (short of running out of memory).
@@ -107,10 +118,18 @@ client_frame parse_client_frame(std::string_view text, user_id self);
 std::string welcome_frame(user_id self, seq_t highest, std::string_view session_id,
                           std::string_view device = {});
 
-// SEND (1): a delivered message; its id, if any, as the sender wrote it.
+// SEND (1): a delivered message, direct or a copy of a group message
+// (m.group set, section 10); its id, if any, as the sender wrote it.
 std::string deliver_frame(const store::stored_message& m);
 
-// SEND (1) and a copy of a group message (m.group set, section 10) both.
+// STATUS (5): a STATUS entry (section 11), as the owner of its inbox gets it.
+std::string status_frame(const store::stored_message& m);
+
+// An inbox entry as its user gets it: deliver_frame for a message,
+// status_frame for a STATUS.
+inline std::string entry_frame(const store::stored_message& m) {
+  return m.kind == store::entry_kind::status ? status_frame(m) : deliver_frame(m);
+}
 
 // RECEIVE (2): the receipt for a stored SEND that carried an id.
 std::string receipt_frame(const message_id& id, user_id receiver, seq_t seq, std::int64_t ts_ms);

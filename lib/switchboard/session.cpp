@@ -285,7 +285,8 @@ void on_text(session_state& st, token_bucket& bucket, pending_requests& pending,
     }
     store::store_request append =
         store::request::append{store::append_request{user, send->receiver, std::move(send->content),
-                                                     unix_ms(), std::move(send->id), send->group},
+                                                     unix_ms(), std::move(send->id), send->group,
+                                                     send->notify},
                                st.handle, clock::now()};
     submit(st, pending, append);
   } else if (auto* ack = std::get_if<protocol::receive_frame>(&frame)) {
@@ -293,6 +294,12 @@ void on_text(session_state& st, token_bucket& bucket, pending_requests& pending,
     if (st.handle->ack == ack_mode::manual) {
       store::store_request advance = store::request::advance{user, ack->seq, st.handle->device};
       submit(st, pending, advance);
+    }
+  } else if (auto* read = std::get_if<protocol::read_frame>(&frame)) {
+    // Moves no cursor; may bring STATUS entries to the senders (section 11).
+    if (read->seq != 0) {
+      store::store_request r = store::request::read{user, read->seq};
+      submit(st, pending, r);
     }
   } else if (std::holds_alternative<protocol::close_frame>(frame)) {
     // Keep reading: the close handshake ends the reader.
@@ -442,8 +449,8 @@ class writer_state {
     }
   }
 
-  // Called once `count` message frames, the highest `seq`, were handed to
-  // the kernel.
+  // Called once inbox entries up to `seq`, `count` message frames among
+  // them (the rest STATUS frames), were handed to the kernel.
   void wrote(std::size_t count, store::seq_t seq) {
     st_.s.stats.messages_delivered_total.fetch_add(count, std::memory_order_relaxed);
     if (st_.handle->ack == ack_mode::automatic) unacked_ = std::max(unacked_, seq);
@@ -487,7 +494,8 @@ asio::awaitable<bool> write_text(session_state& st, std::string_view text) {
 
 // What one batch of the writer wrote, accounted once the kernel took it.
 struct batch {
-  std::size_t messages = 0;  // message frames (type 1)
+  std::size_t messages = 0;  // inbox entries: message frames (type 1) and STATUS (type 5)
+  std::size_t statuses = 0;  // STATUS frames among them (not messages in the metrics)
   store::seq_t top = 0;      // the highest seq among them
   std::size_t replayed = 0;
   bool ask_for_more = false;  // a replay step ended: ask for the next
@@ -537,6 +545,7 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
         st.handle->taken(f->text->size(), f->seq);  // counted by the transport from now on
         if (f->seq != 0) {
           ++b.messages;
+          if (f->status) ++b.statuses;
           b.top = std::max(b.top, f->seq);
           // Live frames move the replay position too: the hub may send the
           // session back to the inbox (a gap in a cluster) from here.
@@ -547,9 +556,12 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
         if (page->messages.empty()) w.position_ = w.target_;
         for (const auto& m : page->messages) {
           if (m.seq <= w.position_) continue;
-          out.append_text_frame(protocol::deliver_frame(m));
+          out.append_text_frame(protocol::entry_frame(m));
           ++b.messages;
-          ++b.replayed;
+          if (m.kind == store::entry_kind::status)
+            ++b.statuses;
+          else
+            ++b.replayed;
           b.top = std::max(b.top, m.seq);
           w.position_ = m.seq;
         }
@@ -582,7 +594,7 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
     // Aborted meanwhile: what the batch appended may have been dropped, so
     // none of it moves the cursor (it is replayed to the next session).
     if (ec || st.cutoff) co_return;
-    if (b.messages != 0) w.wrote(b.messages, b.top);
+    if (b.messages != 0) w.wrote(b.messages - b.statuses, b.top);
     if (b.replayed != 0)
       st.s.stats.messages_replayed_total.fetch_add(b.replayed, std::memory_order_relaxed);
     if (b.ask_for_more) co_await w.ask_for_more();

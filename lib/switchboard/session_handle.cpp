@@ -79,7 +79,7 @@ session_handle::session_handle(asio::any_io_executor executor, store::user_id us
       executor_(executor),
       channel_(executor, std::max(min_channel_events, queue_limit / smallest_frame_bytes)) {}
 
-bool session_handle::push(std::shared_ptr<const std::string> text, store::seq_t seq) {
+bool session_handle::push(std::shared_ptr<const std::string> text, store::seq_t seq, bool status) {
   if (aborted_.load(std::memory_order_relaxed)) return false;
   const std::size_t bytes = text->size();
   const std::size_t before = queued_bytes_.fetch_add(bytes, std::memory_order_relaxed);
@@ -89,7 +89,7 @@ bool session_handle::push(std::shared_ptr<const std::string> text, store::seq_t 
   // held, so a --send-queue-bytes below --max-message-bytes cannot wedge a
   // session.
   if ((held != 0 && held + bytes > queue_limit_) ||
-      !channel_.try_send(boost::system::error_code{}, event::frame{std::move(text), seq})) {
+      !channel_.try_send(boost::system::error_code{}, event::frame{std::move(text), seq, status})) {
     queued_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
     return false;
   }

@@ -41,6 +41,7 @@ struct welcome {
 struct frame {
   std::shared_ptr<const std::string> text;
   store::seq_t seq = 0;
+  bool status = false;  // a STATUS entry (section 11): not a type 1 frame in the metrics
 };
 // One page of a replay, the answer to a fetch the writer asked for.
 struct replay_page {
@@ -87,8 +88,9 @@ class session_handle : public std::enable_shared_from_this<session_handle> {
   // bytes its transport holds and the kernel has not taken (pongs, replayed
   // messages, notices included; PROTOCOL.md section 4). Never blocks: false
   // means the session is a slow consumer (or already closing) and the
-  // caller must abort() it.
-  bool push(std::shared_ptr<const std::string> text, store::seq_t seq = 0);
+  // caller must abort() it. `seq`: the inbox entry's, 0 for other frames;
+  // `status`: the entry is a STATUS (section 11).
+  bool push(std::shared_ptr<const std::string> text, store::seq_t seq = 0, bool status = false);
 
   // Bytes held for the session against --send-queue-bytes: queued frames
   // and what the transport holds.

@@ -83,7 +83,7 @@ json::value id_json(const message_id& id) {
 }
 
 bool same(const sp::send_frame& a, const sp::send_frame& b) {
-  return a.receiver == b.receiver && a.content == b.content && a.id == b.id;
+  return a.receiver == b.receiver && a.content == b.content && a.id == b.id && a.notify == b.notify;
 }
 
 // The server's frames are parsed back as JSON objects; each must be one.
@@ -118,6 +118,7 @@ void check_send(const sp::send_frame& send, const json::object& frame) {
   // frame carrying one elsewhere cannot be re-serialised as a whole.
   json::object canonical{{"type", 1}, {"receiver", send.receiver}, {"content", send.content}};
   if (send.id) canonical["id"] = id_json(*send.id);
+  if (send.notify) canonical["notify"] = true;
   const auto again = sp::parse_client_frame(json::serialize(canonical), self);
   FUZZ_CHECK(std::holds_alternative<sp::send_frame>(again) &&
              same(std::get<sp::send_frame>(again), send));
@@ -224,6 +225,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         json::serialize(json::object{{"type", 2}, {"seq", receive->seq}}), self);
     FUZZ_CHECK(std::holds_alternative<sp::receive_frame>(again) &&
                std::get<sp::receive_frame>(again).seq == receive->seq);
+  } else if (const auto* read = std::get_if<sp::read_frame>(&result)) {
+    FUZZ_CHECK(type_of(*frame) == 6);
+    FUZZ_CHECK(as_unsigned(frame->if_contains("seq")) == read->seq);
   } else {
     FUZZ_CHECK(std::holds_alternative<sp::close_frame>(result));
     FUZZ_CHECK(type_of(*frame) == 3);

@@ -693,3 +693,77 @@ BOOST_AUTO_TEST_CASE(a_lost_reply_is_neither_refused_nor_stored_twice) {
   BOOST_TEST(metric_value(http_get(a.port(), "/metrics").body,
                           "switchboard_redis_append_reruns_total") >= 3.0);
 }
+
+// PROTOCOL.md section 11 across nodes: the sender on node A, the receiver
+// on node B with ack=auto. B's cursor move appends the STATUS to the
+// sender's inbox in Redis and publishes it; it reaches A over pub/sub, after
+// the receipt of every message it covers. Then an offline sender gets it
+// replayed on either node.
+BOOST_AUTO_TEST_CASE(status_crosses_nodes_after_the_receipts) {
+  redis_server redis;
+  test_server a(node_config(redis)), b(node_config(redis));
+  const auto notify_frame = [](std::uint64_t receiver, const std::string& id) {
+    auto f = send_frame(receiver, "m-" + id, id);
+    f["notify"] = true;
+    return f;
+  };
+  const auto read_frame = [](std::uint64_t seq) { return json::object{{"type", 6}, {"seq", seq}}; };
+  constexpr std::uint64_t count = 50;
+  {
+    ws_client alice(a.port(), "/ws/1");
+    ws_client bob(b.port(), "/ws/2");
+    for (std::uint64_t i = 1; i <= count; ++i)
+      alice.send(notify_frame(2, "n" + std::to_string(i)));
+    std::uint64_t receipts = 0, covered = 0, own_seq = 0;
+    while (covered < count) {
+      const auto f = alice.read();
+      if (type_of(f) == 2) {
+        BOOST_TEST(u64(f.at("seq")) == ++receipts);
+        continue;
+      }
+      BOOST_TEST_REQUIRE(type_of(f) == 5, json::serialize(f));
+      BOOST_TEST(str(f.at("state")) == "delivered");
+      BOOST_TEST(u64(f.at("receiver")) == 2u);
+      BOOST_TEST(u64(f.at("seq")) == ++own_seq);
+      const auto upto = u64(f.at("upto"));
+      BOOST_TEST(receipts >= upto, "STATUS upto " << upto << " after " << receipts << " receipts");
+      BOOST_TEST(upto > covered);
+      covered = upto;
+    }
+    for (std::uint64_t i = 1; i <= count; ++i)
+      BOOST_TEST(u64(bob.read().at("seq")) == i);
+    bob.send(read_frame(20));
+    const auto read = alice.read();
+    BOOST_TEST(str(read.at("state")) == "read");
+    BOOST_TEST(u64(read.at("upto")) == 20u);
+    BOOST_TEST(u64(read.at("seq")) == own_seq + 1);
+    // Counted by the node that appended it: B's.
+    BOOST_TEST(metric_value(http_get(b.port(), "/metrics").body,
+                            "switchboard_status_appended_total{state=\"read\"}") == 1.0);
+  }
+  // A STATUS of the first part may be replayed first, if its cursor move
+  // had not reached Redis when alice closed.
+  const auto is_receipt = [](const json::object& f) { return type_of(f) == 2; };
+  const auto covers_51 = [](const json::object& f) {
+    return type_of(f) == 5 && u64(f.at("upto")) == 51;
+  };
+  {
+    ws_client alice(a.port(), "/ws/1");
+    alice.send(notify_frame(2, "later"));
+    BOOST_TEST(u64(alice.read_until(is_receipt).at("seq")) == 51u);
+  }
+  {
+    ws_client bob(b.port(), "/ws/2");
+    BOOST_TEST(u64(bob.read().at("seq")) == 51u);
+    bob.send(read_frame(51));
+    bob.send(send_frame(3, "sync", "s1"));
+    BOOST_TEST(type_of(bob.read()) == 2);
+  }
+  ws_client alice(b.port(), "/ws/1");
+  const auto delivered = alice.read_until(covers_51);
+  const auto read = alice.read();
+  BOOST_TEST(str(delivered.at("state")) == "delivered");
+  BOOST_TEST(str(read.at("state")) == "read");
+  BOOST_TEST(u64(read.at("upto")) == 51u);
+  BOOST_TEST(u64(read.at("seq")) == u64(delivered.at("seq")) + 1);
+}

@@ -32,6 +32,7 @@ using protocol::frame_error;
 using protocol::max_id_bytes;
 using protocol::max_json_depth;
 using protocol::message_id;
+using protocol::read_frame;
 using protocol::receive_frame;
 using protocol::send_frame;
 using protocol::seq_t;
@@ -90,6 +91,10 @@ inline client_frame parse_send(const json::object& frame, const id_field& id, us
   if (!content_value) return refuse(error_code::bad_field, "content is missing", id.id);
   const auto* content = content_value->if_string();
   if (!content) return refuse(error_code::bad_field, "content must be a string", id.id);
+  const auto* notify_value = frame.if_contains("notify");
+  if (notify_value && !notify_value->is_bool()) {
+    return refuse(error_code::bad_field, "notify must be true or false", id.id);
+  }
   if (const auto* sender_value = frame.if_contains("sender")) {
     const auto sender = as_unsigned(*sender_value);
     if (!sender) {
@@ -99,16 +104,20 @@ inline client_frame parse_send(const json::object& frame, const id_field& id, us
       return refuse(error_code::sender_mismatch, "sender is not the user of this session", id.id);
     }
   }
+  // notify counts on a direct SEND with an id only (section 11).
+  const bool notify =
+      receiver_value && notify_value && notify_value->get_bool() && id.id.has_value();
   return send_frame{receiver_value ? *target : 0, group_value ? *target : 0,
-                    std::string(content->data(), content->size()), id.id};
+                    std::string(content->data(), content->size()), id.id, notify};
 }
 
-inline client_frame parse_receive(const json::object& frame, const id_field& id) {
+template <class Frame>
+inline client_frame parse_seq_frame(const json::object& frame, const id_field& id) {
   const auto* seq_value = frame.if_contains("seq");
   if (!seq_value) return refuse(error_code::bad_field, "seq is missing", id.id);
   const auto seq = as_unsigned(*seq_value);
   if (!seq) return refuse(error_code::bad_field, "seq must be an unsigned integer", id.id);
-  return receive_frame{*seq};
+  return Frame{*seq};
 }
 
 class frame_text {
@@ -226,9 +235,11 @@ inline client_frame parse_client_frame(std::string_view text, user_id self) {
       return result;
     }
     case 2:
-      return detail::parse_receive(*frame, id);
+      return detail::parse_seq_frame<receive_frame>(*frame, id);
     case 3:
       return close_frame{};
+    case 6:
+      return detail::parse_seq_frame<read_frame>(*frame, id);
     default:
       return detail::refuse(error_code::unknown_type,
                             "type " + std::to_string(*type) + " cannot be sent by a client", id.id);
@@ -263,10 +274,14 @@ inline bool same(const client_frame& a, const client_frame& b) {
   if (a.index() != b.index()) return false;
   if (const auto* x = std::get_if<send_frame>(&a)) {
     const auto& y = std::get<send_frame>(b);
-    return x->receiver == y.receiver && x->content == y.content && x->id == y.id;
+    return x->receiver == y.receiver && x->content == y.content && x->id == y.id &&
+           x->notify == y.notify;
   }
   if (const auto* x = std::get_if<receive_frame>(&a)) {
     return x->seq == std::get<receive_frame>(b).seq;
+  }
+  if (const auto* x = std::get_if<read_frame>(&a)) {
+    return x->seq == std::get<read_frame>(b).seq;
   }
   if (const auto* x = std::get_if<frame_error>(&a)) {
     const auto& y = std::get<frame_error>(b);
@@ -283,10 +298,14 @@ inline std::string describe(const client_frame& frame) {
   };
   if (const auto* s = std::get_if<send_frame>(&frame)) {
     return "send receiver=" + std::to_string(s->receiver) + " content(" +
-           std::to_string(s->content.size()) + " bytes) id=" + id_text(s->id);
+           std::to_string(s->content.size()) + " bytes) id=" + id_text(s->id) +
+           (s->notify ? " notify" : "");
   }
   if (const auto* r = std::get_if<receive_frame>(&frame)) {
     return "receive seq=" + std::to_string(r->seq);
+  }
+  if (const auto* r = std::get_if<read_frame>(&frame)) {
+    return "read seq=" + std::to_string(r->seq);
   }
   if (const auto* e = std::get_if<frame_error>(&frame)) {
     return "error " + std::string(protocol::to_string(e->code)) + " \"" + e->message +

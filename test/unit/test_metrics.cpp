@@ -89,8 +89,9 @@ BOOST_AUTO_TEST_CASE(every_line_is_well_formed) {
     }
   }
   // 1 build_info + 1 gauge + 6 counters + 2 group counters + 12 fan-out buckets + sum + count
-  // + 9 errors + 7 closes + 8 rejections + 17 buckets + sum + count + the store_available gauge.
-  BOOST_TEST(samples == 1 + 1 + 6 + 2 + 12 + 2 + 9 + 7 + 8 + 17 + 2 + 1);
+  // + 2 STATUS states + 9 errors + 7 closes + 8 rejections + 17 buckets + sum + count + the
+  // store_available gauge.
+  BOOST_TEST(samples == 1 + 1 + 6 + 2 + 12 + 2 + 2 + 9 + 7 + 8 + 17 + 2 + 1);
 }
 
 BOOST_AUTO_TEST_CASE(counters_move) {
@@ -113,6 +114,9 @@ BOOST_AUTO_TEST_CASE(counters_move) {
   m.count_rejection(401);
   m.count_rejection(503);
   m.count_rejection(500);
+  m.count_status(false);
+  m.count_status(true);
+  m.count_status(true);
 
   const auto text = m.render();
   CHECK_LINE(text, "switchboard_sessions 2");
@@ -133,6 +137,8 @@ BOOST_AUTO_TEST_CASE(counters_move) {
   CHECK_LINE(text, "switchboard_handshake_rejections_total{status=\"503\"} 1");
   CHECK_LINE(text, "switchboard_handshake_rejections_total{status=\"400\"} 0");
   CHECK_LINE(text, "switchboard_handshake_rejections_total{status=\"other\"} 1");
+  CHECK_LINE(text, "switchboard_status_appended_total{state=\"delivered\"} 1");
+  CHECK_LINE(text, "switchboard_status_appended_total{state=\"read\"} 2");
 }
 
 BOOST_AUTO_TEST_CASE(negative_gauge) {

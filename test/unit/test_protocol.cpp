@@ -408,6 +408,62 @@ BOOST_AUTO_TEST_CASE(receive_bad_seq) {
   }
 }
 
+// PROTOCOL.md section 11.
+BOOST_AUTO_TEST_CASE(read_frames) {
+  for (const auto& [text, seq] : std::vector<std::pair<std::string, std::uint64_t>>{
+           {R"({"type":6,"seq":0})", 0},
+           {R"({"type":6,"seq":7})", 7},
+           {R"({"type":6,"seq":18446744073709551615,"id":null})", 18446744073709551615u}}) {
+    const auto frame = parse(text);
+    BOOST_TEST_CONTEXT("frame: " << text) {
+      BOOST_REQUIRE(std::holds_alternative<sp::read_frame>(frame));
+      BOOST_TEST(std::get<sp::read_frame>(frame).seq == seq);
+    }
+  }
+  check_error(R"({"type":6})", "bad_field", "seq");
+  for (const std::string_view s : {"\"5\"", "-1", "5.0", "null", "true", "[5]"})
+    check_error("{\"type\":6,\"seq\":" + std::string(s) + "}", "bad_field", "seq");
+}
+
+BOOST_AUTO_TEST_CASE(send_notify) {
+  BOOST_TEST(!expect_send(R"({"type":1,"receiver":8,"content":"c","id":"m"})").notify);
+  BOOST_TEST(expect_send(R"({"type":1,"receiver":8,"content":"c","id":"m","notify":true})").notify);
+  BOOST_TEST(!expect_send(R"({"type":1,"receiver":8,"content":"c","id":1,"notify":false})").notify);
+  // Without an id there is nothing to report on: accepted, ignored.
+  BOOST_TEST(!expect_send(R"({"type":1,"receiver":8,"content":"c","notify":true})").notify);
+  // The last of a duplicated key counts.
+  BOOST_TEST(
+      expect_send(R"({"type":1,"receiver":8,"content":"c","id":2,"notify":false,"notify":true})")
+          .notify);
+  for (const std::string_view v : {"1", "0", "\"true\"", "null", "[true]", "{}"}) {
+    const std::string text =
+        R"({"type":1,"receiver":8,"content":"c","id":"m","notify":)" + std::string(v) + "}";
+    check_error(text, "bad_field", "notify");
+    BOOST_TEST(expect_error(text).id->value == "m");
+  }
+  // Checked before the sender: a mismatch is a well-formed frame.
+  check_error(R"({"type":1,"receiver":8,"content":"c","notify":1,"sender":99})", "bad_field",
+              "notify");
+}
+
+BOOST_AUTO_TEST_CASE(status_frames) {
+  switchboard::store::stored_message m;
+  m.kind = switchboard::store::entry_kind::status;
+  m.sender = 18446744073709551615u;  // the user the STATUS is about
+  m.receiver = 5;                    // whose inbox holds it: not in the frame
+  m.seq = 12;
+  m.upto = 9007199254740993u;
+  m.ts_ms = 1700000000123;
+  BOOST_TEST(sp::status_frame(m) ==
+             R"({"type":5,"receiver":18446744073709551615,"state":"delivered",)"
+             R"("upto":9007199254740993,"seq":12,"ts":1700000000123})");
+  m.state = switchboard::store::status_state::read;
+  BOOST_TEST(sp::entry_frame(m) == R"({"type":5,"receiver":18446744073709551615,"state":"read",)"
+                                   R"("upto":9007199254740993,"seq":12,"ts":1700000000123})");
+  m.kind = switchboard::store::entry_kind::message;
+  BOOST_TEST(sp::entry_frame(m) == sp::deliver_frame(m));
+}
+
 BOOST_AUTO_TEST_CASE(close_frames) {
   BOOST_TEST(std::holds_alternative<sp::close_frame>(parse(R"({"type":3})")));
   BOOST_TEST(std::holds_alternative<sp::close_frame>(parse(R"( { "type" : 3 } )")));

@@ -72,6 +72,27 @@ BOOST_AUTO_TEST_CASE(messages_round_trip) {
   BOOST_TEST(codec::encode_message(-5, 1, std::nullopt, "x").starts_with("-5 1 -:"));
 }
 
+BOOST_AUTO_TEST_CASE(status_entries_round_trip) {
+  for (const auto state : {sb::status_state::delivered, sb::status_state::read}) {
+    const auto text = codec::encode_status(1700000000000, 42, state, 1234);
+    BOOST_TEST(text == std::string("1700000000000 42 ") +
+                           (state == sb::status_state::read ? "r" : "d") + "4:1234");
+    const auto m = codec::decode_entry("7 " + text, 9);
+    BOOST_REQUIRE(m.has_value());
+    BOOST_TEST((m->kind == sb::entry_kind::status));
+    BOOST_TEST((m->state == state));
+    BOOST_TEST(m->upto == 1234u);
+    BOOST_TEST(m->seq == 7u);
+    BOOST_TEST(m->sender == 42u);
+    BOOST_TEST(m->receiver == 9u);
+    BOOST_TEST(m->content.empty());
+    BOOST_TEST(!m->id.has_value());
+  }
+  // A length that does not match, or anything after the point.
+  for (const char* bad : {"7 1 42 d3:1234", "7 1 42 d4:1234x", "7 1 42 d0:", "7 1 42 d2:-1"})
+    BOOST_TEST(!codec::decode_entry(bad, 9).has_value(), bad);
+}
+
 BOOST_AUTO_TEST_CASE(malformed_messages_are_refused) {
   for (const char* bad :
        {"", "1", "1 2", "1 2 ", "x 2 -:c", "1 x -:c", "1 -2 -:c", "1 2 -c", "1 2 -3:c", "1 2 s:c",

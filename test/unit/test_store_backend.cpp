@@ -228,9 +228,14 @@ class backend_under_test {
                                         std::size_t max_bytes = unlimited) {
     return run_.await(backend_->fetch(user, after, max_count, max_bytes));
   }
-  void advance_cursor(sb::user_id user, sb::seq_t seq, std::string_view device = {}) {
-    const sb::cursor_move moves[] = {{user, seq, name(device)}};
-    run_.await(backend_->advance_cursors(moves));
+  sb::status_outcome advance_cursor(sb::user_id user, sb::seq_t seq, std::string_view device = {},
+                                    std::int64_t ts_ms = 0) {
+    const sb::cursor_move moves[] = {{user, seq, name(device), ts_ms}};
+    return run_.await(backend_->advance_cursors(moves));
+  }
+  // READ (PROTOCOL.md section 11).
+  sb::status_outcome read(sb::user_id user, sb::seq_t seq, std::int64_t ts_ms) {
+    return run_.await(backend_->read(user, seq, ts_ms));
   }
   std::uint64_t evict_expired(std::int64_t now_ms) {
     return run_.await(backend_->evict_expired(now_ms));
@@ -432,6 +437,48 @@ std::vector<sb::seq_t> held_seqs(Store& b, sb::user_id user) {
 
 using seqs = std::vector<sb::seq_t>;
 
+// A SEND with "notify":true (PROTOCOL.md section 11).
+sb::append_request notify_msg(sb::user_id sender, sb::user_id receiver, std::string id,
+                              std::int64_t ts_ms = 1000) {
+  auto r = msg(sender, receiver, "n-" + id, ts_ms, text_id(std::move(id)));
+  r.notify = true;
+  return r;
+}
+
+// A STATUS entry reduced to what a test compares, printable: in the inbox
+// of `owner`, about the seqs of `about` up to `upto`.
+struct status_entry {
+  sb::user_id owner = 0;
+  sb::user_id about = 0;
+  bool read = false;
+  sb::seq_t upto = 0;
+  sb::seq_t seq = 0;
+  std::int64_t ts_ms = 0;
+  friend bool operator==(const status_entry&, const status_entry&) = default;
+  friend std::ostream& operator<<(std::ostream& os, const status_entry& s) {
+    return os << "{owner " << s.owner << ", about " << s.about << ", "
+              << (s.read ? "read" : "delivered") << " upto " << s.upto << ", seq " << s.seq
+              << ", ts " << s.ts_ms << "}";
+  }
+};
+
+std::vector<status_entry> statuses_of(const std::vector<sb::stored_message>& entries) {
+  std::vector<status_entry> out;
+  for (const auto& m : entries) {
+    if (m.kind != sb::entry_kind::status) continue;
+    BOOST_TEST(m.content.empty());
+    BOOST_TEST(!m.id.has_value());
+    out.push_back(
+        {m.receiver, m.sender, m.state == sb::status_state::read, m.upto, m.seq, m.ts_ms});
+  }
+  return out;
+}
+std::vector<status_entry> statuses_of(const sb::status_outcome& outcome) {
+  return statuses_of(outcome.statuses);
+}
+
+using statuses = std::vector<status_entry>;
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(behaviour)
@@ -534,7 +581,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(cursor_clamps_and_hides_acknowledged, Kind, backen
   // Several moves at once, the furthest of one user wins, each user apart.
   append_one(*b, msg(1, 3, "z"));
   append_one(*b, msg(1, 3, "z"));
-  const sb::cursor_move moves[] = {{3, 2, {}}, {2, 6, {}}, {3, 1, {}}};
+  const sb::cursor_move moves[] = {{3, 2, {}, 0}, {2, 6, {}, 0}, {3, 1, {}, 0}};
   kind.run.await(b->async().advance_cursors(moves));
   BOOST_TEST(b->position(2) == (sb::user_position{6, 6}));
   BOOST_TEST(b->position(3) == (sb::user_position{2, 2}));
@@ -1152,6 +1199,158 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(group_copies_are_evicted_per_member, Kind, backend
   b->advance_cursor(2, 3);
   if constexpr (Kind::drops_acknowledged_at_once) BOOST_TEST(held_seqs(*b, 2).empty());
   BOOST_TEST(held_seqs(*b, 3) == (seqs{3, 4}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(status_delivered_after_a_cursor_move, Kind, backend_kinds) {
+  Kind kind;
+  auto b = kind.open();
+  BOOST_TEST(append_one(*b, notify_msg(1, 2, "a")).results.at(0).seq == 1u);
+  append_one(*b, msg(3, 2, "plain"));
+  BOOST_TEST(b->advance_cursor(2, 1, {}, 5000).statuses.size() == 1u);
+  // The point is the cursor, clamped to the highest seq.
+  const auto more = statuses_of(b->advance_cursor(2, 100, {}, 6000));
+  BOOST_TEST(more.empty(), "a move that covers no new notify-message brings none");
+  BOOST_TEST(b->position(1).highest == 1u);
+  // In the sender's own inbox: its seq 1, replayed like a message.
+  const statuses expected{{1, 2, false, 1, 1, 5000}};
+  BOOST_TEST(statuses_of(b->fetch(1, 0, 10)) == expected, boost::test_tools::per_element());
+  // And the receiver's messages are untouched by it.
+  BOOST_TEST(b->position(2) == (sb::user_position{2, 2}));
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(status_is_cumulative_per_sender_and_state, Kind, backend_kinds) {
+  Kind kind;
+  auto b = kind.open();
+  append_one(*b, notify_msg(1, 2, "a"));  // 1
+  append_one(*b, notify_msg(4, 2, "b"));  // 2
+  append_one(*b, notify_msg(1, 2, "c"));  // 3
+  append_one(*b, notify_msg(1, 2, "d"));  // 4
+  append_one(*b, notify_msg(4, 2, "e"));  // 5
+  // One move covering several messages of two senders: one STATUS each.
+  const statuses first{{1, 2, false, 4, 1, 7000}, {4, 2, false, 4, 1, 7000}};
+  BOOST_TEST(statuses_of(b->advance_cursor(2, 4, {}, 7000)) == first,
+             boost::test_tools::per_element());
+  // Only sender 4 has one not covered yet.
+  const statuses second{{4, 2, false, 5, 2, 7100}};
+  BOOST_TEST(statuses_of(b->advance_cursor(2, 5, "laptop", 7100)) == second,
+             boost::test_tools::per_element());
+  BOOST_TEST(statuses_of(b->advance_cursor(2, 5, {}, 7200)).empty());
+  BOOST_TEST(b->position(1).highest == 1u);
+  BOOST_TEST(b->position(4).highest == 2u);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(one_round_of_moves_reports_every_status, Kind, backend_kinds) {
+  Kind kind;
+  auto b = kind.open();
+  append_one(*b, notify_msg(1, 2, "a"));
+  append_one(*b, notify_msg(1, 3, "b"));
+  append_one(*b, notify_msg(1, 3, "c"));
+  // One round of the store worker: moves of two users, one of them twice.
+  const sb::cursor_move moves[] = {{2, 1, {}, 50}, {3, 1, {}, 50}, {3, 2, {}, 50}};
+  const auto outcome = kind.run.await(b->async().advance_cursors(moves));
+  auto got = statuses_of(outcome);
+  // In seq order per sender; Redis keeps one move per (user, device), the
+  // furthest.
+  BOOST_TEST_REQUIRE(got.size() >= 2u);
+  BOOST_TEST(got.front() == (status_entry{1, 2, false, 1, 1, 50}));
+  BOOST_TEST(got.back().about == 3u);
+  BOOST_TEST(got.back().upto == 2u);
+  BOOST_TEST(got.back().seq == got.size());
+  BOOST_TEST(statuses_of(b->fetch(1, 0, 10)) == got, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(status_read_after_a_read, Kind, backend_kinds) {
+  Kind kind;
+  auto b = kind.open();
+  append_one(*b, notify_msg(1, 2, "a"));  // 1
+  append_one(*b, notify_msg(1, 2, "b"));  // 2
+  append_one(*b, notify_msg(1, 2, "c"));  // 3
+  // Delivered up to 1, then a READ beyond it: delivered first, then read.
+  BOOST_TEST(
+      statuses_of(b->advance_cursor(2, 1, {}, 8000)) == (statuses{{1, 2, false, 1, 1, 8000}}),
+      boost::test_tools::per_element());
+  BOOST_TEST(statuses_of(b->read(2, 2, 8100)) ==
+                 (statuses{{1, 2, false, 2, 2, 8100}, {1, 2, true, 2, 3, 8100}}),
+             boost::test_tools::per_element());
+  // A READ moves no cursor.
+  BOOST_TEST(b->position(2).cursor == 1u);
+  // Nothing new covered: nothing.
+  BOOST_TEST(statuses_of(b->read(2, 2, 8200)).empty());
+  BOOST_TEST(statuses_of(b->read(2, 1, 8200)).empty());
+  // Delivered up to 3 by the cursor, then a READ above the highest seq
+  // counts as the highest: read alone.
+  BOOST_TEST(
+      statuses_of(b->advance_cursor(2, 3, {}, 8300)) == (statuses{{1, 2, false, 3, 4, 8300}}),
+      boost::test_tools::per_element());
+  BOOST_TEST(statuses_of(b->read(2, max_u64, 8400)) == (statuses{{1, 2, true, 3, 5, 8400}}),
+             boost::test_tools::per_element());
+  BOOST_TEST(statuses_of(b->read(2, max_u64, 8500)).empty());
+  BOOST_TEST(statuses_of(b->read(77, 5, 8500)).empty(), "a user with nothing");
+  BOOST_TEST(statuses_of(b->fetch(1, 0, 10)).size() == 5u);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(read_alone_implies_delivered, Kind, backend_kinds) {
+  Kind kind;
+  auto b = kind.open();
+  append_one(*b, notify_msg(1, 2, "a"));
+  append_one(*b, notify_msg(5, 2, "b"));
+  BOOST_TEST(statuses_of(b->read(2, 2, 9000)) == (statuses{{1, 2, false, 2, 1, 9000},
+                                                           {5, 2, false, 2, 1, 9000},
+                                                           {1, 2, true, 2, 2, 9000},
+                                                           {5, 2, true, 2, 2, 9000}}),
+             boost::test_tools::per_element());
+  // Read covers delivered: the cursor passing them later brings nothing.
+  BOOST_TEST(statuses_of(b->advance_cursor(2, 2, {}, 9100)).empty());
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(no_status_without_notify_or_id, Kind, backend_kinds) {
+  Kind kind;
+  auto b = kind.open();
+  auto no_id = msg(1, 2, "no id");
+  no_id.notify = true;  // the protocol layer clears it; the store ignores it too
+  append_one(*b, no_id);
+  append_one(*b, msg(1, 2, "not asked", 1000, text_id("x")));
+  BOOST_TEST(statuses_of(b->advance_cursor(2, 2, {}, 1)).empty());
+  BOOST_TEST(statuses_of(b->read(2, 2, 2)).empty());
+  BOOST_TEST(b->position(1).highest == 0u);
+  // A resend of a notify-message is not a new one: the first is covered.
+  append_one(*b, notify_msg(1, 2, "y"));  // 3
+  BOOST_TEST(append_one(*b, notify_msg(1, 2, "y")).results.at(0).stored == false);
+  BOOST_TEST(statuses_of(b->advance_cursor(2, 3, {}, 3)).size() == 1u);
+  BOOST_TEST(statuses_of(b->advance_cursor(2, 3, "other", 4)).empty());
+  // A notify-message to oneself: the STATUS lands in the same inbox.
+  append_one(*b, notify_msg(9, 9, "self"));
+  BOOST_TEST(statuses_of(b->advance_cursor(9, 1, {}, 5)) == (statuses{{9, 9, false, 1, 2, 5}}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(status_is_acknowledged_and_evicted_like_a_message, Kind,
+                              backend_kinds) {
+  Kind kind;
+  sb::backend_limits limits;
+  limits.inbox_limit = 2;
+  auto b = kind.open(limits);
+  std::uint64_t evicted = 0;
+  for (int i = 1; i <= 3; ++i) {
+    append_one(*b, notify_msg(1, 2, "m" + std::to_string(i)));
+    const auto outcome = b->advance_cursor(2, static_cast<sb::seq_t>(i), {}, 100 + i);
+    BOOST_TEST(statuses_of(outcome).size() == 1u);
+    evicted += outcome.evicted;
+  }
+  // Sender 1's inbox holds two entries: the oldest STATUS was evicted
+  // (no device of user 1 had passed it).
+  BOOST_TEST(evicted == 1u);
+  BOOST_TEST(seqs_of(b->fetch(1, 0, 10)) == (seqs{2, 3}), boost::test_tools::per_element());
+  // Its cursor moves over them like over messages.
+  b->advance_cursor(1, 3);
+  BOOST_TEST(b->position(1) == (sb::user_position{3, 3}));
+  if constexpr (Kind::drops_acknowledged_at_once) BOOST_TEST(held_seqs(*b, 1).empty());
+  // A notify-message more than --inbox-limit seqs old gets no STATUS.
+  append_one(*b, notify_msg(1, 2, "old"));  // 4
+  append_one(*b, msg(3, 2, "x"));           // 5
+  append_one(*b, msg(3, 2, "y"));           // 6
+  BOOST_TEST(statuses_of(b->advance_cursor(2, 6, {}, 200)).empty());
+  BOOST_TEST(statuses_of(b->read(2, 6, 201)).empty());
 }
 
 // --max-devices-per-user: a device new to a user who has that many forgets

@@ -79,7 +79,10 @@ class async_backend {
   virtual asio::awaitable<std::vector<stored_message>> fetch(user_id user, seq_t after,
                                                              std::size_t max_count,
                                                              std::size_t max_bytes) = 0;
-  virtual asio::awaitable<void> advance_cursors(std::span<const cursor_move> moves) = 0;
+  // As backend::advance_cursors and backend::read. A backend that routes
+  // messages itself also routes the STATUS entries these append.
+  virtual asio::awaitable<status_outcome> advance_cursors(std::span<const cursor_move> moves) = 0;
+  virtual asio::awaitable<status_outcome> read(user_id user, seq_t seq, std::int64_t ts_ms) = 0;
   // Retention and dedup sweeps; a backend with TTLs does nothing here.
   virtual asio::awaitable<std::uint64_t> evict_expired(std::int64_t now_ms) = 0;
 
@@ -128,9 +131,11 @@ class sync_adapter final : public async_backend {
                                                      std::size_t max_bytes) override {
     co_return backend_->fetch(user, after, max_count, max_bytes);
   }
-  asio::awaitable<void> advance_cursors(std::span<const cursor_move> moves) override {
-    backend_->advance_cursors(moves);
-    co_return;
+  asio::awaitable<status_outcome> advance_cursors(std::span<const cursor_move> moves) override {
+    co_return backend_->advance_cursors(moves);
+  }
+  asio::awaitable<status_outcome> read(user_id user, seq_t seq, std::int64_t ts_ms) override {
+    co_return backend_->read(user, seq, ts_ms);
   }
   asio::awaitable<std::uint64_t> evict_expired(std::int64_t now_ms) override {
     co_return backend_->evict_expired(now_ms);

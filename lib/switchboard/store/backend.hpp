@@ -66,20 +66,40 @@ class backend {
   virtual std::vector<stored_message> fetch(user_id user, seq_t after, std::size_t max_count,
                                             std::size_t max_bytes) = 0;
 
-  // Moves the device's cursor forward to min(seq, highest); a seq at or
+  // Moves the device's cursor forward to N = min(seq, highest); a seq at or
   // below it changes nothing, and so does a device the store does not know
   // (it had no open). Messages at or below every remembered device's
-  // cursor may go.
-  virtual void advance_cursor(user_id user, const device_name& device, seq_t seq) = 0;
-  void advance_cursor(user_id user, seq_t seq) { advance_cursor(user, device_name{}, seq); }
-
-  // Several cursor moves at once; a backend with transactions does them in
-  // one. The store worker collects them from every session between commits.
+  // cursor may go. In the same transaction, each sender with a
+  // notify-message at or below N that no "delivered" STATUS covered yet
+  // gets one, upto N, ts move.ts_ms (PROTOCOL.md section 11).
   using cursor_move = store::cursor_move;
-  virtual void advance_cursors(std::span<const cursor_move> moves) {
-    for (const auto& m : moves)
-      advance_cursor(m.user, m.device, m.seq);
+  virtual status_outcome advance_cursor(const cursor_move& move) = 0;
+  status_outcome advance_cursor(user_id user, const device_name& device, seq_t seq) {
+    return advance_cursor(cursor_move{user, seq, device, 0});
   }
+  status_outcome advance_cursor(user_id user, seq_t seq) {
+    return advance_cursor(user, device_name{}, seq);
+  }
+
+  // Several cursor moves at once, in order. The store worker collects them
+  // from every session between commits.
+  virtual status_outcome advance_cursors(std::span<const cursor_move> moves) {
+    status_outcome all;
+    for (const auto& m : moves) {
+      auto one = advance_cursor(m);
+      all.evicted += one.evicted;
+      for (auto& s : one.statuses)
+        all.statuses.push_back(std::move(s));
+    }
+    return all;
+  }
+
+  // A READ of `user` up to N = min(seq, highest) at ts_ms (PROTOCOL.md
+  // section 11): moves no cursor. Each sender with a notify-message at or
+  // below N gets, in one transaction, a "delivered" STATUS first if one
+  // of those was not covered by an earlier "delivered", then a "read" one
+  // if one was not covered by an earlier "read"; both upto N.
+  virtual status_outcome read(user_id user, seq_t seq, std::int64_t ts_ms) = 0;
 
   // Drops messages older than --retention and dedup entries older than
   // --dedup-window, and forgets devices past --device-ttl (device_forget_ms)

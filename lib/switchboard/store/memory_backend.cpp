@@ -44,12 +44,19 @@ std::size_t memory_backend::message_cost(const stored_message& m) {
 }
 
 std::size_t memory_backend::inbox_cost() {
-  return sizeof(std::pair<const user_id, inbox>) + map_node_overhead + empty_deque_heap;
+  // With room for its first device: a user with one device (most of them)
+  // costs nothing more, so acknowledging never needs room.
+  return sizeof(std::pair<const user_id, inbox>) + map_node_overhead + empty_deque_heap +
+         sizeof(device_state);
 }
 
 std::size_t memory_backend::dedup_cost(std::string_view id) {
   // The id is held twice: in the key and in the message (charged there).
   return sizeof(std::pair<const dedup_key, original>) + map_node_overhead + heap_of(id);
+}
+
+std::size_t memory_backend::devices_charge(std::size_t devices) {
+  return devices > 1 ? (devices - 1) * device_cost() : 0;
 }
 
 std::size_t memory_backend::device_cost() {
@@ -68,6 +75,11 @@ std::size_t memory_backend::membership_cost() {
 
 std::size_t memory_backend::user_groups_cost() {
   return sizeof(std::pair<const user_id, std::set<group_id>>) + map_node_overhead;
+}
+
+std::size_t memory_backend::notify_cost() {
+  // A vector's element, with room for it to double.
+  return 2 * sizeof(pending_notify);
 }
 
 memory_backend::memory_backend(backend_limits limits) : limits_(limits) {}
@@ -99,9 +111,11 @@ append_outcome memory_backend::append(std::span<const append_request> batch) {
     }
     auto box_at = inboxes_.find(request.receiver);
     // A dedup entry past its window is replaced in place: no new charge.
+    const bool notify = request.notify && request.id;
     const std::size_t cost =
         message_cost(request) + (box_at == inboxes_.end() ? inbox_cost() : 0) +
-        (request.id && previous == dedup_.end() ? dedup_cost(request.id->value) : 0);
+        (request.id && previous == dedup_.end() ? dedup_cost(request.id->value) : 0) +
+        (notify ? notify_cost() : 0);
     if (cost > limits_.memory_store_bytes - std::min(charged_, limits_.memory_store_bytes)) {
       append_result refused;
       refused.refused = true;
@@ -115,6 +129,12 @@ append_outcome memory_backend::append(std::span<const append_request> batch) {
     box.held.push_back(stored_message{seq, request.sender, request.receiver, request.content,
                                       request.ts_ms, request.id});
     box.bytes += held_bytes(request.content);
+    if (notify) {
+      box.notify.push_back(pending_notify{seq, request.sender, request.ts_ms, false});
+      drop_notify(box, [&](const pending_notify& p) {
+        return notify_forgotten(p.seq, box.highest, limits_.inbox_limit);
+      });
+    }
     if (request.id) {
       dedup_.insert_or_assign(dedup_key{request.sender, request.id->value},
                               original{request.receiver, seq, request.ts_ms});
@@ -260,7 +280,8 @@ void memory_backend::forget_least_recent(inbox& box) {
       oldest = it;
   if (oldest == box.devices.end()) return;  // every one has a session open
   box.devices.erase(oldest);
-  charged_ -= std::min(charged_, device_cost());
+  charged_ -= std::min(charged_, devices_charge(box.devices.size() + 1) -
+                                     devices_charge(box.devices.size()));
   settle(box);
 }
 
@@ -279,7 +300,7 @@ user_position memory_backend::open(user_id user, const device_name& device, std:
   if (box_at == inboxes_.end()) {
     // Over the bound the device is not remembered: it holds nothing back,
     // and its cursor does not move (it reads from 0 each time).
-    if (inbox_cost() + device_cost() > room) return {};
+    if (inbox_cost() > room) return {};
     charged_ += inbox_cost();
     box_at = inboxes_.try_emplace(user).first;
   }
@@ -287,8 +308,9 @@ user_position memory_backend::open(user_id user, const device_name& device, std:
   device_state* d = find(box, device);
   if (d == nullptr) {
     if (box.devices.size() >= limits_.max_devices_per_user) forget_least_recent(box);
-    if (device_cost() > room) return user_position{box.highest, 0};
-    charged_ += device_cost();
+    const std::size_t cost = box.devices.empty() ? 0 : device_cost();
+    if (cost > room) return user_position{box.highest, 0};
+    charged_ += cost;
     d = &box.devices.emplace_back(device_state{device, 0, now_ms, 0});
   } else if (d->sessions == 0 && device_forgotten(d->seen_ms, now_ms, limits_.device_ttl)) {
     // Forgotten, and the sweep has not reached it yet: it starts again.
@@ -328,23 +350,94 @@ std::vector<stored_message> memory_backend::fetch(user_id user, seq_t after, std
   return messages;
 }
 
-void memory_backend::advance_cursor(user_id user, const device_name& device, seq_t seq) {
-  const auto found = inboxes_.find(user);
-  if (found == inboxes_.end()) return;
+template <class Predicate>
+void memory_backend::drop_notify(inbox& box, Predicate gone) {
+  const auto before = box.notify.size();
+  std::erase_if(box.notify, gone);
+  charged_ -= std::min(charged_, (before - box.notify.size()) * notify_cost());
+}
+
+void memory_backend::append_status(user_id owner, user_id about, status_state state, seq_t upto,
+                                   std::int64_t ts_ms, status_outcome& out) {
+  // Charged, never refused: the receiver's cursor has moved by now, and a
+  // STATUS is smaller than the message it reports on.
+  auto [box_at, fresh] = inboxes_.try_emplace(owner);
+  if (fresh) charged_ += inbox_cost();
+  inbox& box = box_at->second;
+  stored_message m;
+  m.seq = ++box.highest;
+  m.sender = about;
+  m.receiver = owner;
+  m.ts_ms = ts_ms;
+  m.kind = entry_kind::status;
+  m.state = state;
+  m.upto = upto;
+  charged_ += message_cost(m);
+  box.held.push_back(m);
+  out.statuses.push_back(std::move(m));
+  out.evicted += trim(box);
+}
+
+void memory_backend::cover(user_id user, inbox& box, seq_t upto, std::int64_t ts_ms, bool read,
+                           status_outcome& out) {
+  // The senders to notify, each once, in the order of their first message
+  // covered. Collected before appending: a user may send to itself.
+  std::vector<user_id> delivered;
+  std::vector<user_id> read_by;
+  const auto add = [](std::vector<user_id>& senders, user_id sender) {
+    if (std::find(senders.begin(), senders.end(), sender) == senders.end())
+      senders.push_back(sender);
+  };
+  drop_notify(box, [&](const pending_notify& p) {
+    return notify_forgotten(p.seq, box.highest, limits_.inbox_limit);
+  });
+  for (auto& p : box.notify) {
+    if (p.seq > upto) break;
+    if (!p.delivered) {
+      p.delivered = true;
+      add(delivered, p.sender);
+    }
+    if (read) add(read_by, p.sender);
+  }
+  if (read) drop_notify(box, [upto](const pending_notify& p) { return p.seq <= upto; });
+  for (const user_id sender : delivered)
+    append_status(sender, user, status_state::delivered, upto, ts_ms, out);
+  for (const user_id sender : read_by)
+    append_status(sender, user, status_state::read, upto, ts_ms, out);
+}
+
+status_outcome memory_backend::advance_cursor(const cursor_move& move) {
+  status_outcome out;
+  const auto found = inboxes_.find(move.user);
+  if (found == inboxes_.end()) return out;
   inbox& box = found->second;
-  device_state* d = find(box, device);
+  device_state* d = find(box, move.device);
   if (d == nullptr) {
     // Never opened (or not remembered, over the bound): see clock_ms_.
     if (box.devices.size() >= limits_.max_devices_per_user) forget_least_recent(box);
-    if (device_cost() > limits_.memory_store_bytes - std::min(charged_, limits_.memory_store_bytes))
-      return;
-    charged_ += device_cost();
-    d = &box.devices.emplace_back(device_state{device, 0, clock_ms_, 0});
+    const std::size_t cost = box.devices.empty() ? 0 : device_cost();
+    if (cost > limits_.memory_store_bytes - std::min(charged_, limits_.memory_store_bytes))
+      return out;
+    charged_ += cost;
+    d = &box.devices.emplace_back(device_state{move.device, 0, clock_ms_, 0});
   }
-  const seq_t target = std::min(seq, box.highest);
-  if (target <= d->cursor) return;
+  const seq_t target = std::min(move.seq, box.highest);
+  if (target <= d->cursor) return out;
   d->cursor = target;
   settle(box);
+  cover(move.user, box, target, move.ts_ms, false, out);
+  return out;
+}
+
+status_outcome memory_backend::read(user_id user, seq_t seq, std::int64_t ts_ms) {
+  status_outcome out;
+  const auto found = inboxes_.find(user);
+  if (found == inboxes_.end()) return out;
+  inbox& box = found->second;
+  const seq_t upto = std::min(seq, box.highest);
+  if (upto == 0) return out;
+  cover(user, box, upto, ts_ms, true, out);
+  return out;
 }
 
 std::uint64_t memory_backend::evict_expired(std::int64_t now_ms) {
@@ -362,11 +455,13 @@ std::uint64_t memory_backend::evict_expired(std::int64_t now_ms) {
         if (d.seen_ms < now_ms - refresh) d.seen_ms = now_ms;
         return false;
       }
-      if (!device_forgotten(d.seen_ms, now_ms, limits_.device_ttl)) return false;
-      charged_ -= std::min(charged_, device_cost());
-      return true;
+      return device_forgotten(d.seen_ms, now_ms, limits_.device_ttl);
     });
-    if (box.devices.size() != devices_before) settle(box);
+    if (box.devices.size() != devices_before) {
+      charged_ -= std::min(charged_, devices_charge(devices_before) -
+                                         devices_charge(box.devices.size()));
+      settle(box);
+    }
     // Not just a pop from the front: receive times from different I/O
     // threads can reach the store slightly out of seq order.
     evicted += std::erase_if(box.held, [&](const stored_message& m) {
@@ -375,6 +470,9 @@ std::uint64_t memory_backend::evict_expired(std::int64_t now_ms) {
       charged_ -= std::min(charged_, message_cost(m));
       return true;
     });
+    // A notify-message past --retention gets no STATUS any more.
+    if (!box.notify.empty())
+      drop_notify(box, [&](const pending_notify& p) { return p.ts_ms < oldest_kept; });
   }
   const std::int64_t oldest_remembered = window_start(now_ms, limits_.dedup_window);
   std::erase_if(dedup_, [&](const auto& entry) {

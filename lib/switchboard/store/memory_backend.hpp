@@ -42,7 +42,8 @@ class memory_backend final : public backend {
   void close(user_id user, const device_name& device, std::int64_t now_ms) override;
   std::vector<stored_message> fetch(user_id user, seq_t after, std::size_t max_count,
                                     std::size_t max_bytes) override;
-  void advance_cursor(user_id user, const device_name& device, seq_t seq) override;
+  status_outcome advance_cursor(const cursor_move& move) override;
+  status_outcome read(user_id user, seq_t seq, std::int64_t ts_ms) override;
   std::uint64_t evict_expired(std::int64_t now_ms) override;
 
   // What is charged against --memory-store-bytes now.
@@ -53,13 +54,17 @@ class memory_backend final : public backend {
   static std::size_t message_cost(const stored_message& m);
   static std::size_t inbox_cost();
   static std::size_t dedup_cost(std::string_view id);
+  // One more device of a user beyond its first (whose slot is in inbox_cost()).
   static std::size_t device_cost();
+  // What `devices` devices of one user are charged.
+  static std::size_t devices_charge(std::size_t devices);
   // A group's record (kept while empty: its gseq is never reused), one
   // membership (in the group's set and in the user's), and a user's set of
   // groups.
   static std::size_t group_cost();
   static std::size_t membership_cost();
   static std::size_t user_groups_cost();
+  static std::size_t notify_cost();
 
  private:
   // A device of the user the store remembers (PROTOCOL.md section 9).
@@ -68,6 +73,15 @@ class memory_backend final : public backend {
     seq_t cursor = 0;
     std::int64_t seen_ms = 0;    // its last sighting (types.hpp, device_forget_ms)
     std::uint32_t sessions = 0;  // open sessions: never forgotten while any is
+  };
+
+  // A notify-message of the user (PROTOCOL.md section 11) that no "read"
+  // STATUS covered yet.
+  struct pending_notify {
+    seq_t seq = 0;           // the receiver's seq of the message
+    user_id sender = 0;      // who gets the STATUS entries
+    std::int64_t ts_ms = 0;  // the message's, for --retention
+    bool delivered = false;  // a "delivered" STATUS covered it
   };
 
   struct inbox {
@@ -79,6 +93,10 @@ class memory_backend final : public backend {
     std::size_t bytes = 0;              // held_bytes() of `held`, for --inbox-bytes
     std::vector<device_state> devices;  // few per user: searched, not indexed
     std::deque<stored_message> held;    // exactly the messages above the floor, in seq order
+    // In seq order; bounded by notify_forgotten() and --retention. A
+    // vector, not a deque: most inboxes never have one, and an empty
+    // vector costs no heap.
+    std::vector<pending_notify> notify;
   };
 
   struct dedup_key {
@@ -122,6 +140,17 @@ class memory_backend final : public backend {
   // --max-devices-per-user: forgets the device without a session that was
   // seen least recently, if there is one, and settles.
   void forget_least_recent(inbox& box);
+  // Appends a STATUS about `about`'s seqs up to `upto` to the inbox of
+  // `owner` (the sender of the messages it covers).
+  void append_status(user_id owner, user_id about, status_state state, seq_t upto,
+                     std::int64_t ts_ms, status_outcome& out);
+  // The STATUS entries that the user's point `upto` brings: "delivered"
+  // (a cursor move), or "delivered" then "read" (a READ, read = true).
+  void cover(user_id user, inbox& box, seq_t upto, std::int64_t ts_ms, bool read,
+             status_outcome& out);
+  // Drops the pending notify-messages at the front that match `gone`.
+  template <class Predicate>
+  void drop_notify(inbox& box, Predicate gone);
 
   backend_limits limits_;
   std::size_t charged_ = 0;  // against limits_.memory_store_bytes

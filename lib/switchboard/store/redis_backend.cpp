@@ -127,6 +127,7 @@ struct redis_backend::impl {
         open_script(redis_scripts::open),
         refresh_script(redis_scripts::refresh),
         close_script(redis_scripts::close),
+        mark_script(redis_scripts::mark),
         commands(ex, endpoint(true), options(), counters, setup()),
         subscriber(ex, endpoint(false), options(), counters),
         lock(ex, 1),
@@ -151,7 +152,7 @@ struct redis_backend::impl {
     std::vector<std::vector<std::string>> out;
     for (const auto* s :
          {&append_script, &append_group_script, &add_member_script, &remove_member_script,
-          &fetch_script, &open_script, &refresh_script, &close_script})
+          &fetch_script, &open_script, &refresh_script, &close_script, &mark_script})
       out.push_back({"SCRIPT", "LOAD", s->source});
     return out;
   }
@@ -314,6 +315,7 @@ struct redis_backend::impl {
   script open_script;
   script refresh_script;
   script close_script;
+  script mark_script;
   redis::counters counters;
   redis::connection commands;
   redis::subscriber subscriber;
@@ -456,11 +458,17 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
       // applied hash for one without (which also gets its marker's args).
       const auto fourth_key =
           r.id ? codec::dedup_key(r.sender, *r.id) : codec::applied_key(r.receiver);
-      std::array<std::string_view, 25> args{"EVALSHA",    d.append_script.sha,
-                                            "6",          seq_key,
+      // KEYS[7] and KEYS[8]: the receiver's notify-messages (section 11).
+      const auto notify_key = codec::notify_key(r.receiver);
+      const auto unread_key = codec::unread_key(r.receiver);
+      const auto sender = std::to_string(r.sender);
+      const bool notify = r.notify && r.id;
+      std::array<std::string_view, 29> args{"EVALSHA",    d.append_script.sha,
+                                            "8",          seq_key,
                                             inbox_key,    cursor_key,
                                             fourth_key,   bytes_key,
-                                            seen_key,     message,
+                                            seen_key,     notify_key,
+                                            unread_key,   message,
                                             ts,           deadline,
                                             window_ms,    limit,
                                             retention_ms, channel,
@@ -468,7 +476,8 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
                                             keep,         limit_bytes,
                                             size,         marker_arg,
                                             counter_arg,  rerun_arg,
-                                            forget_ms};
+                                            forget_ms,    notify ? "1" : "0",
+                                            sender};
       redis::append_command(text, args);
     }
     std::string lost;
@@ -682,25 +691,74 @@ asio::awaitable<std::vector<stored_message>> redis_backend::fetch(user_id user, 
   co_return out;
 }
 
-asio::awaitable<void> redis_backend::advance_cursors(std::span<const cursor_move> moves) {
-  if (moves.empty()) co_return;
-  auto self = impl_;
-  // One move per (user, device), the furthest.
-  std::map<std::pair<user_id, std::string>, seq_t> furthest;
-  for (const auto& m : moves) {
-    auto& seq = furthest[{m.user, codec::device_member(m.device)}];
-    seq = std::max(seq, m.seq);
+namespace {
+
+// The mark script's replies, {evicted, sender, entry...}: the STATUS
+// entries it appended (already published).
+void collect_statuses(const std::vector<reply>& replies, status_outcome& out) {
+  for (const auto& r : replies) {
+    if (r.is_error()) throw unavailable("Redis refused a cursor move or READ: " + r.str);
+    if (r.type != reply::kind::array || r.elements.empty()) continue;
+    out.evicted += as_u64(r.elements[0]);
+    for (std::size_t i = 1; i + 1 < r.elements.size(); i += 2) {
+      const auto owner = codec::parse_u64(r.elements[i].str);
+      if (!owner) continue;
+      if (auto m = codec::decode_entry(r.elements[i + 1].str, *owner)) out.statuses.push_back(*m);
+    }
   }
-  // ZADD GT: the cursor only ever moves forward, whichever node moves it,
-  // without a script (a cursor move per batch of frames written would
-  // otherwise be a second script per message at ordinary load).
+}
+
+}  // namespace
+
+asio::awaitable<status_outcome> redis_backend::advance_cursors(std::span<const cursor_move> moves) {
+  status_outcome out;
+  if (moves.empty()) co_return out;
+  auto self = impl_;
+  auto& d = *self;
+  // One move per (user, device), the furthest, at the time of the last.
+  std::map<std::pair<user_id, std::string>, std::pair<seq_t, std::int64_t>> furthest;
+  for (const auto& m : moves) {
+    auto& [seq, ts] = furthest[{m.user, codec::device_member(m.device)}];
+    seq = std::max(seq, m.seq);
+    ts = std::max(ts, m.ts_ms);
+  }
+  // One script per move: the cursor only ever moves forward (ZADD GT),
+  // whichever node moves it, and the STATUS entries it brings are appended
+  // in the same script (PROTOCOL.md section 11). A user with no
+  // notify-message pending costs a GET and a ZADD, as before a ZADD alone.
+  const auto db = std::to_string(d.settings.db);
+  const auto limit = std::to_string(d.settings.limits.inbox_limit);
+  const auto retention_ms =
+      std::to_string(std::max<std::int64_t>(1, ttl_ms(d.settings.limits.retention)));
+  const auto forget_ms = std::to_string(device_forget_ms(d.settings.limits.device_ttl));
   std::string text;
-  for (const auto& [key, seq] : furthest)
-    redis::append_command(
-        text, {"ZADD", codec::cursor_key(key.first), "GT", std::to_string(seq), key.second});
-  auto replies = co_await self->call(std::move(text), furthest.size());
-  for (const auto& r : replies)
-    if (r.is_error()) throw unavailable("Redis refused a cursor move: " + r.str);
+  for (const auto& [key, move] : furthest) {
+    redis::append_command(text, {"EVALSHA", d.mark_script.sha, "4", codec::cursor_key(key.first),
+                                 codec::seq_key(key.first), codec::notify_key(key.first),
+                                 codec::unread_key(key.first), key.second,
+                                 std::to_string(move.first), std::to_string(move.second), "d",
+                                 std::to_string(key.first), db, limit, retention_ms, forget_ms});
+  }
+  auto replies = co_await d.call(std::move(text), furthest.size());
+  collect_statuses(replies, out);
+  co_return out;
+}
+
+asio::awaitable<status_outcome> redis_backend::read(user_id user, seq_t seq, std::int64_t ts_ms) {
+  status_outcome out;
+  auto self = impl_;
+  auto& d = *self;
+  std::string text;
+  redis::append_command(
+      text, {"EVALSHA", d.mark_script.sha, "4", codec::cursor_key(user), codec::seq_key(user),
+             codec::notify_key(user), codec::unread_key(user), "", std::to_string(seq),
+             std::to_string(ts_ms), "r", std::to_string(user), std::to_string(d.settings.db),
+             std::to_string(d.settings.limits.inbox_limit),
+             std::to_string(std::max<std::int64_t>(1, ttl_ms(d.settings.limits.retention))),
+             std::to_string(device_forget_ms(d.settings.limits.device_ttl))});
+  auto replies = co_await d.call(std::move(text), 1);
+  collect_statuses(replies, out);
+  co_return out;
 }
 
 asio::awaitable<std::uint64_t> redis_backend::evict_expired(std::int64_t) {

@@ -66,7 +66,8 @@ class redis_backend final : public async_backend {
   asio::awaitable<std::vector<stored_message>> fetch(user_id user, seq_t after,
                                                      std::size_t max_count,
                                                      std::size_t max_bytes) override;
-  asio::awaitable<void> advance_cursors(std::span<const cursor_move> moves) override;
+  asio::awaitable<status_outcome> advance_cursors(std::span<const cursor_move> moves) override;
+  asio::awaitable<status_outcome> read(user_id user, seq_t seq, std::int64_t ts_ms) override;
   asio::awaitable<std::uint64_t> evict_expired(std::int64_t now_ms) override;
 
   bool routes_messages() const override { return true; }

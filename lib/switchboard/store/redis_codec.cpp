@@ -83,6 +83,12 @@ std::string group_applied_key(group_id group) {
 std::string user_groups_key(user_id user) {
   return user_key(user, "groups");
 }
+std::string notify_key(user_id user) {
+  return user_key(user, "notify");
+}
+std::string unread_key(user_id user) {
+  return user_key(user, "unread");
+}
 std::string channel(user_id user, unsigned db) {
   return user_key(user, "ch:") + std::to_string(db);
 }
@@ -115,6 +121,19 @@ std::string encode_message(std::int64_t ts_ms, user_id sender, const std::option
     out += id->value;
   }
   out += content;
+  return out;
+}
+
+std::string encode_status(std::int64_t ts_ms, user_id about, status_state state, seq_t upto) {
+  const std::string point = std::to_string(upto);
+  std::string out = std::to_string(ts_ms);
+  out += ' ';
+  out += std::to_string(about);
+  out += ' ';
+  out += state == status_state::read ? 'r' : 'd';
+  out += std::to_string(point.size());
+  out += ':';
+  out += point;
   return out;
 }
 
@@ -155,6 +174,16 @@ std::optional<stored_message> decode_message(std::string_view text, seq_t seq, u
   if (kind == '-') {
     if (colon != 1) return std::nullopt;
     text.remove_prefix(2);
+  } else if (kind == 'd' || kind == 'r') {
+    // A STATUS: its point where an id would be, and nothing after it.
+    auto length = parse_u64(text.substr(1, colon - 1));
+    if (!length || *length != text.size() - colon - 1) return std::nullopt;
+    auto upto = parse_u64(text.substr(colon + 1));
+    if (!upto) return std::nullopt;
+    m.kind = entry_kind::status;
+    m.state = kind == 'r' ? status_state::read : status_state::delivered;
+    m.upto = *upto;
+    return m;
   } else if (kind == 'n' || kind == 's') {
     auto length = parse_u64(text.substr(1, colon - 1));
     if (!length || *length == 0 || *length > text.size() - colon - 1) return std::nullopt;

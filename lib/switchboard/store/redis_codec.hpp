@@ -19,6 +19,11 @@
 // (it assigns it) and reads only seq, ts and the content's size (trimming,
 // --inbox-bytes). A publish is the entry behind `m `; a session the cluster
 // closes is published as `k <session id>`.
+//
+// A STATUS entry (PROTOCOL.md section 11) has the kind `d` (delivered) or
+// `r` (read), the receiver's point `upto` in decimal where the id goes, and
+// no content: `<seq> <ts_ms> <receiver> d<length>:<upto>`; its sender is
+// the user it is about (stored_message).
 #pragma once
 
 #include <cstdint>
@@ -57,6 +62,11 @@ std::string group_applied_key(group_id group);
 // {u:U}:groups: set of the user's group ids, kept in step with the
 // members sets by the membership script
 std::string user_groups_key(user_id user);
+// Sorted sets of U's notify-messages (PROTOCOL.md section 11), score the
+// seq, member "<seq> <sender>": those no "delivered" STATUS covered yet,
+// and those no "read" STATUS covered yet (a superset).
+std::string notify_key(user_id user);  // {u:U}:notify
+std::string unread_key(user_id user);  // {u:U}:unread
 // Pub/sub is not per database: the database number keeps two clusters on
 // one Redis apart.
 std::string channel(user_id user, unsigned db);  // {u:U}:ch:<db>
@@ -65,6 +75,8 @@ std::optional<user_id> channel_user(std::string_view channel, unsigned db);
 
 std::string encode_message(std::int64_t ts_ms, user_id sender, const std::optional<message_id>& id,
                            std::string_view content);
+// A STATUS entry without its seq (the scripts write them; tests use this).
+std::string encode_status(std::int64_t ts_ms, user_id about, status_state state, seq_t upto);
 // nullopt if `text` is not an encoded message.
 std::optional<stored_message> decode_message(std::string_view text, seq_t seq, user_id receiver);
 // An inbox entry, "<seq> <message>"; nullopt if malformed.

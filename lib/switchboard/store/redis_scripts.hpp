@@ -12,14 +12,15 @@
 namespace switchboard::store::redis_scripts {
 
 // held_bytes() of an inbox entry, "<seq> <ts> <sender> <kind><id length>:<id>
-// <content>" (redis_codec.hpp): the bytes after the id. Shared by the
+// <content>" (redis_codec.hpp): the bytes after the id (none for a STATUS,
+// whose point stands where the id would). Shared by the
 // scripts that trim and page by bytes, so that they count as the other
 // stores do.
-#define SWITCHBOARD_LUA_CONTENT_BYTES                                                      \
-  "local function content_bytes(entry)\n"                                                  \
-  "  local _, colon, idlen = string.find(entry, '^%d+ %-?%d+ %d+ [g%d%.]*[%-ns](%d*):')\n" \
-  "  if not colon then return 0 end\n"                                                     \
-  "  return #entry - colon - (tonumber(idlen) or 0)\n"                                     \
+#define SWITCHBOARD_LUA_CONTENT_BYTES                                                        \
+  "local function content_bytes(entry)\n"                                                    \
+  "  local _, colon, idlen = string.find(entry, '^%d+ %-?%d+ %d+ [g%d%.]*[%-nsdr](%d*):')\n" \
+  "  if not colon then return 0 end\n"                                                       \
+  "  return #entry - colon - (tonumber(idlen) or 0)\n"                                       \
   "end\n"
 
 // The lowest cursor of the devices of a user still remembered (PROTOCOL.md
@@ -98,7 +99,7 @@ namespace switchboard::store::redis_scripts {
   "    local head = redis.call('LPOP', k_inbox)\n"                                            \
   "    len = len - 1\n"                                                                       \
   "    local _, colon, hseq, idlen = string.find(head, '^(%d+) %-?%d+ %d+ "                   \
-  "[g%d%.]*[%-ns](%d*):')\n"                                                                  \
+  "[g%d%.]*[%-nsdr](%d*):')\n"                                                                  \
   "    if colon then bytes = bytes - (#head - colon - (tonumber(idlen) or 0)) end\n"          \
   "    hseq = tonumber(hseq)\n"                                                               \
   "    if hseq == nil or hseq > cursor then evicted = evicted + 1 end\n"                      \
@@ -166,7 +167,9 @@ namespace switchboard::store::redis_scripts {
 // dedup_window_ms, inbox_limit, retention_ms, channel, receiver, grace_ms,
 // dedup_keep_ms, inbox_bytes (the bound), the content's held_bytes; for a
 // message without an id marker, counter, rerun ("1" or "0"), for one with
-// an id three empty strings; then device_forget_ms.
+// an id three empty strings; then device_forget_ms. Then (PROTOCOL.md
+// section 11) KEYS[7], KEYS[8] the receiver's notify and unread sets, and
+// ARGV[17] notify ("1": remember this notify-message), ARGV[18] sender.
 // Returns {-1} past the deadline (nothing done: a call that waited in a
 // paused Redis must not store what its sender was told failed), {0,
 // receiver, seq, ts, is_group} for a resend within the window (nothing
@@ -215,6 +218,21 @@ local seq, evicted = push(KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6], ARGV[1], 
                           ts, now_ms, tonumber(ARGV[5]), tonumber(ARGV[11]), ARGV[6],
                           tonumber(ARGV[9]), tonumber(ARGV[16]), ARGV[7])
 remember(KEYS[4], marker, ARGV[14], ARGV[8] .. string.format(' %d ', seq) .. ARGV[2], ARGV[10])
+if ARGV[17] == '1' then
+  local member = string.format('%d ', seq) .. ARGV[18]
+  redis.call('ZADD', KEYS[7], seq, member)
+  redis.call('ZADD', KEYS[8], seq, member)
+  redis.call('PEXPIRE', KEYS[7], ARGV[6])
+  redis.call('PEXPIRE', KEYS[8], ARGV[6])
+end
+if ARGV[17] == '1' or seq % 16 == 0 then
+  -- Forgotten once --inbox-limit newer seqs came (types.hpp, notify_forgotten).
+  local forgotten = seq - tonumber(ARGV[5])
+  if forgotten > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', string.format('%d', forgotten))
+    redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', string.format('%d', forgotten))
+  end
+end
 return {1, seq, evicted}
 )lua";
 
@@ -283,6 +301,91 @@ inline constexpr const char* remove_member = R"lua(
 redis.call('SREM', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[2])
 return 1
+)lua";
+
+// A cursor move of one device, or a READ (PROTOCOL.md sections 3, 9 and
+// 11), with the STATUS entries it brings. KEYS: the user's cursors, seq,
+// notify, unread. ARGV: device member, seq (the move's or the READ's),
+// ts_ms, mode ("d": a cursor move; "r": a READ, which moves no cursor),
+// user, db, inbox_limit, retention_ms, device_forget_ms.
+// The point is N = min(seq, highest): the cursor moves there (ZADD GT);
+// each sender with a notify-message at or below N in `notify` gets a
+// "delivered" STATUS upto N, and on a READ each one with one in `unread`
+// then a "read" STATUS; the entries covered leave the sets.
+// A STATUS is appended to the sender's own inbox like a message (its next
+// seq, --inbox-limit, the retention TTL) and published on its channel. Those
+// keys, `{u:S}:...`, are built here and not declared in KEYS: fine on one
+// Redis, not on a Redis Cluster (docs/cluster.md says what that would need).
+// Returns {evicted, sender, entry, sender, entry...}.
+inline constexpr const char* mark =
+    SWITCHBOARD_LUA_CONTENT_BYTES SWITCHBOARD_LUA_LOWEST_CURSOR R"lua(
+local highest = tonumber(redis.call('GET', KEYS[2]) or '0')
+local n = tonumber(ARGV[2])
+if n > highest then n = highest end
+local point = string.format('%d', n)
+if ARGV[4] == 'd' then
+  redis.call('ZADD', KEYS[1], 'GT', point, ARGV[1])
+end
+if n == 0 then return {0} end
+local limit = tonumber(ARGV[7])
+if highest > limit then
+  local forgotten = string.format('%d', highest - limit)
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', forgotten)
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', forgotten)
+end
+-- The senders of the covered members, each once, in seq order.
+local function covered(key)
+  local members = redis.call('ZRANGEBYSCORE', key, '-inf', point)
+  if #members == 0 then return {} end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', point)
+  local senders, seen = {}, {}
+  for _, m in ipairs(members) do
+    local s = string.match(m, ' (%d+)$')
+    if s and not seen[s] then
+      seen[s] = true
+      senders[#senders + 1] = s
+    end
+  end
+  return senders
+end
+local delivered = covered(KEYS[3])
+local read_by = {}
+if ARGV[4] == 'r' then read_by = covered(KEYS[4]) end
+if #delivered == 0 and #read_by == 0 then return {0} end
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {0}
+local function push(sender, state)
+  local pre = '{u:' .. sender .. '}:'
+  local seq = redis.call('INCR', pre .. 'seq')
+  local entry = string.format('%d ', seq) .. ARGV[3] .. ' ' .. ARGV[5] .. ' ' .. state ..
+                string.format('%d:', #point) .. point
+  local inbox = pre .. 'inbox'
+  local len = redis.call('RPUSH', inbox, entry)
+  redis.call('PEXPIRE', inbox, ARGV[8])
+  if len > limit then
+    local cursor = lowest_cursor(pre .. 'cursors', pre .. 'seen', now_ms, tonumber(ARGV[9]))
+    local freed = 0
+    while len > limit do
+      local head = redis.call('LPOP', inbox)
+      len = len - 1
+      freed = freed + content_bytes(head)
+      local hseq = tonumber(string.match(head, '^(%d+) '))
+      if hseq == nil or hseq > cursor then out[1] = out[1] + 1 end
+    end
+    -- The byte counter follows the list; a missing one is recounted by
+    -- the next append (redis_scripts::append).
+    if freed > 0 and redis.call('EXISTS', pre .. 'inbox_bytes') == 1 then
+      redis.call('DECRBY', pre .. 'inbox_bytes', freed)
+    end
+  end
+  redis.call('PUBLISH', pre .. 'ch:' .. ARGV[6], 'm ' .. entry)
+  out[#out + 1] = sender
+  out[#out + 1] = entry
+end
+for _, s in ipairs(delivered) do push(s, 'd') end
+for _, s in ipairs(read_by) do push(s, 'r') end
+return out
 )lua";
 
 // The held messages of one user above a seq. KEYS: seq, inbox. ARGV: after

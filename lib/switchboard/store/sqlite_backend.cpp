@@ -104,6 +104,26 @@ constexpr std::array<std::string_view, 3> migrations = {
       ALTER TABLE messages ADD COLUMN gseq INTEGER NOT NULL DEFAULT 0;
       ALTER TABLE dedup ADD COLUMN group_id INTEGER NOT NULL DEFAULT 0;
       ALTER TABLE dedup ADD COLUMN gseq INTEGER NOT NULL DEFAULT 0;
+    )sql"
+    // Also 3: STATUS entries and notify-messages (PROTOCOL.md section 11).
+    // A messages row is a message (status 0) or a STATUS (1 delivered,
+    // 2 read, with the receiver's point in upto; sender is the user it is
+    // about, content empty). notify holds a receiver's notify-messages
+    // that no "read" STATUS covered yet, `delivered` once a "delivered"
+    // one did; its rows go with the read, past --retention (notify_by_ts)
+    // or once --inbox-limit newer seqs came (notify_forgotten).
+    R"sql(
+      ALTER TABLE messages ADD COLUMN status INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE messages ADD COLUMN upto INTEGER NOT NULL DEFAULT 0;
+      CREATE TABLE notify(
+        receiver INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        sender INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        delivered INTEGER NOT NULL,
+        PRIMARY KEY(receiver, seq)
+      ) WITHOUT ROWID;
+      CREATE INDEX notify_by_ts ON notify(ts);
     )sql",
 };
 
@@ -366,8 +386,20 @@ void sqlite_backend::prepare_statements() {
   delete_device_.prepare(db, "DELETE FROM devices WHERE user_id = ?1 AND device = ?2");
   insert_message_.prepare(db,
                           "INSERT INTO messages(receiver, seq, sender, content, ts, client_id, "
-                          "client_id_is_number, group_id, gseq) "
-                          "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+                          "client_id_is_number, group_id, gseq, status, upto) "
+                          "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+  insert_notify_.prepare(db,
+                         "INSERT OR REPLACE INTO notify(receiver, seq, sender, ts, delivered) "
+                         "VALUES(?1, ?2, ?3, ?4, 0)");
+  forget_notify_.prepare(db, "DELETE FROM notify WHERE receiver = ?1 AND seq <= ?2");
+  any_notify_.prepare(db, "SELECT 1 FROM notify WHERE receiver = ?1 AND seq <= ?2 LIMIT 1");
+  deliver_notify_.prepare(db,
+                          "UPDATE notify SET delivered = 1 "
+                          "WHERE receiver = ?1 AND seq <= ?2 AND delivered = 0 RETURNING sender");
+  read_notify_.prepare(db,
+                       "DELETE FROM notify WHERE receiver = ?1 AND seq <= ?2 "
+                       "RETURNING sender, delivered");
+  expire_notify_.prepare(db, "DELETE FROM notify WHERE ts < ?1");
   select_dedup_.prepare(db,
                         "SELECT receiver, seq, ts, group_id, gseq FROM dedup "
                         "WHERE sender = ?1 AND client_id = ?2");
@@ -392,7 +424,8 @@ void sqlite_backend::prepare_statements() {
                          "SELECT seq, length(CAST(content AS BLOB)) FROM messages "
                          "WHERE receiver = ?1 ORDER BY seq");
   fetch_.prepare(db,
-                 "SELECT seq, sender, content, ts, client_id, client_id_is_number, group_id, gseq "
+                 "SELECT seq, sender, content, ts, client_id, client_id_is_number, group_id, gseq, "
+                 "status, upto "
                  "FROM messages "
                  "WHERE receiver = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
   // RETURNING: held and held_bytes drop by what was deleted.
@@ -517,6 +550,7 @@ seq_t sqlite_backend::store_copy(const append_request& request, user_id receiver
     q.bind_null(6).bind(7, std::int64_t{0});
   }
   q.bind(8, to_db(group)).bind(9, to_db(gseq));
+  q.bind(10, std::int64_t{0}).bind(11, std::int64_t{0});
   q.step();
   row.highest = seq;
   ++row.held;
@@ -603,6 +637,18 @@ append_outcome sqlite_backend::append(std::span<const append_request> batch) {
         } else {
           const seq_t seq = store_copy(request, request.receiver, rows, 0, 0);
           result = append_result{true, request.receiver, seq, request.ts_ms};
+          if (request.notify && request.id) {
+            auto q = insert_notify_.start();
+            q.bind(1, to_db(request.receiver)).bind(2, to_db(seq)).bind(3, to_db(request.sender));
+            q.bind(4, request.ts_ms);
+            q.step();
+          }
+          if (seq > limits_.inbox_limit) {
+            // The notify-messages that no STATUS will report any more.
+            auto q = forget_notify_.start();
+            q.bind(1, to_db(request.receiver)).bind(2, to_db(seq - limits_.inbox_limit));
+            q.step();
+          }
         }
         if (request.id) {
           auto q = write_dedup_.start();
@@ -786,32 +832,131 @@ std::vector<stored_message> sqlite_backend::fetch(user_id user, seq_t after, std
       if (!q.is_null(4)) m.id = message_id{q.text(4), q.int64(5) != 0};
       m.group = from_db(q.int64(6));
       m.gseq = from_db(q.int64(7));
+      if (const auto status = q.int64(8); status != 0) {
+        m.kind = entry_kind::status;
+        m.state = status == 2 ? status_state::read : status_state::delivered;
+        m.upto = from_db(q.int64(9));
+      }
       messages.push_back(std::move(m));
     }
     return messages;
   });
 }
 
-void sqlite_backend::advance_cursor(user_id user, const device_name& device, seq_t seq) {
-  or_unavailable([&] {
+void sqlite_backend::append_status(user_id owner, user_id about, status_state state, seq_t upto,
+                                   std::int64_t ts_ms, status_outcome& out) {
+  user_row row = read_user(owner);
+  if (row.highest >= static_cast<seq_t>(max_int64))
+    throw sqlite_error(SQLITE_FULL, "user has used every seq");
+  stored_message m;
+  m.seq = row.highest + 1;
+  m.sender = about;
+  m.receiver = owner;
+  m.ts_ms = ts_ms;
+  m.kind = entry_kind::status;
+  m.state = state;
+  m.upto = upto;
+  {
+    auto q = insert_message_.start();
+    q.bind(1, to_db(owner)).bind(2, to_db(m.seq)).bind(3, to_db(about));
+    // Not a default string_view: its null data would bind NULL.
+    q.bind(4, std::string_view("", 0)).bind(5, ts_ms).bind_null(6).bind(7, std::int64_t{0});
+    q.bind(8, std::int64_t{0}).bind(9, std::int64_t{0});
+    q.bind(10, std::int64_t{state == status_state::read ? 2 : 1}).bind(11, to_db(upto));
+    q.step();
+  }
+  row.highest = m.seq;
+  ++row.held;
+  out.evicted += trim(owner, row);
+  write_user(owner, row);
+  out.statuses.push_back(std::move(m));
+}
+
+void sqlite_backend::cover(user_id user, seq_t upto, std::int64_t ts_ms, bool read,
+                           status_outcome& out) {
+  // Each sender once, "delivered" before "read". Collected before
+  // appending: a user may send to itself.
+  std::vector<user_id> delivered;
+  std::vector<user_id> read_by;
+  const auto add = [](std::vector<user_id>& senders, user_id sender) {
+    if (std::find(senders.begin(), senders.end(), sender) == senders.end())
+      senders.push_back(sender);
+  };
+  {
+    auto q = read ? read_notify_.start() : deliver_notify_.start();
+    q.bind(1, to_db(user)).bind(2, to_db(upto));
+    while (q.step()) {
+      const user_id sender = from_db(q.int64(0));
+      if (!read || q.int64(1) == 0) add(delivered, sender);
+      if (read) add(read_by, sender);
+    }
+  }
+  for (const user_id sender : delivered)
+    append_status(sender, user, status_state::delivered, upto, ts_ms, out);
+  for (const user_id sender : read_by)
+    append_status(sender, user, status_state::read, upto, ts_ms, out);
+}
+
+status_outcome sqlite_backend::advance_cursor(const cursor_move& move) {
+  return advance_cursors(std::span<const cursor_move>(&move, 1));
+}
+
+bool sqlite_backend::moves_forward(const cursor_move& move) {
+  const user_row row = read_user(move.user);
+  const auto d = read_device(move.user, move.device);
+  return std::min(move.seq, row.highest) > (d ? d->cursor : 0);
+}
+
+void sqlite_backend::apply_move(const cursor_move& move, status_outcome& out) {
+  user_row row = read_user(move.user);
+  // Never opened (cannot happen from a session): seen at clock_ms_.
+  const auto known = read_device(move.user, move.device);
+  auto d = known.value_or(device_row{0, clock_ms_});
+  const seq_t target = std::min(move.seq, row.highest);
+  if (target <= d.cursor) return;
+  if (!known) {
+    make_room_for_device(move.user);
+    row = read_user(move.user);
+  }
+  d.cursor = target;
+  write_device(move.user, move.device, d);
+  settle(move.user, row);
+  cover(move.user, target, move.ts_ms, false, out);
+}
+
+status_outcome sqlite_backend::advance_cursors(std::span<const cursor_move> moves) {
+  return or_unavailable([&] {
     // Checked before BEGIN: this connection is the file's only writer, so
-    // the rows cannot change in between, and most acks of a busy receiver
-    // are then no write at all.
-    user_row row = read_user(user);
-    // Never opened (cannot happen from a session): seen at clock_ms_.
-    const auto known = read_device(user, device);
-    auto d = known.value_or(device_row{0, clock_ms_});
-    const seq_t target = std::min(seq, row.highest);
-    if (target <= d.cursor) return 0;
+    // the rows cannot change in between, and most rounds of acks of a busy
+    // receiver are then no write at all.
+    if (std::none_of(moves.begin(), moves.end(),
+                     [&](const cursor_move& m) { return moves_forward(m); }))
+      return status_outcome{};
+    // One transaction for the round: one commit (one fsync with --sync
+    // full), and the STATUS entries of every move are reported or none is.
     return in_transaction([&] {
-      if (!known) {
-        make_room_for_device(user);
-        row = read_user(user);
-      }
-      d.cursor = target;
-      write_device(user, device, d);
-      settle(user, row);
-      return 0;
+      status_outcome out;
+      for (const auto& m : moves)
+        apply_move(m, out);
+      return out;
+    });
+  });
+}
+
+status_outcome sqlite_backend::read(user_id user, seq_t seq, std::int64_t ts_ms) {
+  return or_unavailable([&] {
+    const seq_t upto = std::min(seq, read_user(user).highest);
+    if (upto == 0) return status_outcome{};
+    {
+      // Most READs cover no notify-message: no write transaction then.
+      auto q = any_notify_.start();
+      q.bind(1, to_db(user)).bind(2, to_db(upto));
+      if (!q.step()) return status_outcome{};
+    }
+    return in_transaction([&] {
+      status_outcome out;
+      cover(user, upto, ts_ms, true, out);
+      return out;
     });
   });
 }
@@ -846,6 +991,12 @@ std::uint64_t sqlite_backend::evict_expired(std::int64_t now_ms) {
       {
         auto q = delete_expired_dedup_.start();
         q.bind(1, window_start(now_ms, limits_.dedup_window));
+        q.step();
+      }
+      {
+        // A notify-message past --retention gets no STATUS any more.
+        auto q = expire_notify_.start();
+        q.bind(1, window_start(now_ms, limits_.retention));
         q.step();
       }
       return evicted;

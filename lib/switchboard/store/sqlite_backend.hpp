@@ -68,7 +68,10 @@ class sqlite_backend final : public backend {
   void close(user_id user, const device_name& device, std::int64_t now_ms) override;
   std::vector<stored_message> fetch(user_id user, seq_t after, std::size_t max_count,
                                     std::size_t max_bytes) override;
-  void advance_cursor(user_id user, const device_name& device, seq_t seq) override;
+  status_outcome advance_cursor(const cursor_move& move) override;
+  // One transaction for all the moves (a round of the store worker).
+  status_outcome advance_cursors(std::span<const cursor_move> moves) override;
+  status_outcome read(user_id user, seq_t seq, std::int64_t ts_ms) override;
   std::uint64_t evict_expired(std::int64_t now_ms) override;
 
   // Test and operations hook: caps the file at `pages` pages (PRAGMA
@@ -158,6 +161,17 @@ class sqlite_backend final : public backend {
   // Applies --inbox-limit and --inbox-bytes to the user's rows (the oldest
   // go, the newest stays); returns how many went.
   std::uint64_t trim(user_id user, user_row& row);
+  // Appends a STATUS about `about`'s seqs up to `upto` to the inbox of
+  // `owner` (PROTOCOL.md section 11).
+  void append_status(user_id owner, user_id about, status_state state, seq_t upto,
+                     std::int64_t ts_ms, status_outcome& out);
+  // The STATUS entries that the user's point `upto` brings: "delivered"
+  // (a cursor move), or "delivered" then "read" (a READ, read = true).
+  void cover(user_id user, seq_t upto, std::int64_t ts_ms, bool read, status_outcome& out);
+  // Whether the move would take the device's cursor forward (reads only).
+  bool moves_forward(const cursor_move& move);
+  // One cursor move and its STATUS entries, inside the caller's transaction.
+  void apply_move(const cursor_move& move, status_outcome& out);
   void run(statement& s);
   // Runs f() between BEGIN IMMEDIATE and COMMIT; on any exception rolls back
   // and rethrows.
@@ -200,6 +214,12 @@ class sqlite_backend final : public backend {
   statement select_groups_of_;
   statement insert_member_;
   statement delete_member_;
+  statement insert_notify_;
+  statement forget_notify_;
+  statement any_notify_;
+  statement deliver_notify_;
+  statement read_notify_;
+  statement expire_notify_;
 };
 
 }  // namespace switchboard::store

@@ -142,6 +142,12 @@ asio::awaitable<void> worker::run() {
         co_await handle(*o);
       } else if (auto* f = std::get_if<request::fetch>(&r)) {
         co_await handle(*f);
+      } else if (auto* rd = std::get_if<request::read>(&r)) {
+        // After the cursor moves before it: a READ beyond the delivered
+        // point then finds the messages those moves covered covered, and
+        // sends "delivered" only for the rest (PROTOCOL.md section 11).
+        if (!moves.empty()) co_await move_cursors(moves);
+        co_await handle(*rd);
       } else if (auto* c = std::get_if<request::close>(&r)) {
         co_await handle(*c);
       } else if (auto* g = std::get_if<request::membership>(&r)) {
@@ -160,8 +166,14 @@ asio::awaitable<void> worker::run() {
 }
 
 asio::awaitable<void> worker::move_cursors(std::vector<cursor_move>& moves) {
+  // The moves of one round were made together: one time for the STATUS
+  // entries they bring ("when that state was reached").
+  const std::int64_t now = unix_ms();
+  for (auto& m : moves)
+    m.ts_ms = now;
+  status_outcome outcome;
   try {
-    co_await backend_->advance_cursors(moves);
+    outcome = co_await backend_->advance_cursors(moves);
     moves.clear();
   } catch (const unavailable& e) {
     // Kept for the next round: a lost move under ack=auto would replay
@@ -176,6 +188,31 @@ asio::awaitable<void> worker::move_cursors(std::vector<cursor_move>& moves) {
     SB_LOG(warn) << "store: cursor update failed: " << e.what();
     moves.clear();
   }
+  co_await statuses_appended(std::move(outcome));
+}
+
+asio::awaitable<void> worker::handle(request::read& r) {
+  status_outcome outcome;
+  try {
+    outcome = co_await backend_->read(r.user, r.seq, unix_ms());
+  } catch (const std::exception& e) {
+    // No STATUS this time; the next READ covering the same messages sends it.
+    static log_throttle throttle(5, std::chrono::seconds(1));
+    if (std::uint64_t held = 0; throttle.allow(held))
+      SB_LOG(warn) << "store: READ of user " << r.user << " failed: " << e.what()
+                   << held_back(held);
+  }
+  co_await statuses_appended(std::move(outcome));
+}
+
+asio::awaitable<void> worker::statuses_appended(status_outcome outcome) {
+  metrics_.messages_evicted_total.fetch_add(outcome.evicted, std::memory_order_relaxed);
+  if (outcome.statuses.empty()) co_return;
+  for (const auto& s : outcome.statuses)
+    metrics_.count_status(s.state == status_state::read);
+  // A cluster publishes them from its script, like messages.
+  if (backend_->routes_messages()) co_return;
+  co_await out_.committed(std::move(outcome.statuses));
 }
 
 asio::awaitable<void> worker::commit(std::vector<request::append>& group) {
@@ -228,16 +265,26 @@ asio::awaitable<void> worker::commit(std::vector<request::append>& group) {
       if (routed) continue;
       for (std::uint32_t c = 0; c < result.copies; ++c) {
         const group_copy& copy = outcome.copies[result.first_copy + c];
-        stored_message m{copy.seq,        message.sender, copy.member,
-                         message.content, message.ts_ms,  message.id};
+        stored_message m;
+        m.seq = copy.seq;
+        m.sender = message.sender;
+        m.receiver = copy.member;
+        m.content = message.content;
+        m.ts_ms = message.ts_ms;
+        m.id = message.id;
         m.group = message.group;
         m.gseq = result.gseq;
         committed.push_back(std::move(m));
       }
     } else if (!routed) {
-      committed.push_back(stored_message{result.seq, message.sender, message.receiver,
-                                         std::move(message.content), message.ts_ms,
-                                         std::move(message.id)});
+      stored_message stored;
+      stored.seq = result.seq;
+      stored.sender = message.sender;
+      stored.receiver = message.receiver;
+      stored.content = std::move(message.content);
+      stored.ts_ms = message.ts_ms;
+      stored.id = std::move(message.id);
+      committed.push_back(std::move(stored));
     }
   }
   group.clear();

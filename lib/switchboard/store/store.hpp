@@ -62,6 +62,11 @@ struct advance {
   seq_t seq;
   device_name device;  // whose cursor moves (PROTOCOL.md section 9)
 };
+// READ (PROTOCOL.md section 11): the user has seen its inbox up to `seq`.
+struct read {
+  user_id user;
+  seq_t seq;
+};
 // A session that was opened ended: the cluster forgets it.
 struct close {
   session_ptr session;
@@ -94,8 +99,8 @@ struct stop {};
 }  // namespace request
 
 using store_request =
-    std::variant<request::append, request::open, request::fetch, request::advance, request::close,
-                 request::barrier, request::membership, request::stop>;
+    std::variant<request::append, request::open, request::fetch, request::advance, request::read,
+                 request::close, request::barrier, request::membership, request::stop>;
 
 // What the worker's requests came to, told to the layer above, which turns
 // them into hub events and frames.
@@ -107,7 +112,8 @@ class outcomes {
   virtual asio::awaitable<void> registered(session_ptr session, user_position position,
                                            bool live) = 0;
   // Messages stored, in seq order per receiver (not called when the
-  // backend routes messages itself).
+  // backend routes messages itself); also the STATUS entries that cursor
+  // moves and READs appended (PROTOCOL.md section 11).
   virtual asio::awaitable<void> committed(std::vector<stored_message> messages) = 0;
   // The message of `sender` with `id` was stored (or was a resend).
   virtual void receipt(const session_ptr& sender, const message_id& id,
@@ -163,6 +169,10 @@ class worker {
   asio::awaitable<void> handle(request::close& r);
   asio::awaitable<void> handle(request::membership& r);
   asio::awaitable<void> move_cursors(std::vector<cursor_move>& moves);
+  asio::awaitable<void> handle(request::read& r);
+  // Counts the STATUS entries a cursor move or a READ appended and hands
+  // them to the layer above like committed messages.
+  asio::awaitable<void> statuses_appended(status_outcome outcome);
   // Submits `r` again after a pause: a fetch that found the store unavailable.
   void retry_later(store_request r);
   // An append's charge against --store-queue-bytes: false (and the sender

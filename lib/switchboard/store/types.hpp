@@ -66,6 +66,18 @@ struct message_id {
   friend bool operator==(const message_id&, const message_id&) = default;
 };
 
+// What an inbox entry is (PROTOCOL.md section 3): a message, or a STATUS
+// notification about the user's own messages (section 11).
+enum class entry_kind : std::uint8_t { message, status };
+// The state a STATUS reports: "delivered" or "read".
+enum class status_state : std::uint8_t { delivered, read };
+
+// One inbox entry. A STATUS (kind status) sits in the inbox of the user
+// whose messages it is about, `receiver`; its `sender` is the user who got
+// them (the STATUS frame's "receiver"), its content and id are empty, and
+// `state` and `upto` say what happened to that user's seqs up to `upto`.
+// A message leaves those three at their defaults. No string for a STATUS:
+// this struct is on every message's path.
 struct stored_message {
   seq_t seq = 0;
   user_id sender = 0;
@@ -75,6 +87,9 @@ struct stored_message {
   std::optional<message_id> id;
   group_id group = 0;  // a copy of a group message (section 10): its group, 0 for a direct one
   seq_t gseq = 0;      // the group's number of the message, 0 for a direct one
+  entry_kind kind = entry_kind::message;
+  status_state state = status_state::delivered;  // a STATUS only
+  seq_t upto = 0;                                // a STATUS only: the receiver's point
 };
 
 struct append_request {
@@ -86,12 +101,25 @@ struct append_request {
   // A group SEND (section 10): one copy to every member but the sender,
   // stored with the group's next gseq, atomically; 0 for a direct SEND.
   group_id group = 0;
+  // "notify":true on a direct SEND with an id (PROTOCOL.md section 11): the
+  // sender gets STATUS entries once the receiver's cursor or a READ covers
+  // this message. The protocol layer leaves it false without an id, and on
+  // a group SEND.
+  bool notify = false;
 };
 
 // One copy of a group message: the member's inbox and the seq it got there.
 struct group_copy {
   user_id member = 0;
   seq_t seq = 0;
+};
+
+// The STATUS entries that a cursor move or a READ appended to the senders'
+// inboxes (PROTOCOL.md section 11), in append order (seq order per sender),
+// for the hub to deliver live like committed messages.
+struct status_outcome {
+  std::vector<stored_message> statuses;
+  std::uint64_t evicted = 0;  // entries above a cursor dropped by --inbox-limit to make room
 };
 
 // One per request, in request order.
@@ -196,7 +224,19 @@ struct cursor_move {
   user_id user;
   seq_t seq;
   device_name device;
+  // When the move was made: the ts of the "delivered" STATUS it may bring
+  // (PROTOCOL.md section 11).
+  std::int64_t ts_ms = 0;
 };
+
+// How many notify-messages a receiver's store remembers until a STATUS
+// covers them (PROTOCOL.md section 11): those among its last --inbox-limit
+// seqs and younger than --retention. Older ones are forgotten without a
+// STATUS, as an evicted message would be; so the pending state of a user
+// costs at most what its inbox may hold.
+inline bool notify_forgotten(seq_t seq, seq_t highest, std::size_t inbox_limit) {
+  return highest >= inbox_limit && seq <= highest - inbox_limit;
+}
 
 // When a device is forgotten (PROTOCOL.md section 9: no session for
 // --device-ttl, never sooner, at the latest twice that long after its last
