@@ -363,6 +363,60 @@ BOOST_AUTO_TEST_CASE(receipted_group_messages_and_memberships_survive_kill_9) {
   BOOST_TEST(u64(sender.read().at("gseq")) == count + 1);
 }
 
+// Notifications (PROTOCOL.md section 11) on SQLite: a STATUS the sender
+// was sent survives kill -9 in its inbox, and so does what it covered: after
+// the restart a READ brings "read" alone, not "delivered" again, and only
+// for what was not read before.
+BOOST_AUTO_TEST_CASE(status_entries_and_what_they_covered_survive_kill_9) {
+  temp_dir dir;
+  const auto db = dir.file("inbox.db");
+  constexpr std::uint64_t count = 5;
+  std::vector<json::object> before;
+  {
+    server_process server(db);
+    ws_client sender(server.port(), "/ws/1?ack=manual");
+    ws_client receiver(server.port(), "/ws/2");  // ack=auto: delivered as written
+    for (std::uint64_t i = 1; i <= count; ++i) {
+      json::object frame{{"type", 1},
+                         {"receiver", 2},
+                         {"content", content_of(i)},
+                         {"id", id_of(i)},
+                         {"notify", true}};
+      sender.send(frame);
+    }
+    for (std::uint64_t i = 1; i <= count; ++i)
+      BOOST_REQUIRE_EQUAL(u64(receiver.read().at("seq")), i);
+    receiver.send(json::object{{"type", 6}, {"seq", 2}});  // read up to 2
+    // Receipts, then STATUS entries until "read" upto 2 and "delivered" upto 5.
+    bool read_2 = false, delivered_5 = false;
+    while (!read_2 || !delivered_5) {
+      const auto f = sender.read();
+      if (type_of(f) != 5) continue;
+      before.push_back(f);
+      if (str(f.at("state")) == "read" && u64(f.at("upto")) == 2) read_2 = true;
+      if (str(f.at("state")) == "delivered" && u64(f.at("upto")) == count) delivered_5 = true;
+    }
+    server.crash();
+  }
+
+  server_process server(db);
+  // Not acknowledged: replayed, the same entries.
+  ws_client sender(server.port(), "/ws/1?ack=manual");
+  std::vector<json::object> replayed;
+  while (replayed.size() < before.size()) replayed.push_back(sender.read());
+  for (std::size_t i = 0; i < before.size(); ++i)
+    BOOST_TEST(json::serialize(replayed[i]) == json::serialize(before[i]));
+  // A READ of everything: "read" upto 5 alone (all were delivered before the crash).
+  ws_client receiver(server.port(), "/ws/2");
+  receiver.send(json::object{{"type", 6}, {"seq", count}});
+  const auto f = sender.read();
+  BOOST_TEST(type_of(f) == 5);
+  BOOST_TEST(str(f.at("state")) == "read");
+  BOOST_TEST(u64(f.at("upto")) == count);
+  BOOST_TEST(u64(f.at("seq")) == u64(before.back().at("seq")) + 1);
+  BOOST_TEST(!sender.read_maybe(500ms).has_value());
+}
+
 BOOST_AUTO_TEST_CASE(a_corrupt_database_stops_the_start_with_exit_1) {
   temp_dir dir;
   const auto db = dir.file("garbage.db");
