@@ -151,12 +151,24 @@ def describe_message_id(value):
 
 
 def describe_stored_message(value):
+    """An inbox entry: a message (direct, or a group copy), or a STATUS."""
+    if str(value["kind"]).endswith("status"):
+        # A STATUS in the inbox of `receiver`, about the seqs of `sender`.
+        return "seq %d STATUS %s upto %d by %d, for %d" % (
+            int(value["seq"]),
+            str(value["state"]).rsplit(":", 1)[-1],
+            int(value["upto"]),
+            int(value["sender"]),
+            int(value["receiver"]),
+        )
     text = "seq %d from %d to %d, %d bytes" % (
         int(value["seq"]),
         int(value["sender"]),
         int(value["receiver"]),
         int(value["content"]["_M_string_length"]),
     )
+    if int(value["group"]):
+        text += ", group %d gseq %d" % (int(value["group"]), int(value["gseq"]))
     message_id = optional_value(value["id"])
     if message_id is not None:
         text += ", id %s" % describe_message_id(message_id)
