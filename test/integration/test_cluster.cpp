@@ -694,6 +694,77 @@ BOOST_AUTO_TEST_CASE(a_lost_reply_is_neither_refused_nor_stored_twice) {
                           "switchboard_redis_append_reruns_total") >= 3.0);
 }
 
+// The same for group SENDs (section 10): the group script ran, its reply
+// was lost. The rerun finds it, by the dedup entry for a SEND with an id
+// (the original group receipt) and by the group's applied hash for one
+// without: every member has each copy once, gseqs with no gap.
+BOOST_AUTO_TEST_CASE(a_lost_reply_to_a_group_send_stores_no_copy_twice) {
+  redis_server redis;
+  tcp_proxy wire(redis.port());
+  const std::string key_file = "/tmp/switchboard-cluster-key-" + std::to_string(::getpid());
+  std::ofstream(key_file) << "cluster-key\n";
+  const std::map<std::string, std::string> auth{{"Authorization", "Bearer cluster-key"}};
+  auto cfg_a = node_config(redis);
+  cfg_a.store = "redis://127.0.0.1:" + std::to_string(wire.port()) + "/0";
+  cfg_a.api_key_file = key_file;
+  auto cfg_b = node_config(redis);
+  cfg_b.api_key_file = key_file;
+  test_server a(cfg_a), b(cfg_b);
+  std::remove(key_file.c_str());
+  for (const std::uint64_t user : {1, 2, 3})
+    BOOST_REQUIRE_EQUAL(
+        http_request(b.port(), "PUT", "/api/groups/8/members/" + std::to_string(user), auth).status,
+        204u);
+  ws_client alice(a.port(), "/ws/1");
+  ws_client bob(b.port(), "/ws/2");
+  ws_client carol(b.port(), "/ws/3");
+  const auto group_send = [&](const std::string& content, bool with_id) {
+    json::object f{{"type", 1}, {"group", 8}, {"content", content}};
+    if (with_id) f["id"] = content;
+    alice.send(f);
+  };
+  const auto gseq_of = [](ws_client& member, std::size_t count) {
+    std::map<std::string, std::uint64_t> got;
+    while (got.size() < count) {
+      auto f = member.read(15000ms);
+      if (type_of(f) != 1) continue;
+      BOOST_TEST_REQUIRE(got.emplace(str(f.at("content")), u64(f.at("gseq"))).second,
+                         "delivered twice: " << json::serialize(f));
+    }
+    return got;
+  };
+
+  wire.set_mode(tcp_proxy::mode::swallow_replies);
+  group_send("lost-y1", true);
+  BOOST_TEST(gseq_of(bob, 1).at("lost-y1") == 1u);
+  BOOST_TEST(gseq_of(carol, 1).at("lost-y1") == 1u);
+  wire.reset_all();
+  wire.set_mode(tcp_proxy::mode::pass);
+  auto receipt = alice.read(12000ms);
+  BOOST_TEST_REQUIRE(type_of(receipt) == 2, json::serialize(receipt));
+  BOOST_TEST(str(receipt.at("id")) == "lost-y1");
+  BOOST_TEST(u64(receipt.at("group")) == 8u);
+  BOOST_TEST(u64(receipt.at("gseq")) == 1u);
+
+  wire.set_mode(tcp_proxy::mode::swallow_replies);
+  group_send("lost-x1", false);
+  BOOST_TEST(gseq_of(bob, 1).at("lost-x1") == 2u);
+  wire.reset_all();
+  wire.set_mode(tcp_proxy::mode::pass);
+  group_send("behind-y2", true);
+  receipt = alice.read(12000ms);
+  BOOST_TEST_REQUIRE(type_of(receipt) == 2, json::serialize(receipt));
+  BOOST_TEST(u64(receipt.at("gseq")) == 3u);
+  BOOST_TEST(gseq_of(bob, 1).at("behind-y2") == 3u);
+  const auto to_carol = gseq_of(carol, 2);
+  BOOST_TEST(to_carol.at("lost-x1") == 2u);
+  BOOST_TEST(to_carol.at("behind-y2") == 3u);
+  BOOST_TEST(!bob.read_maybe(300ms).has_value());
+  BOOST_TEST(!carol.read_maybe(300ms).has_value());
+  BOOST_TEST(!alice.read_maybe(300ms).has_value());
+  BOOST_TEST(redis.cli({"GET", "{g:8}:gseq"}) == "3\n");
+}
+
 // PROTOCOL.md section 11 across nodes: the sender on node A, the receiver
 // on node B with ack=auto. B's cursor move appends the STATUS to the
 // sender's inbox in Redis and publishes it; it reaches A over pub/sub, after
