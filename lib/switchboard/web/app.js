@@ -180,6 +180,11 @@ function connect(token, device) {
   });
   client.on('reset', (r) => {
     state.lastSeq = r.serverSeq;
+    // The old seqs mean nothing now: neither the unseen ones nor the ticks' upto.
+    state.unseen = [];
+    state.ticks.clear();
+    for (const out of state.outgoing.values()) out.seq = undefined;
+    for (const conv of state.convs.values()) { conv.unread = 0; drawConversation(conv); }
     notice(`The server no longer knows messages up to seq ${r.lastSeq} (its store was reset); counting again from seq ${r.serverSeq}.`, true);
   });
   client.on('sent', ({ id }) => {
@@ -240,7 +245,7 @@ function onMessage(m) {
   } else {
     const key = m.group !== undefined ? `g:${m.group}` : `u:${m.sender}`;
     const conv = conversation(key);
-    if (state.open === null) openConversation(key, false);
+    if (state.open === null) openConversation(key, false, false);
     const li = document.createElement('li');
     li.className = 'in';
     li.dataset.dir = 'in';
@@ -338,8 +343,8 @@ function drawConversation(conv) {
 }
 
 // Shows the conversation of `key` (and only it), fills "To" with it when
-// asked, and reads what it shows.
-function openConversation(key, fillTo) {
+// asked, and reads what it shows (unless the caller does it after its ack).
+function openConversation(key, fillTo, read = true) {
   const conv = conversation(key);
   const was = state.open;
   state.open = key;
@@ -354,7 +359,7 @@ function openConversation(key, fillTo) {
     ui.receiver.value = conv.id;
     ui.receiver.setCustomValidity('');
   }
-  markRead();
+  if (read) markRead();
 }
 
 // What is shown while the tab is visible is seen; READ goes up to just below
