@@ -456,3 +456,38 @@ test('notify: delivered, then read after READ; STATUS entries take the sender\'s
   assert.equal(none.length, 0);
   for (const c of [bob, again, withSince]) c.close();
 });
+
+test('a READ made while disconnected goes after the next welcome; STATUS seqs leave no gap', async (t) => {
+  const server = await new Server().start();
+  t.after(() => server.stop());
+  const alice = client(server, 1);
+  const statuses = [];
+  const gaps = [];
+  const gotAlice = inbox(alice);
+  alice.on('status', (s) => statuses.push(s));
+  alice.on('gap', (g) => gaps.push(g));
+  const bob = client(server, 2, { ack: 'manual' });
+  const gotBob = inbox(bob);
+  await connected(alice);
+  await connected(bob);
+  await alice.send(2, 'did you see this?', { notify: true });
+  await until(() => gotBob.length === 1, 5000, 'bob\'s message');
+  bob.ack(1n);
+  await until(() => statuses.length === 1, 5000, 'delivered');
+
+  // The connection drops; the application reads meanwhile.
+  const back = next(bob, 'welcome');
+  bob.ws.close();
+  await until(() => bob.state !== 'open', 5000, 'bob\'s drop');
+  bob.read(1n);
+  await back;
+  await until(() => statuses.length === 2, 5000, 'read, after the reconnect');
+  assert.deepEqual(statuses.map((s) => [s.seq, s.state, s.upto]), [[1n, 'delivered', 1n], [2n, 'read', 1n]]);
+
+  await bob.send(1, 'yes');
+  await until(() => gotAlice.length === 1, 5000, 'bob\'s answer');
+  assert.equal(gotAlice[0].seq, 3n);
+  assert.deepEqual(gaps, []);
+  alice.close();
+  bob.close();
+});
