@@ -1,6 +1,6 @@
 // Type declarations for switchboard-client (switchboard-client.js).
-// User ids are canonical decimal strings and seqs BigInts: both go up to
-// 2^64-1, beyond what a JS number holds exactly.
+// User ids and group ids are canonical decimal strings and seqs (seq, gseq,
+// upto) BigInts: all go up to 2^64-1, beyond what a JS number holds exactly.
 
 export type AckMode = 'auto' | 'manual';
 export type ClientState = 'idle' | 'connecting' | 'open' | 'waiting' | 'closed';
@@ -36,6 +36,8 @@ export interface ClientOptions {
   token?: string | (() => string | Promise<string>);
   /** Default 'auto'. */
   ack?: AckMode;
+  /** This client's device (`?device=`, PROTOCOL.md section 9): 1 to 64 of A-Z a-z 0-9 . _ -. Default: the user's default device (''). */
+  device?: string;
   /** The last seq the application has (persisted from lastSeq): the session replays above it. */
   since?: bigint | number | string;
   /** Default globalThis.WebSocket (browsers, Node.js 22 and later). */
@@ -57,14 +59,44 @@ export interface Message {
   ts: number;
   /** The sender's message id, when it gave one. */
   id?: string | number;
+  /** A group message's group (section 10); `receiver` is then this user. */
+  group?: string;
+  /** A group message's number in its group. */
+  gseq?: bigint;
   [field: string]: unknown;
 }
 
-export interface Receipt {
+/** The receipt of a direct send: stored in the receiver's inbox at `seq`. */
+export interface DirectReceipt {
   id: string;
   receiver?: string;
-  /** The receiver's seq of the message. */
+  /** The receiver's seq of the message: what a STATUS's `upto` is compared with. */
   seq: bigint;
+  ts: number;
+}
+
+/** The receipt of a group send: every member's copy is stored. */
+export interface GroupReceipt {
+  id: string;
+  group: string;
+  /** The message's number in its group. */
+  gseq: bigint;
+  ts: number;
+}
+
+export type Receipt = DirectReceipt | GroupReceipt;
+
+/**
+ * A STATUS (PROTOCOL.md section 11): every notify-message of this user to
+ * `receiver` whose receipt seq is at most `upto` is now delivered (or read).
+ * An inbox entry of this user's own: `seq` counts like a message's (lastSeq,
+ * since, ack).
+ */
+export interface Status {
+  seq: bigint;
+  receiver: string;
+  state: 'delivered' | 'read';
+  upto: bigint;
   ts: number;
 }
 
@@ -83,13 +115,14 @@ export interface CloseInfo {
 
 export interface ClientEvents {
   message: Message;
-  welcome: { session: string; seq: bigint };
+  status: Status;
+  welcome: { session: string; seq: bigint; device: string };
   state: { state: ClientState; [detail: string]: unknown };
   error: SwitchboardError;
   close: CloseInfo;
   gap: { from: bigint; to: bigint };
   reset: { lastSeq: bigint; serverSeq: bigint };
-  sent: { id: string; receiver: string };
+  sent: { id: string; receiver?: string; group?: string };
 }
 
 export class SwitchboardError extends Error {
@@ -107,17 +140,28 @@ export class SwitchboardClient {
   readonly lastSeq: bigint;
   /** ack=manual: the highest seq acknowledged. */
   readonly ackedSeq: bigint;
+  /** The highest seq passed to read(). */
+  readonly readSeq: bigint;
+  /** The device: the option until the first welcome, then the welcome's ('' is the default device). */
+  readonly device: string;
   readonly state: ClientState;
   on<E extends keyof ClientEvents>(event: E, listener: (value: ClientEvents[E]) => void): () => void;
   off<E extends keyof ClientEvents>(event: E, listener: (value: ClientEvents[E]) => void): void;
   connect(): void;
   close(): void;
   reconnectNow(): void;
-  send(receiver: string | number | bigint, content: string, options?: { id?: string }): Promise<Receipt>;
-  pending(): Array<{ id: string; receiver: string; content: string }>;
+  /** `notify: true` asks for STATUS events about this message (delivered, read). */
+  send(receiver: string | number | bigint, content: string, options?: { id?: string; notify?: boolean }): Promise<DirectReceipt>;
+  /** Rejects with code `not_member` when this user is not in the group. */
+  sendToGroup(group: string | number | bigint, content: string, options?: { id?: string }): Promise<GroupReceipt>;
+  pending(): Array<{ id: string; receiver?: string; group?: string; notify?: boolean; content: string }>;
   ack(seq: bigint | number | string): void;
+  /** READ: the user has seen everything up to `seq` (cumulative; moves no cursor). */
+  read(seq: bigint | number | string): void;
 }
 
 export function canonicalUserId(value: string | number | bigint): string | null;
+export function canonicalGroupId(value: string | number | bigint): string | null;
+export function validDevice(value: unknown): string | null;
 export function parseFrame(text: string): Record<string, unknown>;
 export default SwitchboardClient;

@@ -16,11 +16,19 @@
 //   answers with the original receipt, so nothing is stored twice;
 // - ack=auto (the server moves the cursor as it writes) or ack=manual (the
 //   application calls ack(seq) once a message is safe on its side);
-// - events for the server's ERROR frames and CLOSE notices with their codes.
+// - events for the server's ERROR frames and CLOSE notices with their codes;
+// - a device name (`?device=`, PROTOCOL.md section 9): each device of a user
+//   keeps its own place in the user's inbox;
+// - group sends (section 10), whose receipts carry the group's `gseq`;
+// - delivery and read notifications (section 11): `notify` on a send, READ
+//   with read(seq), and the STATUS frames that answer them as `status`
+//   events. A STATUS is an entry of the user's inbox like a message: it has
+//   a seq of the user's own, so it counts for lastSeq, `since`, gaps and
+//   acks exactly as a message does.
 //
-// User ids and seqs go up to 2^64-1, beyond what a JS number holds exactly:
-// user ids are decimal strings and seqs BigInts in everything this module
-// hands out.
+// User ids, group ids and seqs go up to 2^64-1, beyond what a JS number
+// holds exactly: ids are decimal strings and seqs BigInts in everything
+// this module hands out.
 
 const maxUserId = 18446744073709551615n;
 
@@ -48,16 +56,29 @@ export function canonicalUserId(value) {
   return BigInt(text) <= maxUserId ? text : null;
 }
 
-// One frame from the server, with `sender`, `receiver` and `seq` read as
-// text before JSON.parse so that they stay exact. Inside a JSON string
+/** Group ids are read exactly as user ids (their own namespace). */
+export const canonicalGroupId = canonicalUserId;
+
+/** A device name as PROTOCOL.md section 9 allows it (1 to 64 of A-Z a-z 0-9 . _ -), or null. */
+export function validDevice(value) {
+  return typeof value === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(value) ? value : null;
+}
+
+// Ids (text) and seqs (BigInt) of the server's frames, read as text before
+// JSON.parse so that they stay exact.
+const idKeys = ['sender', 'receiver', 'group'];
+const seqKeys = ['seq', 'gseq', 'upto'];
+
+// One frame from the server, with ids and seqs exact. Inside a JSON string
 // every quote is escaped, so only real keys match.
 export function parseFrame(text) {
-  const quoted = String(text).replace(/"(sender|receiver|seq)":(\d+)/g, '"$1":"$2"');
+  const quoted = String(text).replace(/"(sender|receiver|group|seq|gseq|upto)":(\d+)/g, '"$1":"$2"');
   const frame = JSON.parse(quoted);
   if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) {
     throw new Error('not a JSON object');
   }
-  if (frame.seq !== undefined) frame.seq = BigInt(frame.seq);
+  for (const key of seqKeys) if (frame[key] !== undefined) frame[key] = BigInt(frame[key]);
+  for (const key of idKeys) if (typeof frame[key] === 'number') frame[key] = String(frame[key]);
   return frame;
 }
 
@@ -82,11 +103,17 @@ export class SwitchboardClient {
     if (o.ack !== undefined && o.ack !== 'auto' && o.ack !== 'manual') {
       throw new TypeError("ack: 'auto' or 'manual'");
     }
+    if (o.device !== undefined && o.device !== null && !validDevice(o.device)) {
+      throw new TypeError('device: 1 to 64 of A-Z a-z 0-9 . _ -');
+    }
     this.url = String(o.url || '').replace(/\/+$/, '').replace(/^http/, 'ws');
     if (!/^wss?:\/\//.test(this.url)) throw new TypeError('url: ws://HOST:PORT or wss://HOST:PORT');
     this.user = user;
     this.ackMode = o.ack || 'auto';
     this.token = o.token;
+    /** The session's device: the option, then what the welcome says ('' is the default device). */
+    this.device = o.device ?? '';
+    this.requestedDevice = o.device ?? null;
     this.WebSocket = o.WebSocket || globalThis.WebSocket;
     if (typeof this.WebSocket !== 'function') {
       throw new TypeError('no WebSocket: pass options.WebSocket (Node.js before 22: the ws package)');
@@ -99,6 +126,8 @@ export class SwitchboardClient {
     this.lastSeq = o.since !== undefined && o.since !== null ? BigInt(o.since) : 0n;
     /** ack=manual: the highest seq the application acknowledged. */
     this.ackedSeq = 0n;
+    /** The highest seq the application said the user has seen (READ). */
+    this.readSeq = 0n;
     /** 'idle' | 'connecting' | 'open' | 'waiting' | 'closed' */
     this.state = 'idle';
     /** The welcome of the current session, or null. */
@@ -192,6 +221,7 @@ export class SwitchboardClient {
 
   sessionUrl(token) {
     const query = [`ack=${this.ackMode}`];
+    if (this.requestedDevice !== null) query.push(`device=${encodeURIComponent(this.requestedDevice)}`);
     if (this.lastSeq > 0n) query.push(`since=${this.lastSeq}`);
     if (token) query.push(`token=${encodeURIComponent(token)}`);
     return `${this.url}/ws/${this.user}?${query.join('&')}`;
@@ -254,6 +284,7 @@ export class SwitchboardClient {
       case 2: return this.onReceipt(frame);
       case 3: return this.onCloseNotice(frame);
       case 4: return this.onError(frame);
+      case 5: return this.onStatus(frame);
       default: return undefined;  // frame types this client does not know are not its business
     }
   }
@@ -267,31 +298,35 @@ export class SwitchboardClient {
       const was = this.lastSeq;
       this.lastSeq = high;
       this.ackedSeq = high;
+      if (this.readSeq > high) this.readSeq = high;
       this.emit('reset', { lastSeq: was, serverSeq: high });
       this.reopen = true;
       this.ws.close();
       return;
     }
-    this.session = { session: frame.session, seq: high, receiver: frame.receiver };
+    if (typeof frame.device === 'string') this.device = frame.device;
+    this.session = { session: frame.session, seq: high, receiver: frame.receiver, device: this.device };
     this.attempt = 0;
     this.setState('open', { session: frame.session, seq: high });
-    this.emit('welcome', { session: frame.session, seq: high });
-    // ack=manual: a RECEIVE of the last session may have been lost with it.
+    this.emit('welcome', { session: frame.session, seq: high, device: this.device });
+    // ack=manual: a RECEIVE of the last session may have been lost with it;
+    // so may a READ (both are cumulative: sending one again is harmless).
     if (this.ackMode === 'manual' && this.ackedSeq > 0n) this.transmit(`{"type":2,"seq":${this.ackedSeq}}`);
+    if (this.readSeq > 0n) this.transmit(`{"type":6,"seq":${this.readSeq}}`);
     // Every send without a receipt goes (again) in the order it was made;
     // a resend keeps its id, so the server stores it once.
     for (const out of this.outgoing.values()) this.write(out);
   }
 
-  onMessage(frame) {
-    if (frame.seq === undefined) return;
-    const seq = frame.seq;
+  // An inbox entry (a message or a STATUS) with its seq: true when it is new
+  // to the application, which then gets it; lastSeq moves to it.
+  takeSeq(seq) {
     if (seq <= this.lastSeq) {
       // A replay of what the application already has (ack=manual is at
       // least once): not delivered again. Acknowledged again if it was, so
       // that the server's cursor catches up.
       if (this.ackMode === 'manual' && this.ackedSeq >= seq) this.transmit(`{"type":2,"seq":${this.ackedSeq}}`);
-      return;
+      return false;
     }
     if (this.lastSeq > 0n && seq > this.lastSeq + 1n) {
       // Seqs have no gaps: these were evicted (retention, inbox limit) or,
@@ -299,6 +334,12 @@ export class SwitchboardClient {
       this.emit('gap', { from: this.lastSeq + 1n, to: seq - 1n });
     }
     this.lastSeq = seq;
+    return true;
+  }
+
+  onMessage(frame) {
+    if (frame.seq === undefined || !this.takeSeq(frame.seq)) return;
+    const seq = frame.seq;
     const message = {
       seq,
       sender: frame.sender,
@@ -321,7 +362,26 @@ export class SwitchboardClient {
     this.outgoing.delete(id);
     const receipt = { id, seq: frame.seq, ts: frame.ts };
     if (frame.receiver !== undefined) receipt.receiver = frame.receiver;
+    if (frame.group !== undefined) {
+      // A group receipt: every member's copy is stored; no receiver, no seq.
+      receipt.group = frame.group;
+      receipt.gseq = frame.gseq;
+      delete receipt.seq;
+    }
     out.resolve(receipt);
+  }
+
+  // A delivery or read notification about this user's own notify-messages
+  // to `receiver` (PROTOCOL.md section 11): an inbox entry with its own seq.
+  onStatus(frame) {
+    if (frame.seq === undefined || !this.takeSeq(frame.seq)) return;
+    this.emit('status', {
+      seq: frame.seq,
+      receiver: frame.receiver,
+      state: frame.state,
+      upto: frame.upto,
+      ts: frame.ts,
+    });
   }
 
   onCloseNotice(frame) {
@@ -411,13 +471,32 @@ export class SwitchboardClient {
   send(receiver, content, options = {}) {
     const to = canonicalUserId(receiver);
     if (!to) return Promise.reject(new TypeError('receiver: a user id from 1 to 18446744073709551615'));
+    if (options.notify !== undefined && typeof options.notify !== 'boolean') {
+      return Promise.reject(new TypeError('notify: true or false'));
+    }
+    return this.enqueue({ receiver: to, notify: options.notify === true }, content, options);
+  }
+
+  /**
+   * Sends `content` to every other member of group `group` (PROTOCOL.md
+   * section 10). Resolves with the group receipt `{id, group, gseq, ts}`
+   * once every copy is stored; rejects like send(), and with code
+   * `not_member` when this user is not in the group.
+   */
+  sendToGroup(group, content, options = {}) {
+    const to = canonicalGroupId(group);
+    if (!to) return Promise.reject(new TypeError('group: a group id from 1 to 18446744073709551615'));
+    return this.enqueue({ group: to }, content, options);
+  }
+
+  enqueue(target, content, options) {
     if (typeof content !== 'string') return Promise.reject(new TypeError('content: a string'));
     const id = options.id !== undefined ? String(options.id) : `${this.idPrefix}-${++this.counter}`;
     if (this.outgoing.has(id)) return this.outgoing.get(id).promise;
     if (!this.wanted && this.state === 'closed') {
       return Promise.reject(new SwitchboardError('closed', 'the client is closed'));
     }
-    const out = { id, receiver: to, content };
+    const out = { id, ...target, content };
     out.promise = new Promise((resolve, reject) => { out.resolve = resolve; out.reject = reject; });
     this.outgoing.set(id, out);
     if (this.session) this.write(out);
@@ -425,17 +504,20 @@ export class SwitchboardClient {
   }
 
   write(out) {
-    // Built as text: the receiver may be above 2^53 and must stay exact.
-    const frame = `{"type":1,"receiver":${out.receiver},"content":${JSON.stringify(out.content)},"id":${JSON.stringify(out.id)}}`;
+    // Built as text: the receiver or group may be above 2^53 and must stay exact.
+    const to = out.group !== undefined ? `"group":${out.group}` : `"receiver":${out.receiver}`;
+    const notify = out.notify ? ',"notify":true' : '';
+    const frame = `{"type":1,${to},"content":${JSON.stringify(out.content)},"id":${JSON.stringify(out.id)}${notify}}`;
     if (this.transmit(frame)) {
       this.lastSentId = out.id;
-      this.emit('sent', { id: out.id, receiver: out.receiver });
+      this.emit('sent', out.group !== undefined ? { id: out.id, group: out.group } : { id: out.id, receiver: out.receiver });
     }
   }
 
   /** The sends still waiting for their receipt: persist these to resend after a restart. */
   pending() {
-    return [...this.outgoing.values()].map(({ id, receiver, content }) => ({ id, receiver, content }));
+    return [...this.outgoing.values()].map(({ id, receiver, group, notify, content }) => (
+      group !== undefined ? { id, group, content } : { id, receiver, content, ...(notify ? { notify } : {}) }));
   }
 
   /**
@@ -447,6 +529,18 @@ export class SwitchboardClient {
     if (n <= this.ackedSeq) return;
     this.ackedSeq = n;
     if (this.ackMode === 'manual') this.transmit(`{"type":2,"seq":${n}}`);
+  }
+
+  /**
+   * The user has seen everything up to `seq` (READ, PROTOCOL.md section
+   * 11): the senders who asked are told "read". Cumulative; it moves no
+   * cursor. Sent now, and again after the next welcome.
+   */
+  read(seq) {
+    const n = BigInt(seq);
+    if (n <= this.readSeq) return;
+    this.readSeq = n;
+    this.transmit(`{"type":6,"seq":${n}}`);
   }
 }
 

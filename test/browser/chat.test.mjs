@@ -7,14 +7,17 @@
 // the same port and SQLite file; the first page must reconnect by itself, and
 // the second, kept away meanwhile behind a TCP proxy that refuses
 // connections, must come back by itself and show what was sent while it was
-// away exactly once. Then a second server with --tls-cert/--tls-key (a
+// away exactly once. Then three users in a group (joined through the
+// membership API) see a group message by group, and a direct message gets
+// its delivered tick, then its read tick once the receiver opens the
+// conversation. Then a second server with --tls-cert/--tls-key (a
 // certificate made by the openssl command): the page over https talks over
 // wss. Last, a cluster: two servers on one private redis-server, user 1's
 // page on one and user 2's on the other, each seeing the other's messages.
 // Screenshots land in ARTIFACT_DIR. The last line says
 // `browser: N passed, N failed`; the exit code is 0 only when all passed.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -242,8 +245,10 @@ async function waitConnected(page) {
   await page.locator('#status[data-state="connected"]').waitFor();
 }
 
-// Keyboard only: receiver, Tab to the message box, type, Enter sends.
-async function say(page, receiver, text) {
+// Keyboard only: receiver, Tab to the message box, type, Enter sends. `kind`
+// is the "To" choice: a user or a group.
+async function say(page, receiver, text, kind = 'user') {
+  await page.selectOption('#to-kind', kind);
   await page.fill('#receiver', String(receiver));
   await page.focus('#receiver');
   await page.keyboard.press('Tab');
@@ -254,28 +259,49 @@ async function say(page, receiver, text) {
   check(await page.inputValue('#message') === '', 'the message box was not cleared after Enter');
 }
 
-const received = (page, seq) => page.locator(`#conversation li.in[data-seq="${seq}"]`);
+// Every message a test sends has a text of its own. The seqs are the
+// server's: STATUS entries (the ticks) take seqs of the sender's inbox too,
+// so the test reads them off the page instead of predicting them.
+const received = (page, text) => page.locator('#conversation li.in', { has: page.locator('.content', { hasText: text }) });
+const mine = (page, text) => page.locator('#conversation li.out', { has: page.locator('.content', { hasText: text }) });
 
-// Waits for the received message `seq` with `text`, then checks it is on the
-// page exactly once (after a moment in which a duplicate could still come).
-async function expectReceivedOnce(page, seq, text, sender) {
-  const item = received(page, seq);
-  await item.first().waitFor();
+// Waits for the received message `text`, then checks it is on the page
+// exactly once (after a moment in which a duplicate could still come), with
+// its sender and seq, acknowledged. Returns its seq.
+async function expectReceivedOnce(page, text, sender, { visible = true } = {}) {
+  const item = received(page, text);
+  await item.first().waitFor({ state: visible ? 'visible' : 'attached' });
   await sleep(500);
   const count = await item.count();
-  check(count === 1, `seq ${seq} is shown ${count} times, not once`);
-  const content = await item.locator('.content').textContent();
-  check(content === text, `seq ${seq} shows "${content}", not "${text}"`);
-  check(await item.getAttribute('data-sender') === String(sender), `seq ${seq} does not show sender ${sender}`);
-  check((await item.locator('.meta').textContent()).includes(`seq ${seq}`), `seq ${seq} is not written on the message`);
-  await page.locator(`#conversation li.in[data-seq="${seq}"][data-state="acknowledged"]`).waitFor();
+  check(count === 1, `"${text}" is shown ${count} times, not once`);
+  check(await item.locator('.content').textContent() === text, `"${text}" is not shown as it was sent`);
+  check(await item.getAttribute('data-sender') === String(sender), `"${text}" does not show sender ${sender}`);
+  const seq = await item.getAttribute('data-seq');
+  check(/^[1-9][0-9]*$/.test(seq || ''), `"${text}" has no seq`);
+  check((await item.locator('.meta').textContent()).includes(`seq ${seq}`), `seq ${seq} is not written on "${text}"`);
+  check(await page.locator(`#conversation li.in[data-seq="${seq}"]`).count() === 1, `seq ${seq} is shown twice`);
+  await page.locator(`#conversation li.in[data-seq="${seq}"][data-state="acknowledged"]`).waitFor({ state: 'attached' });
+  return seq;
 }
 
-// The sender's own copy reaches `stored` with the receiver's seq: the receipt.
+// The sender's own copy gets the receipt: the receiver's seq, which must be
+// the one the receiver's page shows (`seq`, when given).
 async function expectStored(page, text, seq) {
-  const mine = page.locator('#conversation li.out', { has: page.locator('.content', { hasText: text }) });
-  await page.locator(`#conversation li.out[data-state="stored"][data-seq="${seq}"]`).waitFor();
-  check(await mine.getAttribute('data-seq') === String(seq), `"${text}" was receipted with another seq`);
+  const item = mine(page, text);
+  await page.locator('#conversation li.out[data-seq]', { has: page.locator('.content', { hasText: text }) }).waitFor({ state: 'attached' });
+  const state = await item.getAttribute('data-state');
+  check(['stored', 'delivered', 'read'].includes(state), `"${text}" is ${state}, not stored`);
+  const got = await item.getAttribute('data-seq');
+  if (seq !== undefined) check(got === String(seq), `"${text}" was receipted with seq ${got}, the receiver shows ${seq}`);
+  return got;
+}
+
+// The reconnect notice names the `since` asked for; the page asked for at
+// least the last seq it showed.
+async function expectResumed(page, user, atLeast) {
+  const text = await page.locator('#conversation li.notice', { hasText: `Reconnected as user ${user} on device` }).last().textContent();
+  const m = text.match(/asked for everything after seq (\d+)\./);
+  check(m && BigInt(m[1]) >= BigInt(atLeast), `page of user ${user} resumed with "${text}", not since >= ${atLeast}`);
 }
 
 // ---- the scenario ----------------------------------------------------------
@@ -318,11 +344,12 @@ async function scenario(ctx) {
   step('two pages connected as users 1 and 2, by keyboard');
 
   await say(one, 2, 'Hello 2, this is 1.');
-  await expectReceivedOnce(two, 1, 'Hello 2, this is 1.', 1);
-  await expectStored(one, 'Hello 2, this is 1.', 1);
+  const first = await expectReceivedOnce(two, 'Hello 2, this is 1.', 1);
+  check(first === '1', `user 2's first message has seq ${first}, not 1`);
+  await expectStored(one, 'Hello 2, this is 1.', first);
   await say(two, 1, 'Hi 1! Loud and clear.');
-  await expectReceivedOnce(one, 1, 'Hi 1! Loud and clear.', 2);
-  await expectStored(two, 'Hi 1! Loud and clear.', 1);
+  const reply = await expectReceivedOnce(one, 'Hi 1! Loud and clear.', 2);
+  await expectStored(two, 'Hi 1! Loud and clear.', reply);
   step('each page sees the other\'s message with its seq, and its own receipted');
 
   const stopped = await server.stop();
@@ -336,39 +363,45 @@ async function scenario(ctx) {
   await proxy.pause();  // user 2 stays away until resume
   await server.start();
   await waitConnected(one);
-  await one.locator('#conversation li.notice', { hasText: 'Reconnected as user 1: asked for everything after seq 1.' }).waitFor();
-  step('server restarted on the same port and store: page 1 reconnected by itself with since=1');
+  await expectResumed(one, 1, reply);
+  step('server restarted on the same port and store: page 1 reconnected by itself with since');
 
   await say(one, 2, 'Sent while you were away.');
-  await expectStored(one, 'Sent while you were away.', 2);
+  const away = await expectStored(one, 'Sent while you were away.');
+  check(BigInt(away) > BigInt(first), `the message sent while away has seq ${away}`);
   check(await two.locator('#status').getAttribute('data-state') !== 'connected', 'page 2 was not away');
-  check(await received(two, 2).count() === 0, 'page 2 got seq 2 while away');
-  step('a message to user 2 stored (seq 2) while page 2 is disconnected');
+  check(await received(two, 'Sent while you were away.').count() === 0, 'page 2 got it while away');
+  step(`a message to user 2 stored (seq ${away}) while page 2 is disconnected`);
 
   await proxy.listen();
   await waitConnected(two);
-  await two.locator('#conversation li.notice', { hasText: 'Reconnected as user 2: asked for everything after seq 1.' }).waitFor();
-  await expectReceivedOnce(two, 2, 'Sent while you were away.', 1);
+  await expectResumed(two, 2, first);
+  check(await expectReceivedOnce(two, 'Sent while you were away.', 1) === away, 'page 2 shows the missed message with another seq');
   step('page 2 reconnected by itself and shows the missed message exactly once');
 
   await say(one, 2, 'And one more, live.');
-  await expectReceivedOnce(two, 3, 'And one more, live.', 1);
+  await expectStored(one, 'And one more, live.', await expectReceivedOnce(two, 'And one more, live.', 1));
   await say(two, 1, 'Got all three.');
-  await expectReceivedOnce(one, 2, 'Got all three.', 2);
-  check(await two.locator('#conversation li.in').count() === 3, 'page 2 does not show exactly seqs 1, 2, 3');
-  check(await one.locator('#conversation li.in').count() === 2, 'page 1 does not show exactly seqs 1, 2');
+  await expectStored(two, 'Got all three.', await expectReceivedOnce(one, 'Got all three.', 2));
+  check(await two.locator('#conversation li.in').count() === 3, 'page 2 does not show exactly three messages');
+  check(await one.locator('#conversation li.in').count() === 2, 'page 1 does not show exactly two messages');
   step('after the reconnects, live messages flow both ways with no duplicate');
 
   // ack=manual: everything page 2 showed was acknowledged, so a new tab of
-  // user 2, which asks for no `since`, is replayed nothing.
+  // user 2 on the same device (the device keeps the place in the inbox),
+  // which asks for no `since`, is replayed nothing.
   await sleep(300);
+  const device = await two.inputValue('#device');
+  check(/^web-[0-9a-f]{8}$/.test(device), `page 2's device is "${device}", not a made-up web-XXXXXXXX`);
   const three = await openPage(browser, origin, 'user 2, second tab', problems);
+  check(await three.inputValue('#device') !== device, 'a new browser (context) got the same device name');
+  await three.fill('#device', device);
   await signIn(three, 2);
-  await three.locator('#conversation li.notice', { hasText: 'Highest seq for you on the server: 3.' }).waitFor();
+  await three.locator('#conversation li.notice', { hasText: `Connected as user 2 on device ${device}.` }).waitFor();
   await sleep(500);
   check(await three.locator('#conversation li.in').count() === 0, 'a new tab of user 2 was replayed messages page 2 had acknowledged');
   await three.context().close();
-  step('page 2 acknowledged what it showed: a new tab of user 2 gets no replay');
+  step('page 2 acknowledged what it showed: a new tab of user 2 on its device gets no replay');
 
   mkdirSync(artifactDir, { recursive: true });
   const shot = path.join(artifactDir, 'browser-conversation.png');
@@ -378,11 +411,74 @@ async function scenario(ctx) {
   await two.screenshot({ path: path.join(artifactDir, 'browser-conversation-phone.png') });
   step(`screenshots saved: ${shot} (and -user1, -phone)`);
 
+  await two.setViewportSize({ width: 960, height: 720 });
+  await scenarioGroup(ctx, browser, origin, one, two);
   await scenarioTls(ctx, browser);
   await scenarioCluster(ctx, browser);
 
   check(problems.length === 0, `the pages reported problems:\n  ${problems.join('\n  ')}`);
   step('no uncaught error and no console error (no CSP violation) in any page');
+}
+
+// Groups and ticks on the first server (started with --api-key-file), with
+// pages 1 and 2 of the first case and one more page, user 3: the test joins
+// users 1, 2 and 3 to group 5 through the membership API, as an
+// application's backend would. User 1 writes to the group; user 3's page,
+// with no conversation yet, opens the group's; user 2's, which has user 1's
+// open, counts it unread until the group is opened. Then 1 writes to 2
+// directly while 2 has the group open: the message gets ✓ (2's page
+// acknowledged it) but not ✓✓ until 2 opens the conversation with 1.
+async function scenarioGroup(ctx, browser, origin, one, two) {
+  const { problems } = ctx;
+  for (const user of [1, 2, 3]) {
+    const r = await fetch(`${origin}/api/groups/5/members/${user}`,
+                          { method: 'PUT', headers: { Authorization: `Bearer ${ctx.apiKey}` } });
+    check(r.status === 204, `PUT /api/groups/5/members/${user} answered ${r.status}`);
+  }
+  const three = await openPage(browser, origin, 'group user 3', problems);
+  await signIn(three, 3);
+  step('users 1, 2 and 3 joined to group 5 through the API; a page for user 3');
+
+  const text = 'Hello, group 5.';
+  await say(one, 5, text, 'group');
+  await Promise.all([expectReceivedOnce(three, text, 1), expectReceivedOnce(two, text, 1, { visible: false })]);
+  await two.locator('#conversation-list button[data-conv="g:5"] .unread', { hasText: '1' }).waitFor();
+  await two.click('#conversation-list button[data-conv="g:5"]');
+  for (const page of [two, three]) {
+    const item = received(page, text);
+    await item.waitFor();
+    check(await item.getAttribute('data-group') === '5' && await item.getAttribute('data-gseq') === '1',
+          'the group message does not show group 5, #1');
+    check((await item.locator('.who').textContent()) === '1 → group 5', 'the group message does not name its sender and group');
+    check(await page.locator('#conversation-list button[data-conv="g:5"][aria-current="true"]').count() === 1,
+          'the group\'s conversation is not the open one');
+  }
+  await one.locator('#conversation li.out[data-gseq="1"][data-state="stored"]', { hasText: text }).waitFor();
+  await say(one, 6, 'Not my group.', 'group');
+  await one.locator('#conversation li.out[data-state="failed"]', { hasText: 'not a member' }).waitFor();
+  step('a group message shows on both other members\' pages, by group, with its sender; a non-member send is refused');
+
+  await say(one, 2, 'Just between us.');
+  await expectReceivedOnce(two, 'Just between us.', 1, { visible: false });
+  check(!(await received(two, 'Just between us.').isVisible()), 'the direct message shows while the group is open');
+  await two.locator('#conversation-list button[data-conv="u:1"] .unread', { hasText: '1' }).waitFor();
+  const tick = mine(one, 'Just between us.');
+  await one.locator('#conversation li.out[data-state="delivered"]', { hasText: 'Just between us.' }).waitFor();
+  check((await tick.locator('.state').textContent()).startsWith('✓ delivered'), 'the delivered tick is not ✓');
+  await sleep(300);
+  check(await tick.getAttribute('data-state') === 'delivered', 'read before user 2 opened the conversation');
+  await one.screenshot({ path: path.join(artifactDir, 'browser-ticks-delivered.png') });
+  step('a direct message shows ✓ delivered on the sender\'s page while the receiver has another conversation open');
+
+  await two.click('#conversation-list button[data-conv="u:1"]');
+  await received(two, 'Just between us.').waitFor();
+  await one.locator('#conversation li.out[data-state="read"]', { hasText: 'Just between us.' }).waitFor();
+  check((await tick.locator('.state').textContent()).startsWith('✓✓ read'), 'the read tick is not ✓✓');
+  check(await two.locator('#conversation-list button[data-conv="u:1"] .unread').isHidden(), 'the unread count stayed');
+  await one.screenshot({ path: path.join(artifactDir, 'browser-ticks-read.png') });
+  await three.screenshot({ path: path.join(artifactDir, 'browser-group.png') });
+  await three.context().close();
+  step('✓✓ read once user 2 opened the conversation; screenshots browser-group.png, browser-ticks-*.png');
 }
 
 // The same page from a server that speaks TLS only: https for the page, wss
@@ -407,10 +503,9 @@ async function scenarioTls(ctx, browser) {
   await signIn(a, 11);
   await signIn(b, 12);
   await say(a, 12, 'Over TLS, end to end.');
-  await expectReceivedOnce(b, 1, 'Over TLS, end to end.', 11);
-  await expectStored(a, 'Over TLS, end to end.', 1);
+  await expectStored(a, 'Over TLS, end to end.', await expectReceivedOnce(b, 'Over TLS, end to end.', 11));
   await say(b, 11, 'Encrypted on the wire.');
-  await expectReceivedOnce(a, 1, 'Encrypted on the wire.', 12);
+  await expectReceivedOnce(a, 'Encrypted on the wire.', 12);
   check(await a.evaluate(() => location.protocol) === 'https:', 'the TLS page was not served over https');
   await b.screenshot({ path: path.join(artifactDir, 'browser-conversation-wss.png') });
   await a.context().close();
@@ -441,11 +536,9 @@ async function scenarioCluster(ctx, browser) {
   await signIn(one, 1);
   await signIn(two, 2);
   await say(one, 2, 'From node A to node B.');
-  await expectReceivedOnce(two, 1, 'From node A to node B.', 1);
-  await expectStored(one, 'From node A to node B.', 1);
+  await expectStored(one, 'From node A to node B.', await expectReceivedOnce(two, 'From node A to node B.', 1));
   await say(two, 1, 'And back from node B.');
-  await expectReceivedOnce(one, 1, 'And back from node B.', 2);
-  await expectStored(two, 'And back from node B.', 1);
+  await expectStored(two, 'And back from node B.', await expectReceivedOnce(one, 'And back from node B.', 2));
   step('cluster: user 1 on node A and user 2 on node B see each other\'s messages with their seqs');
 
   await one.screenshot({ path: path.join(artifactDir, 'browser-cluster-node-a.png') });
@@ -463,7 +556,17 @@ async function scenarioCluster(ctx, browser) {
 // ---- run it, always cleaning up --------------------------------------------
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'switchboard-browser-'));
-const ctx = { server: new Server(serverBinary, `sqlite:${path.join(dir, 'switchboard.db')}`), problems: [], dir };
+// The membership API (PROTOCOL.md section 10) is on for the first server:
+// the group case joins its users through it.
+const apiKey = 'browser-test-key';
+writeFileSync(path.join(dir, 'api-key'), `${apiKey}\n`);
+const ctx = {
+  server: new Server(serverBinary, `sqlite:${path.join(dir, 'switchboard.db')}`,
+                     ['--api-key-file', path.join(dir, 'api-key')]),
+  problems: [],
+  dir,
+  apiKey,
+};
 // Never leave a server or the Redis running.
 const killAll = () => {
   ctx.server.kill();

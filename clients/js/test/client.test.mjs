@@ -42,6 +42,10 @@ test('pure helpers keep 64-bit ids exact', () => {
   assert.equal(f.seq, 9007199254740993n);
   assert.equal(f.content, '"seq":5');
   assert.throws(() => parseFrame('[1]'));
+  const g = parseFrame('{"type":1,"sender":1,"group":18446744073709551615,"receiver":2,"seq":3,"gseq":9007199254740993}');
+  assert.deepEqual([g.group, g.gseq], ['18446744073709551615', 9007199254740993n]);
+  const st = parseFrame('{"type":5,"receiver":2,"state":"read","upto":9007199254740993,"seq":7,"ts":1}');
+  assert.deepEqual([st.receiver, st.upto, st.seq], ['2', 9007199254740993n, 7n]);
   assert.throws(() => new SwitchboardClient({ url: 'ws://x', user: '1' }), /WebSocket/);
 });
 
@@ -300,4 +304,190 @@ test('a token, asked for before each connection; a refused one keeps retrying', 
   assert.equal(info.reconnecting, true);
   mallory.close();
   alice.close();
+});
+
+test('devices: each keeps its own place in the user\'s inbox; the welcome names it', async (t) => {
+  assert.throws(() => client({ url: 'ws://x' }, 2, { device: '' }), /device/);
+  assert.throws(() => client({ url: 'ws://x' }, 2, { device: 'a b' }), /device/);
+  assert.throws(() => client({ url: 'ws://x' }, 2, { device: 'x'.repeat(65) }), /device/);
+  const server = await new Server().start();
+  t.after(() => server.stop());
+  // The laptop was seen before: a message is held for every device seen
+  // within --device-ttl (a device new to the server gets only what is held).
+  const seen = client(server, 2, { device: 'laptop' });
+  await connected(seen);
+  seen.close();
+  await next(seen, 'close');
+  const alice = client(server, 1);
+  await connected(alice);
+  await alice.send(2, 'd1');
+  await alice.send(2, 'd2');
+
+  const phone = client(server, 2, { device: 'phone-1.a_b' });
+  const gotPhone = inbox(phone);
+  const welcome = await connected(phone);
+  assert.equal(welcome.device, 'phone-1.a_b');
+  assert.equal(phone.device, 'phone-1.a_b');
+  await until(() => gotPhone.length === 2, 5000, 'the phone\'s two messages');
+  phone.close();
+  await next(phone, 'close');
+
+  // ack=auto moved the phone's cursor only: the laptop is replayed both.
+  const laptop = client(server, 2, { device: 'laptop' });
+  const gotLaptop = inbox(laptop);
+  await connected(laptop);
+  await until(() => gotLaptop.length === 2, 5000, 'the laptop\'s two messages');
+  assert.deepEqual(gotLaptop.map((m) => m.content), ['d1', 'd2']);
+
+  // The phone again, with nothing kept by the application: nothing twice.
+  const phoneAgain = client(server, 2, { device: 'phone-1.a_b' });
+  const gotAgain = inbox(phoneAgain);
+  await connected(phoneAgain);
+  await alice.send(2, 'd3');
+  await until(() => gotAgain.length === 1 && gotLaptop.length === 3, 5000, 'd3 on both devices');
+  assert.deepEqual(gotAgain.map((m) => [m.seq, m.content]), [[3n, 'd3']]);
+
+  // No device option: the default device, named ''.
+  const plain = client(server, 2);
+  assert.equal((await connected(plain)).device, '');
+  for (const c of [alice, laptop, phoneAgain, plain]) c.close();
+});
+
+// A server with the membership API on (section 10), and a PUT of `users` into `group`.
+async function apiServer(t, args = []) {
+  const { dir, remove } = tempDir();
+  t.after(remove);
+  const keyFile = path.join(dir, 'api-key');
+  writeFileSync(keyFile, 'api secret\n');
+  const server = await new Server(['--api-key-file', keyFile, ...args]).start();
+  t.after(() => server.stop());
+  server.join = async (group, ...users) => {
+    for (const user of users) {
+      const r = await fetch(`http://127.0.0.1:${server.port}/api/groups/${group}/members/${user}`, {
+        method: 'PUT', headers: { Authorization: 'Bearer api secret' },
+      });
+      assert.equal(r.status, 204, `PUT user ${user} into group ${group}`);
+    }
+  };
+  return server;
+}
+
+test('groups: a send reaches every other member with its gseq; the group receipt resolves it; not_member', async (t) => {
+  const server = await apiServer(t);
+  await server.join(9, 1, 2, 3);
+  const [alice, bob, carol, dave] = [1, 2, 3, 4].map((u) => client(server, u));
+  const [gotAlice, gotBob, gotCarol] = [alice, bob, carol].map(inbox);
+  for (const c of [alice, bob, carol, dave]) await connected(c);
+  await alice.send(2, 'direct first');  // bob's seq 1: his group copy is his seq 2
+
+  const receipt = await alice.sendToGroup('9', 'lunch?', { id: 'g-1' });
+  assert.deepEqual({ ...receipt, ts: typeof receipt.ts }, { id: 'g-1', group: '9', gseq: 1n, ts: 'number' });
+  const second = await alice.sendToGroup(9, 'at noon');
+  assert.equal(second.gseq, 2n);
+  await until(() => gotBob.length === 3 && gotCarol.length === 2, 5000, 'the group copies');
+  const copy = gotBob[1];
+  assert.deepEqual([copy.sender, copy.group, copy.receiver, copy.content, copy.seq, copy.gseq, copy.id],
+    ['1', '9', '2', 'lunch?', 2n, 1n, 'g-1']);
+  assert.deepEqual(gotCarol.map((m) => [m.group, m.seq, m.gseq, m.content]),
+    [['9', 1n, 1n, 'lunch?'], ['9', 2n, 2n, 'at noon']]);
+  assert.equal(gotBob[0].group, undefined);
+
+  // A resend with the same id gets the original group receipt.
+  const again = await alice.sendToGroup(9, 'lunch? (again)', { id: 'g-1' });
+  assert.equal(again.gseq, 1n);
+
+  // Not a member: refused, nothing stored.
+  await assert.rejects(dave.sendToGroup(9, 'let me in', { id: 'x' }),
+    (e) => e instanceof SwitchboardError && e.code === 'not_member' && e.id === 'x');
+  await assert.rejects(dave.sendToGroup('0', 'x'), TypeError);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(gotAlice.length, 0, 'the sender gets no copy');
+  assert.equal(gotCarol.length, 2);
+  for (const c of [alice, bob, carol, dave]) c.close();
+});
+
+test('notify: delivered, then read after READ; STATUS entries take the sender\'s seqs and are acked and replayed', async (t) => {
+  const server = await apiServer(t);
+  const alice = client(server, 1, { ack: 'manual' });
+  const statuses = [];
+  alice.on('status', (s) => statuses.push(s));
+  const bob = client(server, 2, { ack: 'manual' });
+  const gotBob = inbox(bob);
+  await connected(alice);
+  await connected(bob);
+  await assert.rejects(alice.send(2, 'x', { notify: 'yes' }), TypeError);
+
+  await alice.send(2, 'quiet');  // no notify: no STATUS about it
+  const receipt = await alice.send(2, 'lunch?', { notify: true });
+  assert.equal(receipt.seq, 2n);
+  await until(() => gotBob.length === 2, 5000, 'bob\'s messages');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(statuses.length, 0, 'nothing delivered before bob acknowledged');
+
+  bob.ack(2n);
+  await until(() => statuses.length === 1, 5000, 'the delivered STATUS');
+  assert.deepEqual({ ...statuses[0], ts: typeof statuses[0].ts },
+    { seq: 1n, receiver: '2', state: 'delivered', upto: 2n, ts: 'number' });
+  assert.equal(alice.lastSeq, 1n, 'a STATUS is an entry of the sender\'s inbox');
+  alice.ack(statuses[0].seq);
+
+  bob.read(2n);
+  await until(() => statuses.length === 2, 5000, 'the read STATUS');
+  assert.deepEqual([statuses[1].state, statuses[1].upto, statuses[1].seq], ['read', 2n, 2n]);
+  assert.equal(alice.lastSeq, 2n);
+  await new Promise((r) => setTimeout(r, 100));  // alice's RECEIVE of seq 1 reaches the server
+  alice.close();
+  await next(alice, 'close');
+
+  // A new session of alice's device replays what she did not acknowledge: the "read".
+  const again = client(server, 1, { ack: 'manual' });
+  const replayed = [];
+  again.on('status', (s) => replayed.push(s));
+  const welcome = await connected(again);
+  assert.equal(welcome.seq, 2n);
+  await until(() => replayed.length === 1, 5000, 'the replayed STATUS');
+  assert.deepEqual([replayed[0].seq, replayed[0].state, replayed[0].upto], [2n, 'read', 2n]);
+  // And with since = the last seq the application has, nothing again.
+  const withSince = client(server, 1, { since: again.lastSeq });
+  const none = [];
+  withSince.on('status', (s) => none.push(s));
+  await connected(withSince);
+  await new Promise((r) => setTimeout(r, 150));
+  assert.equal(none.length, 0);
+  for (const c of [bob, again, withSince]) c.close();
+});
+
+test('a READ made while disconnected goes after the next welcome; STATUS seqs leave no gap', async (t) => {
+  const server = await new Server().start();
+  t.after(() => server.stop());
+  const alice = client(server, 1);
+  const statuses = [];
+  const gaps = [];
+  const gotAlice = inbox(alice);
+  alice.on('status', (s) => statuses.push(s));
+  alice.on('gap', (g) => gaps.push(g));
+  const bob = client(server, 2, { ack: 'manual' });
+  const gotBob = inbox(bob);
+  await connected(alice);
+  await connected(bob);
+  await alice.send(2, 'did you see this?', { notify: true });
+  await until(() => gotBob.length === 1, 5000, 'bob\'s message');
+  bob.ack(1n);
+  await until(() => statuses.length === 1, 5000, 'delivered');
+
+  // The connection drops; the application reads meanwhile.
+  const back = next(bob, 'welcome');
+  bob.ws.close();
+  await until(() => bob.state !== 'open', 5000, 'bob\'s drop');
+  bob.read(1n);
+  await back;
+  await until(() => statuses.length === 2, 5000, 'read, after the reconnect');
+  assert.deepEqual(statuses.map((s) => [s.seq, s.state, s.upto]), [[1n, 'delivered', 1n], [2n, 'read', 1n]]);
+
+  await bob.send(1, 'yes');
+  await until(() => gotAlice.length === 1, 5000, 'bob\'s answer');
+  assert.equal(gotAlice[0].seq, 3n);
+  assert.deepEqual(gaps, []);
+  alice.close();
+  bob.close();
 });

@@ -1,25 +1,33 @@
 // Switchboard's browser chat client: the user interface around the
 // switchboard-client module (clients/js in the repository, served beside this
 // page as /switchboard-client.js), which holds all of the protocol's client
-// side: the session at /ws/{userId}?ack=manual[&since=N][&token=T], the
-// reconnects with backoff that resume with `since`, seq de-duplication and
-// gaps, and the resends of unreceipted messages with their ids.
+// side: the session at /ws/{userId}?ack=manual&device=D[&since=N][&token=T],
+// the reconnects with backoff that resume with `since`, seq de-duplication
+// and gaps, and the resends of unreceipted messages with their ids.
 //
 // What the page keeps itself:
-// - lastSeq, the highest seq of this user it has shown: the `since` of the
-//   next client after Disconnect and Connect;
+// - lastSeq, the highest seq of this user it has handled (messages and
+//   STATUS entries): the `since` of the next client after Disconnect and
+//   Connect;
 // - outgoing, its own messages by client id: what has no receipt when the
 //   person disconnects is sent again, with the same id, after the next
 //   Connect, and the server's de-duplication answers with the original
-//   receipt.
-import { SwitchboardClient, canonicalUserId } from './switchboard-client.js';
+//   receipt;
+// - conversations, one per other user and per group: one is open (shown)
+//   at a time. READ is cumulative over the whole inbox, so the page reads
+//   up to just below the oldest message that is not yet seen (in a closed
+//   conversation, or while the tab is hidden);
+// - per receiver, the highest `upto` of its "delivered" and "read" STATUS
+//   frames: a direct message's receipt seq at or below it gets its ticks.
+import { SwitchboardClient, canonicalGroupId, canonicalUserId, validDevice } from './switchboard-client.js';
 
 const $ = (id) => document.getElementById(id);
 const ui = {
-  signIn: $('sign-in'), user: $('user'), token: $('token'),
+  signIn: $('sign-in'), user: $('user'), device: $('device'), token: $('token'),
   connect: $('connect'), disconnect: $('disconnect'), status: $('status'),
   main: document.querySelector('main'), conversation: $('conversation'),
-  compose: $('compose'), receiver: $('receiver'), message: $('message'),
+  conversations: $('conversation-list'),
+  compose: $('compose'), toKind: $('to-kind'), receiver: $('receiver'), message: $('message'),
 };
 
 const state = {
@@ -29,9 +37,13 @@ const state = {
   outage: false,        // a drop was already reported: one notice per outage
   lastWhy: '',          // why the connection is down, for the status line
   lastSeq: 0n,          // highest seq shown: `since` of the next client
-  outgoing: new Map(),  // client id -> { li, receiver, content, state }
+  outgoing: new Map(),  // client id -> { li, receiver | group, content, state, seq }
   idPrefix: null,       // this tab's message ids: `${idPrefix}-${counter}`
   counter: 0,
+  convs: new Map(),     // 'u:ID' | 'g:ID' -> { key, kind, id, button, badge, unread }
+  open: null,           // the key of the conversation shown, or null
+  unseen: [],           // { seq, key } of received messages not seen yet, in seq order
+  ticks: new Map(),     // receiver -> { delivered: upto, read: upto } (BigInts)
 };
 
 function randomHex(bytes) {
@@ -88,6 +100,22 @@ function recall(key) {
   try { return sessionStorage.getItem(`switchboard.${key}`) || ''; } catch { return ''; }
 }
 
+// The device name is the browser's, not the tab's: localStorage, made up
+// once. Tabs of one browser are then one device, sharing its place in the
+// inbox, and a reload resumes that place instead of starting a new device.
+function deviceName() {
+  let name = '';
+  try { name = localStorage.getItem('switchboard.device') || ''; } catch { /* not kept */ }
+  if (!validDevice(name)) {
+    name = `web-${randomHex(4)}`;
+    rememberDevice(name);
+  }
+  return name;
+}
+function rememberDevice(name) {
+  try { localStorage.setItem('switchboard.device', name); } catch { /* not kept */ }
+}
+
 function setStatus(kind, text) {
   ui.status.dataset.state = kind;
   ui.status.textContent = text;
@@ -103,6 +131,7 @@ const errorWords = {
   sender_mismatch: 'The server refused the message: it claimed to come from another user.',
   rate_limited: 'Sending too fast: the server refused this message. Wait a moment and retry.',
   unavailable: 'The server cannot store messages right now, so this one was not sent. Retry in a moment.',
+  not_member: 'You are not a member of that group, so the message was not sent.',
 };
 
 const closeWords = {
@@ -130,7 +159,7 @@ function closeCodeWords(code, opened) {
 
 // ---- the connection: a SwitchboardClient and its events --------------------
 
-function connect(token) {
+function connect(token, device) {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const client = new SwitchboardClient({
     url: `${scheme}//${location.host}`,
@@ -138,17 +167,24 @@ function connect(token) {
     token: token || undefined,
     ack: 'manual',
     since: state.lastSeq,
+    device,
   });
   state.client = client;
   state.outage = false;
   client.on('state', (s) => { if (client === state.client) onState(s); });
   client.on('welcome', (w) => { if (client === state.client) onWelcome(w); });
   client.on('message', (m) => { if (client === state.client) onMessage(m); });
+  client.on('status', (st) => { if (client === state.client) onStatus(st); });
   client.on('gap', (g) => {
     notice(`Messages ${g.from} to ${g.to} are no longer held by the server (expired, over its inbox limit, or acknowledged by another tab of this user).`, true);
   });
   client.on('reset', (r) => {
     state.lastSeq = r.serverSeq;
+    // The old seqs mean nothing now: neither the unseen ones nor the ticks' upto.
+    state.unseen = [];
+    state.ticks.clear();
+    for (const out of state.outgoing.values()) out.seq = undefined;
+    for (const conv of state.convs.values()) { conv.unread = 0; drawConversation(conv); }
     notice(`The server no longer knows messages up to seq ${r.lastSeq} (its store was reset); counting again from seq ${r.serverSeq}.`, true);
   });
   client.on('sent', ({ id }) => {
@@ -185,9 +221,10 @@ function onWelcome(w) {
   const resumed = state.lastSeq;
   state.outage = false;
   setStatus('connected', `Connected as user ${state.me}.`);
+  const on = w.device ? ` on device ${w.device}` : '';
   notice(resumed > 0n
-    ? `Reconnected as user ${state.me}: asked for everything after seq ${resumed}.`
-    : `Connected as user ${state.me}. Highest seq for you on the server: ${w.seq}.`);
+    ? `Reconnected as user ${state.me}${on}: asked for everything after seq ${resumed}.`
+    : `Connected as user ${state.me}${on}. Highest seq for you on the server: ${w.seq}.`);
   updateControls();
   // Keyboard flow: after Connect, straight on to writing; a reconnect
   // while the person is typing leaves the focus where it is.
@@ -198,29 +235,151 @@ function onWelcome(w) {
 
 function onMessage(m) {
   state.lastSeq = m.seq;
-  const own = m.sender === state.me && m.id !== undefined ? state.outgoing.get(String(m.id)) : null;
+  const own = m.sender === state.me && m.group === undefined && m.id !== undefined
+    ? state.outgoing.get(String(m.id)) : null;
   if (own) {
     // A note to oneself came back: that one message is known delivered.
+    own.seq = m.seq;
     own.li.dataset.seq = String(m.seq);
-    setOutState(own, 'delivered');
+    if (own.state !== 'read') setOutState(own, 'delivered');
   } else {
+    const key = m.group !== undefined ? `g:${m.group}` : `u:${m.sender}`;
+    const conv = conversation(key);
+    if (state.open === null) openConversation(key, false, false);
     const li = document.createElement('li');
     li.className = 'in';
     li.dataset.dir = 'in';
+    li.dataset.conv = key;
     li.dataset.seq = String(m.seq);
     li.dataset.sender = String(m.sender);
+    const who = m.group !== undefined ? `${m.sender} → group ${m.group}` : `${m.sender} → you`;
+    const seq = m.group !== undefined ? `seq ${m.seq} · #${m.gseq}` : `seq ${m.seq}`;
+    if (m.group !== undefined) {
+      li.dataset.group = String(m.group);
+      li.dataset.gseq = String(m.gseq);
+    }
     li.append(
-      para('meta', span('who', `${m.sender} → you`), timeOf(m.ts), span('seq', `seq ${m.seq}`)),
+      para('meta', span('who', who), timeOf(m.ts), span('seq', seq)),
       para('content', String(m.content ?? '')),
       para('state', 'received'));
+    li.hidden = key !== state.open;
     append(li);
     // ack=manual: the server moves this user's cursor only on RECEIVE, and
-    // only what is on screen is acknowledged (cumulative: up to this seq).
+    // only what is on the page is acknowledged (cumulative: up to this seq).
     li.dataset.state = 'acknowledged';
     li.querySelector('.state').textContent = 'received · acknowledged';
+    if (key !== state.open || !pageVisible()) {
+      state.unseen.push({ seq: m.seq, key });
+      conv.unread += 1;
+      drawConversation(conv);
+    }
   }
   state.client.ack(m.seq);
+  markRead();
 }
+
+// A STATUS (PROTOCOL.md section 11): this user's direct messages to
+// `receiver` with a receipt seq at most `upto` are delivered, or read. It is
+// an entry of this user's own inbox: acknowledged like a message.
+function onStatus(st) {
+  state.lastSeq = st.seq;
+  const t = state.ticks.get(st.receiver) || { delivered: 0n, read: 0n };
+  if (st.upto > t[st.state]) t[st.state] = st.upto;
+  if (t.read > t.delivered) t.delivered = t.read;  // read implies delivered
+  state.ticks.set(st.receiver, t);
+  for (const out of state.outgoing.values()) if (out.receiver === st.receiver) tick(out);
+  state.client.ack(st.seq);
+  markRead();
+}
+
+// Moves a direct message with a receipt to delivered or read when a STATUS
+// covered its seq (which may have come before the receipt, after a reconnect).
+function tick(out) {
+  if (out.seq === undefined || out.receiver === undefined) return;
+  const t = state.ticks.get(out.receiver);
+  if (!t) return;
+  if (t.read >= out.seq) setOutState(out, 'read');
+  else if (t.delivered >= out.seq && out.state !== 'read') setOutState(out, 'delivered');
+}
+
+// ---- conversations and READ ---------------------------------------------
+
+function pageVisible() {
+  return document.visibilityState === 'visible';
+}
+
+// The conversation of `key`, made (with its button) on first use.
+function conversation(key) {
+  let conv = state.convs.get(key);
+  if (conv) return conv;
+  const [kind, id] = key.split(':');
+  conv = { key, kind: kind === 'g' ? 'group' : 'user', id, unread: 0 };
+  const li = document.createElement('li');
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.dataset.conv = key;
+  button.append(span('name', kind === 'g' ? `Group ${id}` : `User ${id}`));
+  conv.badge = span('unread', '');
+  button.append(conv.badge);
+  button.addEventListener('click', () => {
+    openConversation(key, true);
+    ui.message.focus();
+  });
+  li.append(button);
+  ui.conversations.append(li);
+  conv.button = button;
+  state.convs.set(key, conv);
+  drawConversation(conv);
+  return conv;
+}
+
+function drawConversation(conv) {
+  conv.badge.textContent = conv.unread > 0 ? String(conv.unread) : '';
+  conv.badge.hidden = conv.unread === 0;
+  conv.button.setAttribute('aria-label', `${conv.kind === 'group' ? 'Group' : 'User'} ${conv.id}`
+    + (conv.unread > 0 ? `, ${conv.unread} unread` : ''));
+  if (conv.key === state.open) conv.button.setAttribute('aria-current', 'true');
+  else conv.button.removeAttribute('aria-current');
+}
+
+// Shows the conversation of `key` (and only it), fills "To" with it when
+// asked, and reads what it shows (unless the caller does it after its ack).
+function openConversation(key, fillTo, read = true) {
+  const conv = conversation(key);
+  const was = state.open;
+  state.open = key;
+  if (was !== key) {
+    for (const li of ui.conversation.querySelectorAll('li[data-conv]')) li.hidden = li.dataset.conv !== key;
+    if (was && state.convs.has(was)) drawConversation(state.convs.get(was));
+    drawConversation(conv);
+    ui.main.scrollTop = ui.main.scrollHeight;
+  }
+  if (fillTo) {
+    ui.toKind.value = conv.kind;
+    ui.receiver.value = conv.id;
+    ui.receiver.setCustomValidity('');
+  }
+  if (read) markRead();
+}
+
+// What is shown while the tab is visible is seen; READ goes up to just below
+// the oldest message not seen yet (the whole inbox is one sequence).
+function markRead() {
+  if (pageVisible() && state.open !== null && state.unseen.length > 0) {
+    const conv = state.convs.get(state.open);
+    const left = state.unseen.filter((u) => u.key !== state.open);
+    if (left.length !== state.unseen.length) {
+      state.unseen = left;
+      conv.unread = 0;
+      drawConversation(conv);
+    }
+  }
+  if (!state.client) return;
+  const upto = state.unseen.length > 0 ? state.unseen[0].seq - 1n : state.lastSeq;
+  if (upto > 0n) state.client.read(upto);
+}
+
+document.addEventListener('visibilitychange', markRead);
 
 function onClosed(info) {
   if (info.code && closeWords[info.code]) {
@@ -262,6 +421,7 @@ function updateControls() {
   ui.connect.textContent = waiting ? 'Retry now' : 'Connect';
   ui.disconnect.disabled = client === null;
   ui.user.readOnly = client !== null;
+  ui.device.readOnly = client !== null;
   ui.token.readOnly = client !== null;
 }
 
@@ -271,7 +431,10 @@ function setOutState(out, s, why) {
   out.state = s;
   out.li.dataset.state = s;
   const line = out.li.querySelector('.state');
-  const words = { waiting: 'waiting for the connection', sent: 'sent', stored: 'stored', delivered: 'delivered', failed: 'not sent' };
+  const words = {
+    waiting: 'waiting for the connection', sent: 'sent', stored: 'stored',
+    delivered: '✓ delivered', read: '✓✓ read', failed: 'not sent',
+  };
   line.textContent = why ? `${words[s]}: ${why}` : words[s];
   if (s === 'failed') {
     const retry = document.createElement('button');
@@ -288,14 +451,26 @@ function setOutState(out, s, why) {
 
 // Hands the message to the client, which writes it now or after the next
 // welcome, and again after every reconnect until its receipt comes.
+// Direct messages ask for STATUS notifications (the ticks).
 function send(id, out) {
   const client = state.client;
-  client.send(out.receiver, out.content, { id }).then((receipt) => {
-    if (out.state === 'delivered') return;
+  const sent = out.group !== undefined
+    ? client.sendToGroup(out.group, out.content, { id })
+    : client.send(out.receiver, out.content, { id, notify: true });
+  sent.then((receipt) => {
+    if (out.state === 'delivered' || out.state === 'read') return;
+    out.li.querySelector('time').replaceWith(timeOf(receipt.ts));
+    if (out.group !== undefined) {
+      out.li.dataset.gseq = String(receipt.gseq);
+      out.li.querySelector('.seq').textContent = `#${receipt.gseq}`;
+      setOutState(out, 'stored');
+      return;
+    }
+    out.seq = receipt.seq;
     out.li.dataset.seq = String(receipt.seq);
     out.li.querySelector('.seq').textContent = `seq ${receipt.seq}`;
-    out.li.querySelector('time').replaceWith(timeOf(receipt.ts));
     setOutState(out, 'stored');
+    tick(out);
   }, (error) => {
     if (error.code === 'closed') {
       // Disconnect: sent again after the next Connect.
@@ -310,9 +485,10 @@ function send(id, out) {
 
 ui.compose.addEventListener('submit', (event) => {
   event.preventDefault();
-  const receiver = canonicalUserId(ui.receiver.value);
+  const toGroup = ui.toKind.value === 'group';
+  const receiver = toGroup ? canonicalGroupId(ui.receiver.value) : canonicalUserId(ui.receiver.value);
   if (!receiver) {
-    ui.receiver.setCustomValidity('A user id: a whole number from 1 to 18446744073709551615.');
+    ui.receiver.setCustomValidity(`A ${toGroup ? 'group' : 'user'} id: a whole number from 1 to 18446744073709551615.`);
     ui.receiver.reportValidity();
     ui.receiver.focus();
     return;
@@ -326,6 +502,9 @@ ui.compose.addEventListener('submit', (event) => {
     return;
   }
   remember('receiver', receiver);
+  remember('to', ui.toKind.value);
+  const key = `${toGroup ? 'g' : 'u'}:${receiver}`;
+  openConversation(key, false);
   // The tab's own ids, kept across Disconnect and Connect: the server
   // remembers (sender, id) for --dedup-window, so an id is never reused.
   const id = `${state.idPrefix}-${++state.counter}`;
@@ -333,11 +512,15 @@ ui.compose.addEventListener('submit', (event) => {
   li.className = 'out';
   li.dataset.dir = 'out';
   li.dataset.id = id;
+  li.dataset.conv = key;
   li.append(
-    para('meta', span('who', `you → ${receiver}`), timeOf(Date.now()), span('seq', 'seq …')),
+    para('meta', span('who', toGroup ? `you → group ${receiver}` : `you → ${receiver}`), timeOf(Date.now()),
+      span('seq', 'seq …')),
     para('content', content),
     para('state', ''));
-  const out = { id, li, receiver, content, state: 'waiting' };
+  const out = toGroup
+    ? { id, li, group: receiver, content, state: 'waiting' }
+    : { id, li, receiver, content, state: 'waiting' };
   state.outgoing.set(id, out);
   setOutState(out, 'waiting');
   append(li);
@@ -354,6 +537,14 @@ ui.message.addEventListener('keydown', (event) => {
   }
 });
 ui.receiver.addEventListener('input', () => ui.receiver.setCustomValidity(''));
+// A receiver typed and left (Tab, Enter) opens its conversation.
+function openTyped() {
+  const group = ui.toKind.value === 'group';
+  const id = group ? canonicalGroupId(ui.receiver.value) : canonicalUserId(ui.receiver.value);
+  if (id && state.me) openConversation(`${group ? 'g' : 'u'}:${id}`, false);
+}
+ui.receiver.addEventListener('change', openTyped);
+ui.device.addEventListener('input', () => ui.device.setCustomValidity(''));
 ui.user.addEventListener('input', () => ui.user.setCustomValidity(''));
 
 // ---- signing in and out --------------------------------------------------
@@ -372,15 +563,28 @@ ui.signIn.addEventListener('submit', (event) => {
     ui.user.focus();
     return;
   }
+  const device = ui.device.value.trim();
+  if (!validDevice(device)) {
+    ui.device.setCustomValidity('A device name: 1 to 64 letters, digits, dots, dashes or underscores.');
+    ui.device.reportValidity();
+    ui.device.focus();
+    return;
+  }
   if (me !== state.me) {
     // Another user: another inbox, its own seqs. Start a new conversation.
     state.me = me;
     state.lastSeq = 0n;
     state.outgoing.clear();
+    state.convs.clear();
+    state.open = null;
+    state.unseen = [];
+    state.ticks.clear();
     ui.conversation.replaceChildren();
+    ui.conversations.replaceChildren();
   }
   remember('user', me);
-  connect(ui.token.value.trim());
+  rememberDevice(device);
+  connect(ui.token.value.trim(), device);
 });
 
 ui.disconnect.addEventListener('click', () => {
@@ -396,5 +600,7 @@ window.addEventListener('online', () => { if (state.client) state.client.reconne
 
 state.idPrefix = randomHex(6);
 ui.user.value = recall('user');
+ui.device.value = deviceName();
 ui.receiver.value = recall('receiver');
+if (recall('to') === 'group') ui.toKind.value = 'group';
 updateControls();
