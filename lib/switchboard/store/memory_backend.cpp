@@ -352,9 +352,15 @@ std::vector<stored_message> memory_backend::fetch(user_id user, seq_t after, std
 
 template <class Predicate>
 void memory_backend::drop_notify(inbox& box, Predicate gone) {
-  const auto before = box.notify.size();
-  std::erase_if(box.notify, gone);
-  charged_ -= std::min(charged_, (before - box.notify.size()) * notify_cost());
+  // From the front only, stopping at the first kept: every caller drops a
+  // prefix (by seq, or by ts, which follows seq but for the few ms receive
+  // times from different I/O threads may differ), so the entries that wait
+  // for a READ are not walked on every SEND and cursor move.
+  const auto end = std::find_if_not(box.notify.begin(), box.notify.end(), gone);
+  const auto dropped = static_cast<std::size_t>(end - box.notify.begin());
+  if (dropped == 0) return;
+  box.notify.erase(box.notify.begin(), end);
+  charged_ -= std::min(charged_, dropped * notify_cost());
 }
 
 void memory_backend::append_status(user_id owner, user_id about, status_state state, seq_t upto,
@@ -388,10 +394,18 @@ void memory_backend::cover(user_id user, inbox& box, seq_t upto, std::int64_t ts
     if (std::find(senders.begin(), senders.end(), sender) == senders.end())
       senders.push_back(sender);
   };
+  if (box.notify.empty()) return;  // most users: nothing to walk, on every cursor move
   drop_notify(box, [&](const pending_notify& p) {
     return notify_forgotten(p.seq, box.highest, limits_.inbox_limit);
   });
-  for (auto& p : box.notify) {
+  // The delivered ones are a prefix (every move and READ covers a prefix,
+  // and entries join at the back): a cursor move starts after it, so that
+  // notify-messages waiting to be read are not walked again on every move.
+  auto from = read ? box.notify.begin()
+                   : std::partition_point(box.notify.begin(), box.notify.end(),
+                                          [](const pending_notify& p) { return p.delivered; });
+  for (; from != box.notify.end(); ++from) {
+    pending_notify& p = *from;
     if (p.seq > upto) break;
     if (!p.delivered) {
       p.delivered = true;

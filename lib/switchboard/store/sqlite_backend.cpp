@@ -124,6 +124,9 @@ constexpr std::array<std::string_view, 3> migrations = {
         PRIMARY KEY(receiver, seq)
       ) WITHOUT ROWID;
       CREATE INDEX notify_by_ts ON notify(ts);
+      -- A cursor move marks what is not yet delivered: through this index
+      -- it does not walk the delivered rows that wait for a READ.
+      CREATE INDEX notify_undelivered ON notify(receiver, seq) WHERE delivered = 0;
     )sql",
 };
 
@@ -393,8 +396,10 @@ void sqlite_backend::prepare_statements() {
                          "VALUES(?1, ?2, ?3, ?4, 0)");
   forget_notify_.prepare(db, "DELETE FROM notify WHERE receiver = ?1 AND seq <= ?2");
   any_notify_.prepare(db, "SELECT 1 FROM notify WHERE receiver = ?1 AND seq <= ?2 LIMIT 1");
+  // INDEXED BY: without ANALYZE statistics the planner would take the
+  // primary key and walk every delivered row still waiting for a READ.
   deliver_notify_.prepare(db,
-                          "UPDATE notify SET delivered = 1 "
+                          "UPDATE notify INDEXED BY notify_undelivered SET delivered = 1 "
                           "WHERE receiver = ?1 AND seq <= ?2 AND delivered = 0 RETURNING sender");
   read_notify_.prepare(db,
                        "DELETE FROM notify WHERE receiver = ?1 AND seq <= ?2 "
