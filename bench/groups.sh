@@ -94,11 +94,12 @@ printf 'groups-bench-%s\n' "$RANDOM$RANDOM" >"$tmp/key"
 pin_cmd "$CLIENT_CPUS"
 client_pin=("${pin[@]}")
 
-# redis_usec: "CALLS USEC" of evalsha, then total usec of all commands.
+# redis_usec: "CALLS USEC" of evalsha, then the usec and the calls of all
+# commands (those a script runs included: Redis counts them apart too).
 redis_usec() {
   redis-cli -p "$redis_port" INFO commandstats | tr -d '\r' | awk -F'[:,=]' '
-    /^cmdstat_/ { total += $5; if ($1 == "cmdstat_evalsha") { c = $3; u = $5 } }
-    END { printf "%d %d %d\n", c, u, total }'
+    /^cmdstat_/ { total += $5; calls += $3; if ($1 == "cmdstat_evalsha") { c = $3; u = $5 } }
+    END { printf "%d %d %d %d\n", c, u, total, calls }'
 }
 
 # start_store NAME STORE: a server (and for redis its Redis) for one run;
@@ -168,7 +169,8 @@ group_run() {
     awk -v b="$rb" -v a="$ra" -v n="${copies:-0}" 'BEGIN {
       split(b, x, " "); split(a, y, " "); if (n == 0) exit
       printf "redis_evalsha_per_copy=%.5f\nredis_script_us_per_copy=%.3f\nredis_cmd_us_per_copy=%.3f\n",
-        (y[1] - x[1]) / n, (y[2] - x[2]) / n, (y[3] - x[3]) / n }' >>"$tmp/$name.kv"
+        (y[1] - x[1]) / n, (y[2] - x[2]) / n, (y[3] - x[3]) / n
+      printf "redis_cmds_per_copy=%.2f\n", (y[4] - x[4]) / n }' >>"$tmp/$name.kv"
   fi
   stop_store
   echo "server_exit=$server_status" >>"$tmp/$name.kv"

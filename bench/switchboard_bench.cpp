@@ -7,9 +7,11 @@
 //                     [--receiver-url HOST:PORT] [--pid2 PID] [--redis-pid PID]
 //                     [--threads 1] [--base-id N] [--rate 0] [--format table|kv]
 //                     [--window-by delivery|receipt|both] [--batch W/8] [--drain 5]
-//                     [--protocol switchboard|seed]
+//                     [--protocol switchboard|seed] [--notify [--read]]
 //   switchboard_bench --url 127.0.0.1:8080 --idle 15000 --pid PID [--sources 4]
 //                     [--settle 2] [--protocol switchboard|seed]
+//   switchboard_bench --url 127.0.0.1:8080 --group-members N --api-key-file PATH
+//                     [--group-senders 10] [--window W] [--pid PID] [--redis-pid PID]
 //
 // It opens P sender/receiver pairs (users base-id+2i and base-id+2i+1): the
 // senders on --url, the receivers on --receiver-url (by default the same
@@ -48,8 +50,24 @@
 // Each --threads thread runs its own io_context and owns whole pairs, so the
 // pairs' state is never shared between threads.
 //
+// --notify (with --receipts) puts "notify":true on every SEND (PROTOCOL.md
+// section 11): each sender counts the STATUS frames it gets, checks that each
+// covers more than the last of its state, and waits at the end for the one
+// that covers its last message (the highest receiver seq its receipts gave);
+// a pair without it is counted in status_missing and the exit code is 1.
+// --read: each receiver also sends a READ for its last seq after every batch
+// of frames it read, and the "read" STATUS is waited for as well.
+//
 // --idle N is another mode (idle_sessions.hpp): N idle sessions of distinct
 // users, and the server's resident memory per session (--pid).
+//
+// --group-members N is a third (group_load.hpp): N members PUT into a new
+// group through the membership API (`Authorization: Bearer` with the content
+// of --api-key-file, the file the server was given), --group-senders of them
+// sending group messages with ids, --window each in flight (freed once
+// receipted and at every other member); checks every copy (seq, gseq,
+// per-sender order) and reports group messages/s, copies/s, and the server's
+// CPU per group message and per copy.
 
 #include <algorithm>
 #include <atomic>
