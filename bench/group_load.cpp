@@ -105,6 +105,7 @@ struct sender_state {
   std::vector<std::uint64_t> ring_k;
   std::vector<std::uint64_t> remaining;
   std::vector<std::uint8_t> receipted;
+  std::vector<std::uint8_t> refused;  // an ERROR came for this k: no copy will
   std::vector<std::int64_t> send_ns;
   std::string frame;
 };
@@ -139,6 +140,7 @@ class group_client {
       st->ring_k.assign(ring, UINT64_MAX);
       st->remaining.assign(ring, 0);
       st->receipted.assign(ring, 0);
+      st->refused.assign(ring, 0);
       st->send_ns.assign(ring, 0);
       senders_.push_back(std::move(st));
     }
@@ -266,6 +268,7 @@ class group_client {
         st.ring_k[k & mask] = k;
         st.remaining[k & mask] = o_.members - 1;
         st.receipted[k & mask] = 0;
+        st.refused[k & mask] = 0;
         st.send_ns[k & mask] = t;
         ++st.sent;
         ++st.in_flight;
@@ -307,8 +310,17 @@ class group_client {
     else if (type == 4) {
       ++c.errors[f.text(frame_view::code)];
       if (m.id - o_.base_id < o_.senders) {
+        // A refused SEND (e.g. `unavailable`): nothing stored, no copy, no
+        // receipt. Its id says which k the members will never see.
+        sender_state& st = *senders_[m.id - o_.base_id];
+        const std::size_t mask = st.ring_k.size() - 1;
+        auto k = f.u64(frame_view::id);
+        if (k && *k < st.sent && st.ring_k[*k & mask] == *k) {
+          st.refused[*k & mask] = 1;
+          st.remaining[*k & mask] = 0;
+        }
         ++c.refused;
-        slot_freed(*senders_[m.id - o_.base_id]);
+        slot_freed(st);
       }
     } else if (type == 3) {
       ++c.server_closes["CLOSE " + f.text(frame_view::code)];
@@ -384,7 +396,12 @@ class group_client {
       ++c.duplicated;
       return;
     }
-    if (k > next) ++c.reordered;  // one of this sender's copies skipped (lost, or later)
+    // Skipping k's is right only over SENDs the server refused.
+    for (std::uint64_t j = next; j < k; ++j)
+      if (st.ring_k[j & mask] != j || !st.refused[j & mask]) {
+        ++c.reordered;  // one of this sender's copies skipped (lost, or later)
+        break;
+      }
     next = k + 1;
     ++c.copies;
     bool in_window = now >= t0_ns_ && now < t1_ns_;
