@@ -105,7 +105,7 @@ struct sender_state {
   std::vector<std::uint64_t> ring_k;
   std::vector<std::uint64_t> remaining;
   std::vector<std::uint8_t> receipted;
-  std::vector<std::uint8_t> refused;  // an ERROR came for this k: no copy will
+  std::vector<std::uint8_t> refused_k;  // an ERROR came for this k: no copy will come
   std::vector<std::int64_t> send_ns;
   std::string frame;
 };
@@ -140,7 +140,7 @@ class group_client {
       st->ring_k.assign(ring, UINT64_MAX);
       st->remaining.assign(ring, 0);
       st->receipted.assign(ring, 0);
-      st->refused.assign(ring, 0);
+      st->refused_k.assign(ring, 0);
       st->send_ns.assign(ring, 0);
       senders_.push_back(std::move(st));
     }
@@ -268,7 +268,7 @@ class group_client {
         st.ring_k[k & mask] = k;
         st.remaining[k & mask] = o_.members - 1;
         st.receipted[k & mask] = 0;
-        st.refused[k & mask] = 0;
+        st.refused_k[k & mask] = 0;
         st.send_ns[k & mask] = t;
         ++st.sent;
         ++st.in_flight;
@@ -316,7 +316,7 @@ class group_client {
         const std::size_t mask = st.ring_k.size() - 1;
         auto k = f.u64(frame_view::id);
         if (k && *k < st.sent && st.ring_k[*k & mask] == *k) {
-          st.refused[*k & mask] = 1;
+          st.refused_k[*k & mask] = 1;
           st.remaining[*k & mask] = 0;
         }
         ++c.refused;
@@ -398,7 +398,7 @@ class group_client {
     }
     // Skipping k's is right only over SENDs the server refused.
     for (std::uint64_t j = next; j < k; ++j)
-      if (st.ring_k[j & mask] != j || !st.refused[j & mask]) {
+      if (st.ring_k[j & mask] != j || !st.refused_k[j & mask]) {
         ++c.reordered;  // one of this sender's copies skipped (lost, or later)
         break;
       }
