@@ -7,7 +7,7 @@ namespace bench {
 namespace {
 
 constexpr std::array<std::string_view, frame_view::field_count> field_names = {
-    "type", "sender", "receiver", "content", "seq", "id", "code"};
+    "type", "sender", "receiver", "content", "seq", "id", "code", "group", "gseq", "state", "upto"};
 
 int field_index(std::string_view k) {
   switch (k.size()) {
@@ -16,7 +16,13 @@ int field_index(std::string_view k) {
     case 3:
       return k == "seq" ? frame_view::seq : -1;
     case 4:
-      return k == "type" ? frame_view::type : k == "code" ? frame_view::code : -1;
+      return k == "type"   ? frame_view::type
+             : k == "code" ? frame_view::code
+             : k == "gseq" ? frame_view::gseq
+             : k == "upto" ? frame_view::upto
+                           : -1;
+    case 5:
+      return k == "group" ? frame_view::group : k == "state" ? frame_view::state : -1;
     case 6:
       return k == "sender" ? frame_view::sender : -1;
     case 7:

@@ -7,9 +7,11 @@
 //                     [--receiver-url HOST:PORT] [--pid2 PID] [--redis-pid PID]
 //                     [--threads 1] [--base-id N] [--rate 0] [--format table|kv]
 //                     [--window-by delivery|receipt|both] [--batch W/8] [--drain 5]
-//                     [--protocol switchboard|seed]
+//                     [--protocol switchboard|seed] [--notify [--read]]
 //   switchboard_bench --url 127.0.0.1:8080 --idle 15000 --pid PID [--sources 4]
 //                     [--settle 2] [--protocol switchboard|seed]
+//   switchboard_bench --url 127.0.0.1:8080 --group-members N --api-key-file PATH
+//                     [--group-senders 10] [--window W] [--pid PID] [--redis-pid PID]
 //
 // It opens P sender/receiver pairs (users base-id+2i and base-id+2i+1): the
 // senders on --url, the receivers on --receiver-url (by default the same
@@ -48,8 +50,24 @@
 // Each --threads thread runs its own io_context and owns whole pairs, so the
 // pairs' state is never shared between threads.
 //
+// --notify (with --receipts) puts "notify":true on every SEND (PROTOCOL.md
+// section 11): each sender counts the STATUS frames it gets, checks that each
+// covers more than the last of its state, and waits at the end for the one
+// that covers its last message (the highest receiver seq its receipts gave);
+// a pair without it is counted in status_missing and the exit code is 1.
+// --read: each receiver also sends a READ for its last seq after every batch
+// of frames it read, and the "read" STATUS is waited for as well.
+//
 // --idle N is another mode (idle_sessions.hpp): N idle sessions of distinct
 // users, and the server's resident memory per session (--pid).
+//
+// --group-members N is a third (group_load.hpp): N members PUT into a new
+// group through the membership API (`Authorization: Bearer` with the content
+// of --api-key-file, the file the server was given), --group-senders of them
+// sending group messages with ids, --window each in flight (freed once
+// receipted and at every other member); checks every copy (seq, gseq,
+// per-sender order) and reports group messages/s, copies/s, and the server's
+// CPU per group message and per copy.
 
 #include <algorithm>
 #include <atomic>
@@ -63,7 +81,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -74,6 +94,7 @@
 #include <vector>
 
 #include "frames.hpp"
+#include "group_load.hpp"
 #include "histogram.hpp"
 #include "idle_sessions.hpp"
 #include "process_stats.hpp"
@@ -114,6 +135,8 @@ struct options {
   double drain = 5;
   double rate = 0;  // messages per second over all pairs; 0: as fast as the window allows
   bool receipts = false;
+  bool notify = false;  // every SEND asks for STATUS notifications (PROTOCOL.md section 11)
+  bool read = false;    // receivers send READ for what they got
   enum class window_by { delivery, receipt, both } frees = window_by::delivery;
   long pid = 0;
   long pid2 = 0;       // the second server (the receivers' node in a cluster)
@@ -126,6 +149,10 @@ struct options {
   std::uint64_t idle = 0;  // sessions; 0: the relay load
   unsigned sources = 4;
   double settle = 2;
+  // --group-members mode.
+  std::uint64_t group_members = 0;  // 0: not this mode
+  unsigned group_senders = 10;
+  std::string api_key;  // from --api-key-file
 };
 
 std::optional<options> parse_options(int argc, char** argv) {
@@ -136,6 +163,7 @@ std::optional<options> parse_options(int argc, char** argv) {
   std::string format = "table";
   std::string window_by;
   std::string speaks = "switchboard";
+  std::string api_key_file;
   po::options_description desc("switchboard_bench options");
   // clang-format off
   desc.add_options()
@@ -155,6 +183,11 @@ std::optional<options> parse_options(int argc, char** argv) {
     ("rate", po::value(&o.rate)->default_value(o.rate),
      "offered messages/s over all pairs (0: as fast as the window allows)")
     ("receipts", po::bool_switch(&o.receipts), "give every SEND an id and time its receipt")
+    ("notify", po::bool_switch(&o.notify),
+     "every SEND carries \"notify\":true (needs --receipts): count the STATUS frames the "
+     "senders get and check that the last message's arrive")
+    ("read", po::bool_switch(&o.read),
+     "with --notify: each receiver sends a READ for the last seq of every batch it read")
     ("window-by", po::value(&window_by),
      "what frees a window slot: delivery, receipt or both "
      "(default: delivery; both with --receipts)")
@@ -173,7 +206,14 @@ std::optional<options> parse_options(int argc, char** argv) {
     ("sources", po::value(&o.sources)->default_value(o.sources),
      "--idle: spread over this many source addresses 127.0.0.1.. (0: no bind)")
     ("settle", po::value(&o.settle)->default_value(o.settle),
-     "--idle: seconds to wait after the last open before reading the memory");
+     "--idle: seconds to wait after the last open before reading the memory")
+    ("group-members", po::value(&o.group_members),
+     "group fan-out: this many member sessions in one new group (PUT through the API), "
+     "--group-senders of them sending group messages with ids, --window each in flight")
+    ("group-senders", po::value(&o.group_senders)->default_value(o.group_senders),
+     "--group-members: how many members send")
+    ("api-key-file", po::value(&api_key_file),
+     "--group-members: the file the server was given as --api-key-file");
   // clang-format on
   po::variables_map vm;
   try {
@@ -214,6 +254,17 @@ std::optional<options> parse_options(int argc, char** argv) {
   if (o.speaks == protocol::seed && o.receipts)
     return fail("--receipts needs --protocol switchboard: the seed design sends no receipts");
   if (o.settle < 0) return fail("--settle must not be negative");
+  if (o.group_members) {
+    if (api_key_file.empty()) return fail("--group-members needs --api-key-file");
+    std::ifstream in(api_key_file, std::ios::binary);
+    if (!in) return fail("cannot read --api-key-file");
+    o.api_key.assign(std::istreambuf_iterator<char>(in), {});
+    if (!o.api_key.empty() && o.api_key.back() == '\n') o.api_key.pop_back();
+    if (o.speaks != protocol::switchboard) return fail("--group-members needs --protocol switchboard");
+  }
+  if (o.notify && !o.receipts)
+    return fail("--notify needs --receipts: a sender matches STATUS frames through receipts");
+  if (o.read && !o.notify) return fail("--read needs --notify");
   o.kv = format == "kv";
   if (window_by.empty()) window_by = o.receipts ? "both" : "delivery";
   if (window_by == "delivery")
@@ -238,7 +289,7 @@ std::optional<options> parse_options(int argc, char** argv) {
   }
   // The seed design parses the user id with Go's strconv.Atoi: at most 2^63-1.
   const std::uint64_t max_id = o.speaks == protocol::seed ? INT64_MAX : UINT64_MAX;
-  const std::uint64_t users = o.idle ? o.idle : 2ull * o.pairs;
+  const std::uint64_t users = o.idle ? o.idle : o.group_members ? o.group_members : 2ull * o.pairs;
   if (o.base_id == 0 || o.base_id > max_id - users)
     return fail(
         "--base-id must leave room for the user ids of this run in 1..2^64-1 (2^63-1 "
@@ -285,6 +336,11 @@ struct stats {
   std::uint64_t rate_window_full = 0;  // --rate: times a sender was due but its window full
   std::int64_t max_window_wait_ns = 0;
   std::uint64_t timed_out_pairs = 0;
+  // --notify: STATUS frames at the senders, READs sent by the receivers.
+  std::uint64_t status_delivered = 0, status_read = 0;
+  std::uint64_t status_backwards = 0;  // an upto not above the last of its state
+  std::uint64_t status_missing = 0;    // pairs whose last message's STATUS never came
+  std::uint64_t reads_sent = 0;
   std::map<std::string, std::uint64_t> errors;         // ERROR frames by code
   std::map<std::string, std::uint64_t> server_closes;  // sessions the server ended
   histogram delivery, receipt;
@@ -311,6 +367,11 @@ struct stats {
     rate_window_full += o.rate_window_full;
     max_window_wait_ns = std::max(max_window_wait_ns, o.max_window_wait_ns);
     timed_out_pairs += o.timed_out_pairs;
+    status_delivered += o.status_delivered;
+    status_read += o.status_read;
+    status_backwards += o.status_backwards;
+    status_missing += o.status_missing;
+    reads_sent += o.reads_sent;
     for (auto& [k, v] : o.errors)
       errors[k] += v;
     for (auto& [k, v] : o.server_closes)
@@ -361,6 +422,9 @@ class pair_client {
   void on_delivery(const frame_view& frame, std::int64_t now);
   void on_receipt(const frame_view& frame, std::int64_t now);
   void on_server_frame(const frame_view& frame, bool at_sender);
+  void on_status(const frame_view& frame);
+  bool statuses_complete() const;
+  void post_read();
   void on_slot_freed();
   void check_done();
   void finish();
@@ -399,7 +463,12 @@ class pair_client {
   seen_set receipted_;
   std::uint64_t receipts_ = 0;
   std::uint64_t last_receipt_seq_ = 0;
+  std::uint64_t max_receipt_seq_ = 0;  // the receiver's highest seq of this run
   std::uint64_t refused_ = 0;
+
+  // --notify: the highest upto of each state, at the sender.
+  std::uint64_t delivered_upto_ = 0, read_upto_ = 0;
+  bool read_posted_ = false;
 };
 
 struct worker {
@@ -500,6 +569,7 @@ void pair_client::build_frame(std::uint64_t k, std::int64_t send_ns) {
     auto r = std::to_chars(num, num + sizeof num, k);
     frame_.append(num, r.ptr);
   }
+  if (opt_.notify) frame_ += R"(,"notify":true)";
   frame_ += '}';
 }
 
@@ -572,7 +642,56 @@ void pair_client::check_done() {
   std::uint64_t expected = sent_ - refused_;
   if (distinct_ < expected) return;
   if (opt_.receipts && receipts_ < expected) return;
+  if (!statuses_complete()) return;
   finish();
+}
+
+// --notify: the STATUS frames cover the last message of this run (the
+// highest receiver seq its receipts gave): delivered, and read with --read.
+bool pair_client::statuses_complete() const {
+  if (!opt_.notify) return true;
+  if (delivered_upto_ < max_receipt_seq_) return false;
+  return !opt_.read || read_upto_ >= max_receipt_seq_;
+}
+
+void pair_client::on_status(const frame_view& frame) {
+  auto state = frame.str(frame_view::state);
+  auto upto = frame.u64(frame_view::upto).value_or(0);
+  if (frame.u64(frame_view::receiver) != receiver_id_) {
+    ++st_.misrouted;
+    return;
+  }
+  std::uint64_t* last = nullptr;
+  if (state == "delivered") {
+    ++st_.status_delivered;
+    last = &delivered_upto_;
+  } else if (state == "read") {
+    ++st_.status_read;
+    last = &read_upto_;
+  } else {
+    ++st_.other_frames;
+    return;
+  }
+  if (upto <= *last) ++st_.status_backwards;  // cumulative: each covers more
+  *last = std::max(*last, upto);
+  check_done();
+}
+
+// --read: one READ for the receiver's last seq once the frames of this read
+// are handled (posted: it runs after the batch).
+void pair_client::post_read() {
+  if (read_posted_) return;
+  read_posted_ = true;
+  asio::post(w_.ioc, [this] {
+    read_posted_ = false;
+    if (!receiver_.is_open() || receiver_.close_sent()) return;
+    char b[64];
+    int n = std::snprintf(b, sizeof b, R"({"type":6,"seq":%llu})",
+                          static_cast<unsigned long long>(last_seq_));
+    receiver_.append_text(std::string_view(b, static_cast<std::size_t>(n)));
+    receiver_.flush();
+    ++st_.reads_sent;
+  });
 }
 
 // Ends both sessions with a close handshake.
@@ -607,6 +726,7 @@ void pair_client::reader_ended(const bench::end_reason& end) {
     finish();
   }
   if (--readers_running_ == 0) {
+    if (!statuses_complete()) ++st_.status_missing;
     sending_done_ = true;
     ++run_.finished;
   }
@@ -622,6 +742,8 @@ void pair_client::on_server_frame(const frame_view& frame, bool at_sender) {
       ++st_.refused;
       on_slot_freed();
     }
+  } else if (type == 5 && at_sender) {
+    on_status(frame);
   } else if (type == 3) {
     ++st_.server_closes["CLOSE " + frame.text(frame_view::code)];
   } else {
@@ -669,6 +791,7 @@ void pair_client::on_receipt(const frame_view& frame, std::int64_t now) {
   auto seq = frame.u64(frame_view::seq).value_or(0);
   if (last_receipt_seq_ != 0 && seq != last_receipt_seq_ + 1) ++st_.receipt_seq_gaps;
   last_receipt_seq_ = seq;
+  max_receipt_seq_ = std::max(max_receipt_seq_, seq);
   const auto& slot = send_times_[*k & (send_times_.size() - 1)];
   if (slot.first != *k)
     ++st_.receipt_unmatched;
@@ -734,6 +857,7 @@ void pair_client::on_delivery(const frame_view& frame, std::int64_t now) {
   max_k_plus_1_ = std::max(max_k_plus_1_, k + 1);
   ++distinct_;
   ++st_.delivered;
+  if (opt_.read) post_read();
   if (now >= run_.t0_ns && now < run_.t1_ns) {
     ++st_.delivered_in_window;
     st_.delivery.add(now - static_cast<std::int64_t>(fields[2]));
@@ -852,6 +976,24 @@ int main(int argc, char** argv) {
     io.settle = opt.settle;
     io.kv = opt.kv;
     return bench::run_idle(io);
+  }
+  if (opt.group_members) {
+    bench::group_options g;
+    g.target = run.target;
+    g.members = opt.group_members;
+    g.senders = opt.group_senders;
+    g.window = opt.window;
+    g.batch = opt.batch;
+    g.size = opt.size;
+    g.duration = opt.duration;
+    g.warmup = opt.warmup;
+    g.drain = opt.drain;
+    g.base_id = opt.base_id;
+    g.api_key = opt.api_key;
+    g.pid = opt.pid;
+    g.redis_pid = opt.redis_pid;
+    g.kv = opt.kv;
+    return bench::run_group(g);
   }
   {
     std::random_device rd;
@@ -990,6 +1132,20 @@ int main(int argc, char** argv) {
         std::to_string(total.receipts) + " / " + std::to_string(total.receipt_duplicates) + " / " +
         std::to_string(total.receipt_unmatched) + " / " + std::to_string(total.receipt_seq_gaps);
   }
+  if (opt.notify) {
+    row("status_delivered", "STATUS delivered frames at the senders",
+        std::to_string(total.status_delivered));
+    row("status_read", "STATUS read frames at the senders", std::to_string(total.status_read));
+    row("status_per_msg", "STATUS frames per message",
+        fmt(static_cast<double>(total.status_delivered + total.status_read) /
+                std::max<std::uint64_t>(1, total.delivered),
+            3));
+    row("reads_sent", "READ frames sent by the receivers", std::to_string(total.reads_sent));
+    row("status_backwards", "STATUS frames not above the last of their state",
+        std::to_string(total.status_backwards));
+    row("status_missing", "pairs whose last message's STATUS never came",
+        std::to_string(total.status_missing));
+  }
   row("errors", "ERROR frames", join_map(total.errors));
   row("server_closes", "sessions ended by the server", join_map(total.server_closes));
   row("stale", "messages from other runs (ignored)", std::to_string(total.stale));
@@ -1080,7 +1236,8 @@ int main(int argc, char** argv) {
     }
   }
   std::cout.flush();
-  bool bad = lost || total.duplicated || total.reordered || total.misrouted || total.corrupted;
+  bool bad = lost || total.duplicated || total.reordered || total.misrouted || total.corrupted ||
+             total.status_missing || total.status_backwards;
   if (hung) {
     std::cerr << "switchboard_bench: the client did not stop cleanly\n";
     std::_Exit(bad ? 1 : 0);

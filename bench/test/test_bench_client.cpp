@@ -89,6 +89,24 @@ BOOST_AUTO_TEST_CASE(scanner_reads_compact_frames) {
   BOOST_TEST(!f.str(frame_view::type).has_value());  // a number is not a string
 }
 
+// Group copies and receipts (section 10) and STATUS frames (section 11).
+BOOST_AUTO_TEST_CASE(scanner_reads_group_and_status_fields) {
+  frame_view f;
+  BOOST_REQUIRE(f.parse(
+      R"({"type":1,"sender":3,"group":7,"receiver":4,"content":"c","seq":9,"gseq":12,"ts":1,"id":5})"));
+  BOOST_TEST(f.u64(frame_view::group).value() == 7u);
+  BOOST_TEST(f.u64(frame_view::gseq).value() == 12u);
+  BOOST_TEST(f.u64(frame_view::seq).value() == 9u);
+  BOOST_REQUIRE(f.parse(R"({"type":5,"receiver":4,"state":"read","upto":33,"seq":2,"ts":1})"));
+  BOOST_TEST(std::string(f.str(frame_view::state).value()) == "read");
+  BOOST_TEST(f.u64(frame_view::upto).value() == 33u);
+  BOOST_TEST(!f.has(frame_view::gseq));
+  // The same through Boost.JSON (a nested value elsewhere).
+  BOOST_REQUIRE(f.parse(R"({"x":[1],"type":5,"state":"delivered","upto":4})"));
+  BOOST_TEST(std::string(f.str(frame_view::state).value()) == "delivered");
+  BOOST_TEST(f.u64(frame_view::upto).value() == 4u);
+}
+
 BOOST_AUTO_TEST_CASE(scanner_falls_back_to_json) {
   frame_view f;
   // An escape in a field the bench reads, spaces, a nested value elsewhere.
