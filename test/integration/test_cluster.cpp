@@ -313,6 +313,13 @@ BOOST_AUTO_TEST_CASE(devices_keep_their_place_and_are_replaced_across_nodes) {
     phone.send(json::object{{"type", 3}});
     phone.read_until_closed();
   }
+  // Node A's cursor move reaches Redis on its own time: wait for it, or the
+  // next sessions, on the other node, could open before it.
+  const auto cursor_at = [&](const std::string& member, const std::string& seq) {
+    return eventually([&] { return redis.cli({"ZSCORE", "{u:2}:cursors", member}) == seq + "\n"; },
+                      5000ms);
+  };
+  BOOST_TEST_REQUIRE(cursor_at("d:phone", "3"));
   {
     // Delivered to the phone on node A, still replayed to the laptop on B.
     ws_client laptop(b.port(), "/ws/2?device=laptop");
@@ -321,6 +328,7 @@ BOOST_AUTO_TEST_CASE(devices_keep_their_place_and_are_replaced_across_nodes) {
     laptop.send(json::object{{"type", 3}});
     laptop.read_until_closed();
   }
+  BOOST_TEST_REQUIRE(cursor_at("d:laptop", "3"));
   ws_client phone(b.port(), "/ws/2?device=phone");
   ws_client laptop(a.port(), "/ws/2?device=laptop");
   // A second laptop session: the laptop (newer than the phone) is replaced.
@@ -808,9 +816,14 @@ BOOST_AUTO_TEST_CASE(status_crosses_nodes_after_the_receipts) {
     BOOST_TEST(str(read.at("state")) == "read");
     BOOST_TEST(u64(read.at("upto")) == 20u);
     BOOST_TEST(u64(read.at("seq")) == own_seq + 1);
-    // Counted by the node that appended it: B's.
-    BOOST_TEST(metric_value(http_get(b.port(), "/metrics").body,
-                            "switchboard_status_appended_total{state=\"read\"}") == 1.0);
+    // Counted by the node that appended it, B's, once the script's reply
+    // came back (the publish may reach A before).
+    BOOST_TEST(eventually(
+        [&] {
+          return metric_value(http_get(b.port(), "/metrics").body,
+                              "switchboard_status_appended_total{state=\"read\"}") == 1.0;
+        },
+        5000ms));
   }
   // A STATUS of the first part may be replayed first, if its cursor move
   // had not reached Redis when alice closed.

@@ -223,6 +223,18 @@ struct redis_backend::impl {
     auto published = codec::decode_published(payload, *user);
     if (auto* m = std::get_if<codec::published_message>(&published)) {
       it->second.seen = std::max(it->second.seen, m->message.seq);
+      const bool holding_user =
+          !held_statuses.empty() &&
+          std::any_of(held_statuses.begin(), held_statuses.end(),
+                      [&](const stored_message& h) { return h.receiver == m->message.receiver; });
+      if ((m->message.kind == entry_kind::status && appends_in_flight > 0) || holding_user) {
+        // A STATUS may cover a message of an append whose reply has not
+        // come back yet: its receipt must reach the sender first
+        // (PROTOCOL.md section 11). Held until no append is in flight, and
+        // so is what comes after it in the same inbox (seq order).
+        held_statuses.push_back(std::move(m->message));
+        return;
+      }
       sink.message(std::move(m->message));
     } else if (auto* k = std::get_if<codec::published_kick>(&published)) {
       sink.replaced(*user, std::move(k->session_id));
@@ -323,6 +335,12 @@ struct redis_backend::impl {
   asio::steady_timer lease_timer;
   const std::string marker = start_marker();
   std::uint64_t appended = 0;  // counter of appends without an id (the marker's values)
+  // STATUS entries heard while an append was in flight (on_message): the
+  // store worker posts an append's receipts when the call returns, and a
+  // STATUS published by another node's cursor move can overtake the reply
+  // (Redis interleaves a long pipelined batch with other clients).
+  unsigned appends_in_flight = 0;
+  std::vector<stored_message> held_statuses;
   std::unordered_map<user_id, routing> users;         // subscribed users
   std::unordered_map<std::string, user_id> sessions;  // this node's sessions, by id
   bool stopped = false;
@@ -385,6 +403,21 @@ asio::awaitable<append_outcome> redis_backend::append(std::span<const append_req
   auto& d = *self;
   append_outcome outcome;
   if (batch.empty()) co_return outcome;
+  // While this call is in flight, STATUS entries heard are held; after it,
+  // they go to the hub behind this call's receipts: released by a post, so
+  // after the worker, resumed when this returns, has pushed them.
+  ++d.appends_in_flight;
+  struct release_statuses {
+    std::shared_ptr<impl> d;
+    ~release_statuses() {
+      if (--d->appends_in_flight != 0 || d->held_statuses.empty()) return;
+      asio::post(d->executor, [d = d] {
+        if (d->appends_in_flight != 0) return;  // another took over: it releases them
+        for (auto& m : std::exchange(d->held_statuses, {}))
+          d->sink.message(std::move(m));
+      });
+    }
+  } release{self};
   const auto window = d.settings.limits.dedup_window;
   const auto window_ms = std::to_string(ttl_ms(window));
   const auto dedup_keep_ms = std::to_string(std::max(ttl_ms(window), rerun_keep.count()));
