@@ -105,6 +105,8 @@ std::string canonical(const ws_query& q) {
   if (q.since) out += "&since=" + std::to_string(*q.since);
   if (q.token) out += "&token=" + percent_encode(*q.token);
   if (q.token_malformed) out += "&token=%";
+  // A device is 1..64 of A-Za-z0-9._-: nothing to escape (PROTOCOL.md section 9).
+  if (!q.device.empty()) out += "&device=" + std::string(q.device.view());
   return out;
 }
 
