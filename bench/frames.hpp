@@ -18,7 +18,20 @@ class frame_view {
  public:
   // group, gseq: a group message or its receipt (PROTOCOL.md section 10);
   // state, upto: a STATUS (section 11).
-  enum field { type, sender, receiver, content, seq, id, code, group, gseq, state, upto, field_count };
+  enum field {
+    type,
+    sender,
+    receiver,
+    content,
+    seq,
+    id,
+    code,
+    group,
+    gseq,
+    state,
+    upto,
+    field_count
+  };
 
   frame_view() : resource_(storage_, sizeof storage_), parser_({}, {}, temp_) {}
   frame_view(const frame_view&) = delete;

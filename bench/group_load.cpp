@@ -15,11 +15,11 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
-#include <iostream>
 #include <fstream>
+#include <iostream>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -89,8 +89,8 @@ struct member {
   member(asio::io_context& ioc, std::uint64_t id) : ws(ioc), id(id) {}
   wire_client ws;
   std::uint64_t id;
-  std::uint64_t last_seq = 0;   // the welcome's, then the last copy's
-  std::uint64_t last_gseq = 0;  // a fresh group: the first gseq is 1
+  std::uint64_t last_seq = 0;         // the welcome's, then the last copy's
+  std::uint64_t last_gseq = 0;        // a fresh group: the first gseq is 1
   std::vector<std::uint64_t> next_k;  // per sender: the k expected next
   bool open = false;
   bool reading = false;
@@ -472,9 +472,8 @@ int run_group(const group_options& in) {
     std::string error;
     int code = put_member(o.target, o.api_key, o.group, o.base_id + i, error);
     if (code != 204) {
-      std::cerr << "switchboard_bench: PUT /api/groups/" << o.group << "/members/"
-                << o.base_id + i << ": " << (code ? "HTTP " + std::to_string(code) : error)
-                << "\n";
+      std::cerr << "switchboard_bench: PUT /api/groups/" << o.group << "/members/" << o.base_id + i
+                << ": " << (code ? "HTTP " + std::to_string(code) : error) << "\n";
       return 3;
     }
   }
@@ -603,8 +602,7 @@ int run_group(const group_options& in) {
     if (o.kv)
       std::cout << k << "=" << val << "\n";
     else
-      std::cout << "  " << k << std::string(k.size() < 30 ? 30 - k.size() : 1, ' ') << val
-                << "\n";
+      std::cout << "  " << k << std::string(k.size() < 30 ? 30 - k.size() : 1, ' ') << val << "\n";
   }
   std::cout.flush();
   bool bad = lost || c.duplicated || c.reordered || c.misrouted || c.corrupted || c.seq_gaps ||

@@ -260,7 +260,8 @@ std::optional<options> parse_options(int argc, char** argv) {
     if (!in) return fail("cannot read --api-key-file");
     o.api_key.assign(std::istreambuf_iterator<char>(in), {});
     if (!o.api_key.empty() && o.api_key.back() == '\n') o.api_key.pop_back();
-    if (o.speaks != protocol::switchboard) return fail("--group-members needs --protocol switchboard");
+    if (o.speaks != protocol::switchboard)
+      return fail("--group-members needs --protocol switchboard");
   }
   if (o.notify && !o.receipts)
     return fail("--notify needs --receipts: a sender matches STATUS frames through receipts");

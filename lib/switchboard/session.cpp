@@ -283,11 +283,10 @@ void on_text(session_state& st, token_bucket& bucket, pending_requests& pending,
                  send->id);
       return;
     }
-    store::store_request append =
-        store::request::append{store::append_request{user, send->receiver, std::move(send->content),
-                                                     unix_ms(), std::move(send->id), send->group,
-                                                     send->notify},
-                               st.handle, clock::now()};
+    store::store_request append = store::request::append{
+        store::append_request{user, send->receiver, std::move(send->content), unix_ms(),
+                              std::move(send->id), send->group, send->notify},
+        st.handle, clock::now()};
     submit(st, pending, append);
   } else if (auto* ack = std::get_if<protocol::receive_frame>(&frame)) {
     // Under ack=auto the cursor follows the socket; a RECEIVE is harmless.

@@ -316,8 +316,11 @@ BOOST_AUTO_TEST_CASE(devices_keep_their_place_and_are_replaced_across_nodes) {
   // Node A's cursor move reaches Redis on its own time: wait for it, or the
   // next sessions, on the other node, could open before it.
   const auto cursor_at = [&](const std::string& member, const std::string& seq) {
-    return eventually([&] { return redis.cli({"ZSCORE", "{u:2}:cursors", member}) == seq + "\n"; },
-                      5000ms);
+    return eventually(
+        [&] {
+          return redis.cli({"ZSCORE", "{u:2}:cursors", member}) == seq + "\n";
+        },
+        5000ms);
   };
   BOOST_TEST_REQUIRE(cursor_at("d:phone", "3"));
   {

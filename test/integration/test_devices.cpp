@@ -78,8 +78,8 @@ BOOST_AUTO_TEST_CASE(a_bad_device_is_a_400_upgrade_or_not) {
   test_server server;
   const std::string too_long(65, 'd');
   const std::vector<std::string> queries = {
-      "device=",    "device",  "device=a%20b",        "device=a+b", "device=%C3%A9",
-      "device=a/b", "device=" + too_long, "device=ok&device="};
+      "device=",       "device",     "device=a%20b",       "device=a+b",
+      "device=%C3%A9", "device=a/b", "device=" + too_long, "device=ok&device="};
   for (const auto& query : queries) {
     BOOST_TEST_CONTEXT(query) {
       BOOST_TEST(upgrade_status(server.port(), "/ws/1?" + query) == 400u);
@@ -252,8 +252,7 @@ BOOST_AUTO_TEST_CASE(the_sessions_api_reports_the_device) {
   cfg.api_key_file = key_file;
   test_server server(cfg);
   ws_client phone(server.port(), "/ws/4?device=phone");
-  const auto r =
-      http_get(server.port(), "/api/sessions?user=4", {{"Authorization", "Bearer key"}});
+  const auto r = http_get(server.port(), "/api/sessions?user=4", {{"Authorization", "Bearer key"}});
   BOOST_TEST(r.status == 200u);
   const auto sessions = parse_object(r.body).at("sessions").as_array();
   BOOST_TEST_REQUIRE(sessions.size() == 1u);

@@ -403,7 +403,8 @@ BOOST_AUTO_TEST_CASE(status_entries_and_what_they_covered_survive_kill_9) {
   // Not acknowledged: replayed, the same entries.
   ws_client sender(server.port(), "/ws/1?ack=manual");
   std::vector<json::object> replayed;
-  while (replayed.size() < before.size()) replayed.push_back(sender.read());
+  while (replayed.size() < before.size())
+    replayed.push_back(sender.read());
   for (std::size_t i = 0; i < before.size(); ++i)
     BOOST_TEST(json::serialize(replayed[i]) == json::serialize(before[i]));
   // A READ of everything: "read" upto 5 alone (all were delivered before the crash).

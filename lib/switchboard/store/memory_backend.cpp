@@ -280,8 +280,8 @@ void memory_backend::forget_least_recent(inbox& box) {
       oldest = it;
   if (oldest == box.devices.end()) return;  // every one has a session open
   box.devices.erase(oldest);
-  charged_ -= std::min(charged_, devices_charge(box.devices.size() + 1) -
-                                     devices_charge(box.devices.size()));
+  charged_ -= std::min(charged_,
+                       devices_charge(box.devices.size() + 1) - devices_charge(box.devices.size()));
   settle(box);
 }
 
@@ -472,8 +472,8 @@ std::uint64_t memory_backend::evict_expired(std::int64_t now_ms) {
       return device_forgotten(d.seen_ms, now_ms, limits_.device_ttl);
     });
     if (box.devices.size() != devices_before) {
-      charged_ -= std::min(charged_, devices_charge(devices_before) -
-                                         devices_charge(box.devices.size()));
+      charged_ -=
+          std::min(charged_, devices_charge(devices_before) - devices_charge(box.devices.size()));
       settle(box);
     }
     // Not just a pop from the front: receive times from different I/O

@@ -99,7 +99,7 @@ namespace switchboard::store::redis_scripts {
   "    local head = redis.call('LPOP', k_inbox)\n"                                            \
   "    len = len - 1\n"                                                                       \
   "    local _, colon, hseq, idlen = string.find(head, '^(%d+) %-?%d+ %d+ "                   \
-  "[g%d%.]*[%-nsdr](%d*):')\n"                                                                  \
+  "[g%d%.]*[%-nsdr](%d*):')\n"                                                                \
   "    if colon then bytes = bytes - (#head - colon - (tonumber(idlen) or 0)) end\n"          \
   "    hseq = tonumber(hseq)\n"                                                               \
   "    if hseq == nil or hseq > cursor then evicted = evicted + 1 end\n"                      \

@@ -767,7 +767,8 @@ user_position sqlite_backend::open(user_id user, const device_name& device, std:
       // What the session gets: its device's cursor, 0 for a device new or
       // forgotten (and not swept yet: it starts again).
       auto known = read_device(user, device);
-      if (known && open.sessions == 0 && device_forgotten(known->seen_ms, now_ms, limits_.device_ttl))
+      if (known && open.sessions == 0 &&
+          device_forgotten(known->seen_ms, now_ms, limits_.device_ttl))
         known->cursor = 0;
       const user_row row = read_user(user);
       const user_position position{row.highest,
