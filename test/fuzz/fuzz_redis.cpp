@@ -26,11 +26,12 @@
 //   reference on the text) and reads its value;
 // - channel_user accepts only a name channel() writes, for a non-zero user;
 // - decode_message, decode_entry and decode_published accept only text in
-//   canonical form: the message they read, encoded again with
-//   encode_message, is exactly the bytes they read (a kick is "k " and its
-//   non-empty id);
+//   canonical form: the message they read, encoded again (encode_message,
+//   with a group copy's prefix, or encode_status for a STATUS), is exactly
+//   the bytes they read (a kick is "k " and its non-empty id);
 // - (ts, sender, id, content) drawn from the input, encoded, decode to the
-//   same fields, as a message, an inbox entry and a publish;
+//   same fields, as a message, an inbox entry and a publish; so do (ts,
+//   user, state, upto) encoded as a STATUS;
 // - a command of arguments drawn from the input, encoded by append_command
 //   (what the node sends), is exactly the reference encoding of an array of
 //   those strings, and decodes back to them.
@@ -278,9 +279,22 @@ bool canonical_u64(std::string_view text) {
   return text.size() < 20 || text <= "18446744073709551615";
 }
 
-// What decode_message read, written back.
+// What decode_message read, written back: a STATUS as encode_status
+// writes it, a group copy with the `g<group>.<gseq>.` the group script puts
+// before the id kind, anything else as encode_message writes it.
 std::string reencode(const store::stored_message& m) {
-  return codec::encode_message(m.ts_ms, m.sender, m.id, m.content);
+  if (m.kind == store::entry_kind::status) {
+    FUZZ_CHECK(m.group == 0 && m.gseq == 0 && !m.id && m.content.empty());
+    return codec::encode_status(m.ts_ms, m.sender, m.state, m.upto);
+  }
+  auto text = codec::encode_message(m.ts_ms, m.sender, m.id, m.content);
+  FUZZ_CHECK((m.group == 0) == (m.gseq == 0));
+  if (m.group != 0) {
+    // After "<ts> <sender> ".
+    const auto at = text.find(' ', text.find(' ') + 1) + 1;
+    text.insert(at, 'g' + std::to_string(m.group) + '.' + std::to_string(m.gseq) + '.');
+  }
+  return text;
 }
 
 // decode_message accepts a ts with leading zeros or "-0" ("007 5 -:x" is
@@ -372,6 +386,14 @@ void check_round_trip(std::string_view bytes) {
   const auto* p = std::get_if<codec::published_message>(&published);
   FUZZ_CHECK(p != nullptr);
   check(p->message);
+
+  // The same numbers as a STATUS about `sender`, up to `receiver`'s value.
+  const auto state = ts % 2 == 0 ? store::status_state::delivered : store::status_state::read;
+  const auto status = codec::decode_entry(
+      std::to_string(seq) + ' ' + codec::encode_status(ts, sender, state, receiver), 42);
+  FUZZ_CHECK(status.has_value() && status->kind == store::entry_kind::status);
+  FUZZ_CHECK(status->seq == seq && status->ts_ms == ts && status->sender == sender &&
+             status->state == state && status->upto == receiver && status->group == 0);
 }
 
 // A command of arguments drawn from the input (each a length byte, then up

@@ -88,8 +88,10 @@ BOOST_AUTO_TEST_CASE(status_entries_round_trip) {
     BOOST_TEST(m->content.empty());
     BOOST_TEST(!m->id.has_value());
   }
-  // A length that does not match, or anything after the point.
-  for (const char* bad : {"7 1 42 d3:1234", "7 1 42 d4:1234x", "7 1 42 d0:", "7 1 42 d2:-1"})
+  // A length that does not match, anything after the point, or a group
+  // prefix (a STATUS is never a group copy).
+  for (const char* bad : {"7 1 42 d3:1234", "7 1 42 d4:1234x", "7 1 42 d0:", "7 1 42 d2:-1",
+                          "7 1 42 g3.4.d4:1234"})
     BOOST_TEST(!codec::decode_entry(bad, 9).has_value(), bad);
 }
 

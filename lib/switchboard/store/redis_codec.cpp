@@ -175,7 +175,9 @@ std::optional<stored_message> decode_message(std::string_view text, seq_t seq, u
     if (colon != 1) return std::nullopt;
     text.remove_prefix(2);
   } else if (kind == 'd' || kind == 'r') {
-    // A STATUS: its point where an id would be, and nothing after it.
+    // A STATUS: its point where an id would be, and nothing after it. It
+    // is never a group copy (the scripts write none such).
+    if (m.group != 0) return std::nullopt;
     auto length = parse_u64(text.substr(1, colon - 1));
     if (!length || *length != text.size() - colon - 1) return std::nullopt;
     auto upto = parse_u64(text.substr(colon + 1));
