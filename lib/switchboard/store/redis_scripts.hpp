@@ -154,6 +154,21 @@ namespace switchboard::store::redis_scripts {
   "  end\n"                                                                         \
   "end\n"
 
+// The start of both appends (ARGV as append's): past the deadline, {-1};
+// a resend or a rerun already stored, resend()'s answer; else nil and what
+// the rest needs: now (ms, Redis clock), the message's ts, the marker (nil
+// for a message with an id). `key` is the dedup entry or the applied hash.
+#define SWITCHBOARD_LUA_BEGIN_APPEND                                                              \
+  "local function begin_append(key)\n"                                                            \
+  "  local now = redis.call('TIME')\n"                                                            \
+  "  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)\n"              \
+  "  if now_ms > tonumber(ARGV[3]) then return {-1} end\n"                                        \
+  "  local ts = tonumber(ARGV[2])\n"                                                              \
+  "  local marker = ARGV[13]\n"                                                                   \
+  "  if marker == '' then marker = nil end\n"                                                     \
+  "  return resend(key, marker, ARGV[14], ARGV[15], ts, tonumber(ARGV[4])), now_ms, ts, marker\n" \
+  "end\n"
+
 // The cursors are a sorted set, {u:R}:cursors, a member per device
 // (redis_codec.hpp, device_member), so that a move is one plain `ZADD ...
 // GT`: it only ever goes forward, from any node, without a script. A cursor
@@ -203,17 +218,9 @@ namespace switchboard::store::redis_scripts {
 // stays. Only those above the cursor count as evicted.
 //
 inline constexpr const char* append = SWITCHBOARD_LUA_CONTENT_BYTES SWITCHBOARD_LUA_LOWEST_CURSOR
-    SWITCHBOARD_LUA_PUSH SWITCHBOARD_LUA_RESEND R"lua(
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-if now_ms > tonumber(ARGV[3]) then
-  return {-1}
-end
-local ts = tonumber(ARGV[2])
-local marker = ARGV[13]
-if marker == '' then marker = nil end
-local again = resend(KEYS[4], marker, ARGV[14], ARGV[15], ts, tonumber(ARGV[4]))
-if again then return again end
+    SWITCHBOARD_LUA_PUSH SWITCHBOARD_LUA_RESEND SWITCHBOARD_LUA_BEGIN_APPEND R"lua(
+local early, now_ms, ts, marker = begin_append(KEYS[4])
+if early then return early end
 local seq, evicted = push(KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6], ARGV[1], tonumber(ARGV[12]),
                           ts, now_ms, tonumber(ARGV[5]), tonumber(ARGV[11]), ARGV[6],
                           tonumber(ARGV[9]), tonumber(ARGV[16]), ARGV[7])
@@ -248,17 +255,9 @@ return {1, seq, evicted}
 // seq, member, seq...}, a (member, seq) per copy.
 inline constexpr const char* append_group =
     SWITCHBOARD_LUA_CONTENT_BYTES SWITCHBOARD_LUA_LOWEST_CURSOR SWITCHBOARD_LUA_PUSH
-        SWITCHBOARD_LUA_RESEND R"lua(
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-if now_ms > tonumber(ARGV[3]) then
-  return {-1}
-end
-local ts = tonumber(ARGV[2])
-local marker = ARGV[13]
-if marker == '' then marker = nil end
-local again = resend(KEYS[3], marker, ARGV[14], ARGV[15], ts, tonumber(ARGV[4]))
-if again then return again end
+        SWITCHBOARD_LUA_RESEND SWITCHBOARD_LUA_BEGIN_APPEND R"lua(
+local early, now_ms, ts, marker = begin_append(KEYS[3])
+if early then return early end
 local sender = ARGV[8]
 if redis.call('SISMEMBER', KEYS[1], sender) == 0 then return {3} end
 local gseq = redis.call('INCR', KEYS[2])
@@ -524,5 +523,6 @@ return 1
 #undef SWITCHBOARD_LUA_LOWEST_CURSOR
 #undef SWITCHBOARD_LUA_PUSH
 #undef SWITCHBOARD_LUA_RESEND
+#undef SWITCHBOARD_LUA_BEGIN_APPEND
 
 }  // namespace switchboard::store::redis_scripts
