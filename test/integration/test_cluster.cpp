@@ -60,6 +60,29 @@ bool healthy(std::uint16_t port) {
   return http_get(port, "/healthz").status == 200;
 }
 
+// The group API's key (PROTOCOL.md section 10) in a file of its own while
+// the nodes start (they read it then), and the header that presents it.
+struct api_key {
+  const std::string file = "/tmp/switchboard-cluster-key-" + std::to_string(::getpid());
+  const std::map<std::string, std::string> auth{{"Authorization", "Bearer cluster-key"}};
+  api_key() { std::ofstream(file) << "cluster-key\n"; }
+  ~api_key() { std::remove(file.c_str()); }
+  api_key(const api_key&) = delete;
+  api_key& operator=(const api_key&) = delete;
+
+  // PUTs each of `users` into `group` through the node on `port`.
+  void add_members(std::uint16_t port, std::uint64_t group,
+                   std::initializer_list<std::uint64_t> users) const {
+    for (const auto user : users)
+      BOOST_REQUIRE_EQUAL(
+          http_request(port, "PUT",
+                       "/api/groups/" + std::to_string(group) + "/members/" + std::to_string(user),
+                       auth)
+              .status,
+          204u);
+  }
+};
+
 // Sends `count` messages with ids prefix-0.. and returns the receipts' seqs
 // by id; ERROR unavailable counts as not receipted.
 struct send_result {
@@ -145,17 +168,12 @@ BOOST_AUTO_TEST_CASE(a_send_on_one_node_reaches_every_session_on_the_others_in_o
 // pub/sub path as a direct message, with its own seq and the group's gseq.
 BOOST_AUTO_TEST_CASE(a_group_send_on_one_node_reaches_members_on_another) {
   redis_server redis;
-  const std::string key_file = "/tmp/switchboard-cluster-key-" + std::to_string(::getpid());
-  std::ofstream(key_file) << "cluster-key\n";
-  const std::map<std::string, std::string> auth{{"Authorization", "Bearer cluster-key"}};
+  const api_key key;
+  const auto& auth = key.auth;
   auto cfg = node_config(redis);
-  cfg.api_key_file = key_file;
+  cfg.api_key_file = key.file;
   test_server a(cfg), b(cfg);
-  std::remove(key_file.c_str());
-  for (const std::uint64_t user : {1, 2, 3})
-    BOOST_REQUIRE_EQUAL(
-        http_request(a.port(), "PUT", "/api/groups/5/members/" + std::to_string(user), auth).status,
-        204u);
+  key.add_members(a.port(), 5, {1, 2, 3});
   BOOST_TEST(http_get(b.port(), "/api/groups/5/members", auth).body ==
              R"({"group":5,"members":[1,2,3]})");
   BOOST_TEST(http_get(b.port(), "/api/users/2/groups", auth).body == R"({"user":2,"groups":[5]})");
@@ -712,20 +730,14 @@ BOOST_AUTO_TEST_CASE(a_lost_reply_is_neither_refused_nor_stored_twice) {
 BOOST_AUTO_TEST_CASE(a_lost_reply_to_a_group_send_stores_no_copy_twice) {
   redis_server redis;
   tcp_proxy wire(redis.port());
-  const std::string key_file = "/tmp/switchboard-cluster-key-" + std::to_string(::getpid());
-  std::ofstream(key_file) << "cluster-key\n";
-  const std::map<std::string, std::string> auth{{"Authorization", "Bearer cluster-key"}};
+  const api_key key;
   auto cfg_a = node_config(redis);
   cfg_a.store = "redis://127.0.0.1:" + std::to_string(wire.port()) + "/0";
-  cfg_a.api_key_file = key_file;
+  cfg_a.api_key_file = key.file;
   auto cfg_b = node_config(redis);
-  cfg_b.api_key_file = key_file;
+  cfg_b.api_key_file = key.file;
   test_server a(cfg_a), b(cfg_b);
-  std::remove(key_file.c_str());
-  for (const std::uint64_t user : {1, 2, 3})
-    BOOST_REQUIRE_EQUAL(
-        http_request(b.port(), "PUT", "/api/groups/8/members/" + std::to_string(user), auth).status,
-        204u);
+  key.add_members(b.port(), 8, {1, 2, 3});
   ws_client alice(a.port(), "/ws/1");
   ws_client bob(b.port(), "/ws/2");
   ws_client carol(b.port(), "/ws/3");
