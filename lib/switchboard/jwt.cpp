@@ -251,7 +251,7 @@ std::optional<failure> verify(std::string_view token, std::string_view secret, s
 
 std::string read_secret_file(const std::string& path) {
   const auto reason = [&path](std::string_view what) {
-    return std::runtime_error("JWT secret file " + path + ": " + std::string(what));
+    return std::runtime_error(path + ": " + std::string(what));
   };
   const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
                                                              &std::fclose);

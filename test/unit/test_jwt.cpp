@@ -365,14 +365,14 @@ BOOST_AUTO_TEST_CASE(secret_file_loses_exactly_one_trailing_newline) {
 BOOST_AUTO_TEST_CASE(secret_file_errors) {
   const auto missing =
       (std::filesystem::temp_directory_path() / "switchboard_no_such_secret").string();
-  BOOST_TEST(read_error(missing) == "JWT secret file " + missing + ": No such file or directory");
+  BOOST_TEST(read_error(missing) == missing + ": No such file or directory");
   BOOST_TEST(read_error(temp_file("").path()).ends_with(": empty secret"));
   BOOST_TEST(read_error(temp_file("\n").path()).ends_with(": empty secret"));
   BOOST_TEST(read_error(temp_file("\r\n").path()).ends_with(": empty secret"));
   BOOST_TEST(read_error(temp_file(std::string(jwt::max_secret_bytes + 1, 'k')).path())
                  .ends_with(": larger than 65536 bytes"));
   const auto directory = std::filesystem::temp_directory_path().string();
-  BOOST_TEST(read_error(directory) == "JWT secret file " + directory + ": Is a directory");
+  BOOST_TEST(read_error(directory) == directory + ": Is a directory");
 }
 
 BOOST_AUTO_TEST_CASE(secret_file_round_trip) {
