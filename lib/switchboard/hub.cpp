@@ -1,6 +1,9 @@
 #include "switchboard/hub.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #include <boost/asio/as_tuple.hpp>
@@ -25,12 +28,160 @@ constexpr std::size_t mailbox_capacity = 8192;
 constexpr std::size_t overflow_limit = 65536;
 }  // namespace
 
+std::size_t shard_of(store::user_id user, std::size_t count) {
+  if (count <= 1) return 0;
+  std::uint64_t z = user;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return static_cast<std::size_t>(z % count);
+}
+
+// ---- hub: routes each event to its user's shard ----
+
+namespace {
+std::vector<asio::any_io_executor> one(asio::any_io_executor executor) {
+  std::vector<asio::any_io_executor> executors;
+  executors.push_back(std::move(executor));
+  return executors;
+}
+}  // namespace
+
+hub::hub(std::vector<asio::any_io_executor> executors, std::size_t max_sessions_per_user,
+         metrics& m)
+    : overflow_(std::max<std::size_t>(1, executors.size())),
+      overflow_draining_(overflow_.size(), false) {
+  for (auto& executor : executors)
+    shards_.push_back(std::make_unique<hub_shard>(executor, max_sessions_per_user, m));
+}
+
 hub::hub(asio::any_io_executor executor, std::size_t max_sessions_per_user, metrics& m)
+    : hub(one(std::move(executor)), max_sessions_per_user, m) {}
+
+asio::awaitable<void> hub::run() {
+  for (std::size_t i = 1; i < shards_.size(); ++i)
+    asio::co_spawn(shards_[i]->get_executor(), shards_[i]->run(), log_exception("hub shard"));
+  co_await shards_.front()->run();
+}
+
+std::size_t hub::owner(const hub_message& message) const {
+  const store::user_id user = std::visit(
+      [](const auto& e) -> store::user_id {
+        using event = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<event, hub_event::registered> ||
+                      std::is_same_v<event, hub_event::unregistered> ||
+                      std::is_same_v<event, hub_event::caught_up>)
+          return e.session->user;
+        else if constexpr (std::is_same_v<event, hub_event::inbox_at> ||
+                           std::is_same_v<event, hub_event::replace> ||
+                           std::is_same_v<event, hub_event::list>)
+          return e.user;
+        else
+          return 0;  // committed and drain are split before
+      },
+      message);
+  return shard_of(user, shards_.size());
+}
+
+asio::awaitable<void> hub::send(hub_message message) {
+  if (shards_.size() == 1) {
+    co_await shards_.front()->send(std::move(message));
+    co_return;
+  }
+  if (auto* c = std::get_if<hub_event::committed>(&message)) {
+    // One event per shard, each with its receivers' messages in the order
+    // they were committed.
+    std::vector<std::vector<store::stored_message>> parts(shards_.size());
+    for (auto& part : parts)
+      part.reserve(c->messages.size() / shards_.size() + c->messages.size() / 8 + 1);
+    for (auto& m : c->messages)
+      parts[shard_of(m.receiver, shards_.size())].push_back(std::move(m));
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      if (parts[i].empty()) continue;
+      hub_message part = hub_event::committed{std::move(parts[i])};
+      co_await shards_[i]->send(std::move(part));
+    }
+    co_return;
+  }
+  if (auto* d = std::get_if<hub_event::drain>(&message)) {
+    // Drained once every shard has no session left.
+    struct countdown {
+      std::atomic<std::size_t> left;
+      std::function<void()> drained;
+    };
+    auto state = std::make_shared<countdown>();
+    state->left = shards_.size();
+    state->drained = std::move(d->drained);
+    for (auto& shard : shards_) {
+      hub_message part = hub_event::drain{[state] {
+        if (state->left.fetch_sub(1, std::memory_order_acq_rel) == 1 && state->drained)
+          state->drained();
+      }};
+      co_await shard->send(std::move(part));
+    }
+    co_return;
+  }
+  // Named first: the argument is moved from, and GCC 12 may evaluate it
+  // before the shard's index (docs/debugging.md, "GCC 12 and coroutines").
+  hub_shard& shard = *shards_[owner(message)];
+  co_await shard.send(std::move(message));
+}
+
+bool hub::post(hub_message message) {
+  if (shards_.size() == 1) return post_to(0, std::move(message));
+  if (auto* c = std::get_if<hub_event::committed>(&message)) {
+    std::vector<std::vector<store::stored_message>> parts(shards_.size());
+    for (auto& m : c->messages)
+      parts[shard_of(m.receiver, shards_.size())].push_back(std::move(m));
+    bool all = true;
+    for (std::size_t i = 0; i < parts.size(); ++i)
+      if (!parts[i].empty()) all = post_to(i, hub_event::committed{std::move(parts[i])}) && all;
+    return all;
+  }
+  // Only the cluster posts, and never a drain.
+  const std::size_t shard = owner(message);
+  return post_to(shard, std::move(message));
+}
+
+bool hub::post_to(std::size_t shard, hub_message message) {
+  auto& overflow = overflow_[shard];
+  if (overflow.empty() && shards_[shard]->try_send(message)) return true;
+  if (overflow.size() >= overflow_limit) return false;
+  overflow.push_back(std::move(message));
+  if (!overflow_draining_[shard]) {
+    overflow_draining_[shard] = true;
+    asio::co_spawn(get_executor(), drain_overflow(shard), log_exception("hub overflow"));
+  }
+  return true;
+}
+
+asio::awaitable<void> hub::drain_overflow(std::size_t shard) {
+  auto& overflow = overflow_[shard];
+  auto& mailbox = shards_[shard]->mailbox_;
+  while (!overflow.empty()) {
+    auto message = std::move(overflow.front());
+    overflow.pop_front();
+    auto [ec] = co_await mailbox.async_send(boost::system::error_code{}, std::move(message),
+                                            asio::as_tuple(asio::use_awaitable));
+    if (ec) break;
+  }
+  overflow.clear();
+  overflow_draining_[shard] = false;
+}
+
+void hub::close() {
+  for (auto& shard : shards_)
+    shard->close();
+}
+
+// ---- hub_shard: the registry and live delivery of its users ----
+
+hub_shard::hub_shard(asio::any_io_executor executor, std::size_t max_sessions_per_user, metrics& m)
     : max_sessions_per_user_(max_sessions_per_user),
       metrics_(m),
       mailbox_(executor, mailbox_capacity) {}
 
-asio::awaitable<void> hub::run() {
+asio::awaitable<void> hub_shard::run() {
   // Names the mailbox in the trace preset's log (docs/debugging.md).
   SB_LOG(debug).field("channel", static_cast<const void*>(&mailbox_)) << "hub mailbox";
   for (;;) {
@@ -40,11 +191,19 @@ asio::awaitable<void> hub::run() {
   }
 }
 
-asio::awaitable<void> hub::send(hub_message message) {
+asio::awaitable<void> hub_shard::send(hub_message message) {
   if (mailbox_.try_send(boost::system::error_code{}, std::move(message))) co_return;
   // try_send leaves the value alone when it fails, so it can still be moved.
   co_await mailbox_.async_send(boost::system::error_code{}, std::move(message),
                                asio::as_tuple(asio::use_awaitable));
+}
+
+bool hub_shard::try_send(hub_message& message) {
+  return mailbox_.try_send(boost::system::error_code{}, std::move(message));
+}
+
+void hub_shard::close() {
+  mailbox_.close();
 }
 
 asio::awaitable<std::vector<session_listing>> hub::sessions_of(store::user_id user) {
@@ -62,35 +221,7 @@ asio::awaitable<std::vector<session_listing>> hub::sessions_of(store::user_id us
   co_return std::move(sessions);
 }
 
-bool hub::post(hub_message message) {
-  if (overflow_.empty() && mailbox_.try_send(boost::system::error_code{}, std::move(message)))
-    return true;
-  if (overflow_.size() >= overflow_limit) return false;
-  overflow_.push_back(std::move(message));
-  if (!overflow_draining_) {
-    overflow_draining_ = true;
-    asio::co_spawn(mailbox_.get_executor(), drain_overflow(), log_exception("hub overflow"));
-  }
-  return true;
-}
-
-asio::awaitable<void> hub::drain_overflow() {
-  while (!overflow_.empty()) {
-    auto message = std::move(overflow_.front());
-    overflow_.pop_front();
-    auto [ec] = co_await mailbox_.async_send(boost::system::error_code{}, std::move(message),
-                                             asio::as_tuple(asio::use_awaitable));
-    if (ec) break;
-  }
-  overflow_.clear();
-  overflow_draining_ = false;
-}
-
-void hub::close() {
-  mailbox_.close();
-}
-
-void hub::on(hub_event::registered& e) {
+void hub_shard::on(hub_event::registered& e) {
   // A session that ended before its registration arrived closed its channel
   // first, then sent `unregistered`, which found nothing: skip it.
   if (!e.session->channel().is_open()) return;
@@ -124,12 +255,12 @@ void hub::on(hub_event::registered& e) {
   ++registered_;
 }
 
-void hub::on(hub_event::unregistered& e) {
+void hub_shard::on(hub_event::unregistered& e) {
   remove(e.session->user, e.session.get());
   notify_if_drained();
 }
 
-void hub::on(hub_event::committed& e) {
+void hub_shard::on(hub_event::committed& e) {
   for (auto& message : e.messages) {
     auto it = users_.find(message.receiver);
     if (it == users_.end()) continue;  // offline: the inbox holds it for the next session
@@ -169,7 +300,7 @@ void hub::on(hub_event::committed& e) {
   notify_if_drained();
 }
 
-void hub::on(hub_event::inbox_at& e) {
+void hub_shard::on(hub_event::inbox_at& e) {
   auto it = users_.find(e.user);
   if (it == users_.end()) return;
   auto& user = it->second;
@@ -189,7 +320,7 @@ void hub::on(hub_event::inbox_at& e) {
   notify_if_drained();
 }
 
-void hub::on(hub_event::replace& e) {
+void hub_shard::on(hub_event::replace& e) {
   auto it = users_.find(e.user);
   if (it == users_.end()) return;
   auto& sessions = it->second.sessions;
@@ -210,7 +341,7 @@ void hub::on(hub_event::replace& e) {
   notify_if_drained();
 }
 
-void hub::catch_up(user_state& user) {
+void hub_shard::catch_up(user_state& user) {
   for (std::size_t i = 0; i < user.sessions.size();) {
     auto& m = user.sessions[i];
     if (!m.live) {
@@ -229,7 +360,7 @@ void hub::catch_up(user_state& user) {
   }
 }
 
-void hub::on(hub_event::caught_up& e) {
+void hub_shard::on(hub_event::caught_up& e) {
   auto it = users_.find(e.session->user);
   if (it == users_.end()) return;
   auto& user = it->second;
@@ -247,7 +378,7 @@ void hub::on(hub_event::caught_up& e) {
   }
 }
 
-void hub::on(hub_event::drain& e) {
+void hub_shard::on(hub_event::drain& e) {
   draining_ = true;
   drained_ = std::move(e.drained);
   for (auto& [id, user] : users_)
@@ -257,12 +388,12 @@ void hub::on(hub_event::drain& e) {
   notify_if_drained();
 }
 
-void hub::on(hub_event::list& e) {
+void hub_shard::on(hub_event::list& e) {
   const auto it = users_.find(e.user);
   e.reply(it == users_.end() ? std::vector<session_listing>{} : it->second.sessions);
 }
 
-void hub::remove(store::user_id user_id, const session_handle* session) {
+void hub_shard::remove(store::user_id user_id, const session_handle* session) {
   auto it = users_.find(user_id);
   if (it == users_.end()) return;
   auto& sessions = it->second.sessions;
@@ -274,7 +405,7 @@ void hub::remove(store::user_id user_id, const session_handle* session) {
   if (sessions.empty()) users_.erase(it);
 }
 
-void hub::notify_if_drained() {
+void hub_shard::notify_if_drained() {
   if (draining_ && registered_ == 0 && drained_) std::exchange(drained_, nullptr)();
 }
 

@@ -5,8 +5,9 @@
 // queue, no lock and no cross-thread handoff per completion, which cost about
 // a tenth of the CPU per relayed message (docs/performance.md). Work crosses
 // threads only through the concurrent channels of the hub, the store and the
-// session handles. Context 0, run by the thread that calls run(), also holds
-// the listener, the hub, the memory store, the signals and the shutdown.
+// session handles. Each context runs one shard of the hub (hub.hpp).
+// Context 0, run by the thread that calls run(), also holds the listener,
+// the memory store, the signals and the shutdown.
 #pragma once
 
 #include <cstddef>
@@ -32,6 +33,8 @@ class io_threads {
 
   asio::io_context& main() { return *contexts_.front(); }
   std::size_t size() const { return contexts_.size(); }
+  // Context k, run by I/O thread k (0: main()).
+  asio::io_context& at(std::size_t k) { return *contexts_.at(k); }
 
   // The context for the next connection, in turn. Only the listener calls
   // it, from context 0.

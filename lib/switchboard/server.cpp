@@ -167,6 +167,14 @@ store::worker_limits worker_limits_of(const config& cfg) {
   return limits;
 }
 
+// Every I/O thread's executor, thread 0's first.
+std::vector<asio::any_io_executor> executors_of(io_threads& io) {
+  std::vector<asio::any_io_executor> executors;
+  for (std::size_t k = 0; k < io.size(); ++k)
+    executors.push_back(io.at(k).get_executor());
+  return executors;
+}
+
 struct server::parts {
   parts(config& cfg, io_threads& io)
       : tls(load_tls(cfg)),
@@ -174,7 +182,8 @@ struct server::parts {
                load_secret(cfg.api_key_file, "api-key-file")),
         // A cluster counts sessions per user across nodes and tells the
         // hub which to close.
-        registry(io.main().get_executor(), is_cluster(cfg) ? 0 : cfg.max_sessions_per_user, stats),
+        // One shard of the hub per I/O thread (docs/architecture.md, "Shards").
+        registry(executors_of(io), is_cluster(cfg) ? 0 : cfg.max_sessions_per_user, stats),
         outcomes(registry, stats),
         store(open_backend(cfg, io.main().get_executor(), outcomes, stats), outcomes, stats,
               sweep_interval, worker_limits_of(cfg),

@@ -30,6 +30,7 @@
 #include <functional>
 #include <future>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -718,6 +719,60 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(retention_drops_old_messages, Kind, sweeping_kinds
   BOOST_TEST(append_one(*b, msg(1, 2, "g", 1000000)).results.at(0).seq == 6u);
 }
 
+// --retention, exactly, against a model: receive times out of seq order by
+// up to 30 ms (as from different I/O threads), cursors moving, sweeps at
+// arbitrary times. Each message goes at the first sweep at which it is more
+// than the retention old, whatever its place in the inbox, and the count is
+// of those above the cursor.
+BOOST_AUTO_TEST_CASE_TEMPLATE(retention_is_exact_out_of_ts_order, Kind, sweeping_kinds) {
+  Kind kind;
+  sb::backend_limits limits;
+  limits.retention = std::chrono::seconds(5);
+  auto b = kind.open(limits);
+  struct held_message {
+    sb::seq_t seq;
+    std::int64_t ts_ms;
+  };
+  std::map<sb::user_id, std::vector<held_message>> model;  // what each user holds
+  std::map<sb::user_id, sb::seq_t> highest;
+  std::uint64_t state = 12345;
+  const auto random = [&state](std::uint64_t n) {  // a fixed sequence, any platform
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (state >> 33) % n;
+  };
+  std::int64_t clock = 100000;
+  for (int step = 0; step < 3000; ++step) {
+    clock += static_cast<std::int64_t>(random(8));
+    const sb::user_id user = 2 + random(6);
+    const std::int64_t ts = clock - static_cast<std::int64_t>(random(31));
+    const auto r = append_one(*b, msg(1, user, "m", ts)).results.at(0);
+    BOOST_TEST_REQUIRE(r.seq == ++highest[user]);
+    model[user].push_back(held_message{r.seq, ts});
+    if (random(40) == 0) {
+      const sb::user_id acked = 2 + random(6);
+      const sb::seq_t upto = random(highest[acked] + 1);
+      b->advance_cursor(acked, upto);
+      std::erase_if(model[acked], [&](const held_message& m) { return m.seq <= upto; });
+    }
+    if (random(25) == 0) {
+      // Sometimes exactly on a message's boundary: the retention old is kept.
+      const std::int64_t now = random(2) == 0 ? ts + 5000 + static_cast<std::int64_t>(random(2))
+                                              : clock + static_cast<std::int64_t>(random(3)) * 1000;
+      std::uint64_t expected = 0;
+      for (auto& [u, messages] : model)
+        expected +=
+            std::erase_if(messages, [&](const held_message& m) { return m.ts_ms < now - 5000; });
+      BOOST_TEST_REQUIRE(b->evict_expired(now) == expected);
+      for (const auto& [u, messages] : model) {
+        seqs want;
+        for (const auto& m : messages)
+          want.push_back(m.seq);
+        BOOST_TEST_REQUIRE(held_seqs(*b, u) == want, boost::test_tools::per_element());
+      }
+    }
+  }
+}
+
 // The same messages go on every backend, and only those above the cursor
 // count: Redis keeps acknowledged ones in the inbox a while, but they are
 // the oldest, so the limit drops them first.
@@ -1356,8 +1411,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(status_is_acknowledged_and_evicted_like_a_message,
 // --max-devices-per-user: a device new to a user who has that many forgets
 // the least recently seen one without a session open; one with a session
 // is never forgotten, so the user then has one more.
-BOOST_AUTO_TEST_CASE_TEMPLATE(a_new_device_beyond_the_bound_forgets_the_least_recent,
-                              Kind, backend_kinds) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(a_new_device_beyond_the_bound_forgets_the_least_recent, Kind,
+                              backend_kinds) {
   Kind kind;
   sb::backend_limits limits;
   limits.max_devices_per_user = 2;
@@ -1501,6 +1556,52 @@ BOOST_AUTO_TEST_CASE(dedup_entries_are_charged) {
 // Memberships are charged against --memory-store-bytes and given back when
 // removed; at the bound an add fails (unavailable: the API answers 503) and
 // a group SEND whose copies would not fit stores none of them.
+// A sweep looks only into the inboxes that have something due: held
+// messages of other users, devices without a session and dedup entries that
+// are not old enough cost it nothing.
+BOOST_AUTO_TEST_CASE(a_sweep_touches_only_what_expires) {
+  runner run;
+  sb::backend_limits limits;
+  limits.retention = std::chrono::seconds(60);
+  limits.dedup_window = std::chrono::seconds(10);
+  limits.device_ttl = std::chrono::seconds(80);  // forgotten 90 s after the last session
+  memory_store m(run, limits);
+  for (sb::user_id u = 2; u < 1002; ++u)
+    append_one(*m.b, msg(1, u, "x", 100000, text_id("id-" + std::to_string(u))));
+  m.b->open(5000, "s1", "phone", 1000);
+  m.b->close(5000, "s1", "phone", 1000);  // forgotten after 91000
+  append_one(*m.b, msg(1, 7, "early", 1000));
+  append_one(*m.b, msg(1, 7, "later", 100000));
+
+  // Nothing due: nothing looked at, however many sweeps.
+  for (std::int64_t now = 1000; now <= 61000; now += 1000)
+    BOOST_TEST(m.b->evict_expired(now) == 0u);
+  BOOST_TEST(m.raw->inboxes_swept() == 0u);
+  // Message 2 of user 7 (ts 1000) is due: one inbox.
+  BOOST_TEST(m.b->evict_expired(61001) == 1u);
+  BOOST_TEST(m.raw->inboxes_swept() == 1u);
+  BOOST_TEST(held_seqs(*m.b, 7) == (seqs{1, 3}), boost::test_tools::per_element());
+  // The device of user 5000: one more.
+  BOOST_TEST(m.b->evict_expired(92000) == 0u);
+  BOOST_TEST(m.raw->inboxes_swept() == 2u);
+  // The dedup entries go by their own window, without a look at an inbox.
+  std::size_t dedup_charge = 0;
+  for (sb::user_id u = 2; u < 1002; ++u)
+    dedup_charge += sb::memory_backend::dedup_cost("id-" + std::to_string(u));
+  const std::size_t before = m.raw->charged_bytes();
+  BOOST_TEST(m.b->evict_expired(110000) == 0u);  // exactly the window old: kept
+  BOOST_TEST(m.raw->charged_bytes() == before);
+  BOOST_TEST(m.b->evict_expired(160000) == 0u);
+  BOOST_TEST(m.raw->charged_bytes() == before - dedup_charge);
+  BOOST_TEST(m.raw->inboxes_swept() == 2u);
+  // Every other message at once (user 7 has two), each counted.
+  BOOST_TEST(m.b->evict_expired(160001) == 1001u);
+  BOOST_TEST(m.raw->inboxes_swept() == 1002u);
+  BOOST_TEST(held_seqs(*m.b, 7).empty());
+  BOOST_TEST(m.b->evict_expired(1000000) == 0u);
+  BOOST_TEST(m.raw->inboxes_swept() == 1002u);
+}
+
 BOOST_AUTO_TEST_CASE(memberships_are_charged) {
   runner run;
   sb::backend_limits limits;

@@ -88,6 +88,18 @@ def shared_get(value):
     return value["_M_ptr"]
 
 
+def unique_get(value):
+    """The pointer a std::unique_ptr with the default deleter holds: its only member."""
+    pointer = value.type.strip_typedefs().template_argument(0).pointer()
+    return value.address.cast(pointer.pointer()).dereference()
+
+
+def hub_shards(hub):
+    """The shards of a hub (one per I/O thread), each a switchboard::hub_shard."""
+    for shard in vector_items(hub["shards_"]):
+        yield unique_get(shard).dereference()
+
+
 def vector_items(value):
     impl = value["_M_impl"]
     start, finish = impl["_M_start"], impl["_M_finish"]
@@ -287,9 +299,10 @@ def hub_members():
     members = {}
     for services in servers():
         hub = services["registry"].referenced_value()
-        for _, user_state in unordered_map_items(hub["users_"]):
-            for member in vector_items(user_state["sessions"]):
-                members[int(shared_get(member["session"]))] = member
+        for shard in hub_shards(hub):
+            for _, user_state in unordered_map_items(shard["users_"]):
+                for member in vector_items(user_state["sessions"]):
+                    members[int(shared_get(member["session"]))] = member
     return members
 
 
@@ -657,31 +670,35 @@ class sb_hub(gdb.Command):
     def invoke(self, argument, from_tty):
         for services in servers():
             hub = services["registry"].referenced_value()
-            users = sorted(unordered_map_items(hub["users_"]), key=lambda p: int(p[0]))
-            print(
-                "hub (switchboard::hub *) 0x%x: %d users, %d sessions registered, "
-                "mailbox %d events waiting, overflow %d%s"
-                % (
-                    int(hub.address),
-                    len(users),
-                    int(hub["registered_"]),
-                    len(visualized_children(hub["mailbox_"]["impl_"]["buffer_"])),
-                    len(visualized_children(hub["overflow_"])),
-                    ", draining" if bool(hub["draining_"]) else "",
-                )
-            )
-            for user, state in users:
-                print("  user %d: highest seq %d" % (int(user), int(state["highest"])))
-                for member in vector_items(state["sessions"]):
-                    session = shared_get(member["session"])
-                    print(
-                        "    session %s  %s above seq %d"
-                        % (
-                            std_string(session["id"]),
-                            "live" if bool(member["live"]) else "replaying",
-                            int(member["from"]),
-                        )
+            overflows = list(vector_items(hub["overflow_"]))
+            print("hub (switchboard::hub *) 0x%x: %d shards" % (int(hub.address), len(overflows)))
+            for k, shard in enumerate(hub_shards(hub)):
+                users = sorted(unordered_map_items(shard["users_"]), key=lambda p: int(p[0]))
+                print(
+                    "shard %d (switchboard::hub_shard *) 0x%x: %d users, %d sessions registered, "
+                    "mailbox %d events waiting, overflow %d%s"
+                    % (
+                        k,
+                        int(shard.address),
+                        len(users),
+                        int(shard["registered_"]),
+                        len(visualized_children(shard["mailbox_"]["impl_"]["buffer_"])),
+                        len(visualized_children(overflows[k])),
+                        ", draining" if bool(shard["draining_"]) else "",
                     )
+                )
+                for user, state in users:
+                    print("  user %d: highest seq %d" % (int(user), int(state["highest"])))
+                    for member in vector_items(state["sessions"]):
+                        session = shared_get(member["session"])
+                        print(
+                            "    session %s  %s above seq %d"
+                            % (
+                                std_string(session["id"]),
+                                "live" if bool(member["live"]) else "replaying",
+                                int(member["from"]),
+                            )
+                        )
 
 
 class sb_store(gdb.Command):

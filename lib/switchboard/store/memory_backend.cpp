@@ -46,13 +46,16 @@ std::size_t memory_backend::message_cost(const stored_message& m) {
 std::size_t memory_backend::inbox_cost() {
   // With room for its first device: a user with one device (most of them)
   // costs nothing more, so acknowledging never needs room.
+  // and its entry in the expiry index (a vector's element, room to double).
   return sizeof(std::pair<const user_id, inbox>) + map_node_overhead + empty_deque_heap +
-         sizeof(device_state);
+         sizeof(device_state) + 2 * sizeof(due_entry);
 }
 
 std::size_t memory_backend::dedup_cost(std::string_view id) {
-  // The id is held twice: in the key and in the message (charged there).
-  return sizeof(std::pair<const dedup_key, original>) + map_node_overhead + heap_of(id);
+  // The id is held twice: in the key and in the message (charged there);
+  // the entry's record in the sweep's order is a deque's element.
+  return sizeof(std::pair<const dedup_key, original>) + map_node_overhead + heap_of(id) +
+         sizeof(dedup_record);
 }
 
 std::size_t memory_backend::devices_charge(std::size_t devices) {
@@ -126,18 +129,21 @@ append_outcome memory_backend::append(std::span<const append_request> batch) {
     if (box_at == inboxes_.end()) box_at = inboxes_.try_emplace(request.receiver).first;
     inbox& box = box_at->second;
     const seq_t seq = ++box.highest;
-    box.held.push_back(stored_message{seq, request.sender, request.receiver, request.content,
-                                      request.ts_ms, request.id});
-    box.bytes += held_bytes(request.content);
+    hold(request.receiver, box,
+         stored_message{seq, request.sender, request.receiver, request.content, request.ts_ms,
+                        request.id});
     if (notify) {
       box.notify.push_back(pending_notify{seq, request.sender, request.ts_ms, false});
+      expire_at(request.receiver, box, retained_until(request.ts_ms));
       drop_notify(box, [&](const pending_notify& p) {
         return notify_forgotten(p.seq, box.highest, limits_.inbox_limit);
       });
     }
     if (request.id) {
-      dedup_.insert_or_assign(dedup_key{request.sender, request.id->value},
-                              original{request.receiver, seq, request.ts_ms});
+      const auto [entry, fresh] =
+          dedup_.insert_or_assign(dedup_key{request.sender, request.id->value},
+                                  original{request.receiver, seq, request.ts_ms});
+      if (fresh) dedup_order_.push_back(dedup_record{request.ts_ms, &*entry});
     }
     outcome.results.push_back(append_result{true, request.receiver, seq, request.ts_ms});
     // At once rather than after the batch (as SQLite does): the same
@@ -180,15 +186,16 @@ append_result memory_backend::append_group(const append_request& request, bool f
     stored_message copy{seq, request.sender, member, request.content, request.ts_ms, request.id};
     copy.group = request.group;
     copy.gseq = result.gseq;
-    box.held.push_back(std::move(copy));
-    box.bytes += held_bytes(request.content);
+    hold(member, box, std::move(copy));
     outcome.copies.push_back(group_copy{member, seq});
     outcome.evicted += trim(box);
   }
   result.copies = static_cast<std::uint32_t>(outcome.copies.size()) - result.first_copy;
   if (request.id) {
-    dedup_.insert_or_assign(dedup_key{request.sender, request.id->value},
-                            original{0, 0, request.ts_ms, request.group, result.gseq});
+    const auto [entry, fresh] =
+        dedup_.insert_or_assign(dedup_key{request.sender, request.id->value},
+                                original{0, 0, request.ts_ms, request.group, result.gseq});
+    if (fresh) dedup_order_.push_back(dedup_record{request.ts_ms, &*entry});
   }
   return result;
 }
@@ -329,6 +336,7 @@ void memory_backend::close(user_id user, const device_name& device, std::int64_t
   if (d == nullptr) return;
   if (d->sessions > 0) --d->sessions;
   d->seen_ms = std::max(d->seen_ms, now_ms);
+  if (d->sessions == 0) expire_at(user, found->second, remembered_until(d->seen_ms));
 }
 
 std::vector<stored_message> memory_backend::fetch(user_id user, seq_t after, std::size_t max_count,
@@ -379,8 +387,8 @@ void memory_backend::append_status(user_id owner, user_id about, status_state st
   m.state = state;
   m.upto = upto;
   charged_ += message_cost(m);
-  box.held.push_back(m);
-  out.statuses.push_back(std::move(m));
+  out.statuses.push_back(m);
+  hold(owner, box, std::move(m));
   out.evicted += trim(box);
 }
 
@@ -434,6 +442,7 @@ status_outcome memory_backend::advance_cursor(const cursor_move& move) {
       return out;
     charged_ += cost;
     d = &box.devices.emplace_back(device_state{move.device, 0, clock_ms_, 0});
+    expire_at(move.user, box, remembered_until(clock_ms_));
   }
   const seq_t target = std::min(move.seq, box.highest);
   if (target <= d->cursor) return out;
@@ -454,46 +463,143 @@ status_outcome memory_backend::read(user_id user, seq_t seq, std::int64_t ts_ms)
   return out;
 }
 
-std::uint64_t memory_backend::evict_expired(std::int64_t now_ms) {
-  clock_ms_ = std::max(clock_ms_, now_ms);
+namespace {
+// t + span, or max when that is beyond what an int64 holds.
+std::int64_t saturated_add(std::int64_t t, std::int64_t span) {
+  constexpr std::int64_t max = std::numeric_limits<std::int64_t>::max();
+  return t > max - span ? max : t + span;
+}
+// A window in ms as window_start() counts it: max when it never passes.
+std::int64_t window_ms(std::chrono::seconds window) {
+  constexpr std::int64_t max = std::numeric_limits<std::int64_t>::max();
+  if (window.count() <= 0) return 0;
+  if (window.count() > max / 1000) return max;
+  return window.count() * 1000;
+}
+}  // namespace
+
+std::int64_t memory_backend::retained_until(std::int64_t ts_ms) const {
+  // ts < window_start(now, retention) exactly when now > ts + retention.
+  return saturated_add(ts_ms, window_ms(limits_.retention));
+}
+
+std::int64_t memory_backend::remembered_until(std::int64_t seen_ms) const {
+  // device_forgotten(seen, now) exactly when now > seen + device_forget_ms.
+  return saturated_add(seen_ms, device_forget_ms(limits_.device_ttl));
+}
+
+void memory_backend::hold(user_id user, inbox& box, stored_message m) {
+  if (m.ts_ms < box.newest_ts) {
+    // Out of ts order: the front of `held` does not bound it. Entries for
+    // messages gone (acknowledged, trimmed) are pruned here and by sweep().
+    auto& early = early_[user];
+    if (!box.held.empty()) {
+      const seq_t front = box.held.front().seq;
+      std::erase_if(early, [front](const early_message& e) { return e.seq < front; });
+    }
+    early.push_back(early_message{m.seq, m.ts_ms});
+  } else {
+    box.newest_ts = m.ts_ms;
+  }
+  box.bytes += held_bytes(m.content);
+  expire_at(user, box, retained_until(m.ts_ms));
+  box.held.push_back(std::move(m));
+}
+
+void memory_backend::expire_at(user_id user, inbox& box, std::int64_t at_ms) {
+  if (at_ms >= box.due_ms) return;  // its entry comes up sooner
+  box.due_ms = at_ms;
+  due_.push(due_entry{at_ms, user});
+}
+
+std::uint64_t memory_backend::sweep(user_id user, inbox& box, std::int64_t now_ms) {
   const std::int64_t oldest_kept = window_start(now_ms, limits_.retention);
-  const std::int64_t refresh = device_refresh_ms(limits_.device_ttl);
+  // Devices past --device-ttl are forgotten, with what only they held. The
+  // memory store records no sighting while a session is open (the durable
+  // stores do, device_refresh_ms, for a server killed with sessions open:
+  // this one forgets everything then anyway).
+  const auto devices_before = box.devices.size();
+  std::erase_if(box.devices, [&](const device_state& d) {
+    return d.sessions == 0 && device_forgotten(d.seen_ms, now_ms, limits_.device_ttl);
+  });
+  if (box.devices.size() != devices_before) {
+    charged_ -=
+        std::min(charged_, devices_charge(devices_before) - devices_charge(box.devices.size()));
+    settle(box);
+  }
+  // Every message held but the early ones has a ts at or above the front's:
+  // once the front is kept, so are they.
   std::uint64_t evicted = 0;
-  for (auto& entry : inboxes_) {
-    inbox& box = entry.second;  // not a structured binding: clang 14 cannot capture one
-    // Devices: a sighting for those with a session open, and those past
-    // --device-ttl forgotten, with what only they held.
-    const auto devices_before = box.devices.size();
-    std::erase_if(box.devices, [&](device_state& d) {
-      if (d.sessions > 0) {
-        if (d.seen_ms < now_ms - refresh) d.seen_ms = now_ms;
+  while (!box.held.empty() && box.held.front().ts_ms < oldest_kept) {
+    drop_front(box);
+    ++evicted;
+  }
+  std::int64_t next = std::numeric_limits<std::int64_t>::max();
+  if (const auto early_at = early_.find(user); early_at != early_.end()) {
+    std::erase_if(early_at->second, [&](const early_message& e) {
+      if (box.held.empty() || e.seq < box.held.front().seq) return true;  // gone already
+      if (e.ts_ms >= oldest_kept) {
+        next = std::min(next, retained_until(e.ts_ms));
         return false;
       }
-      return device_forgotten(d.seen_ms, now_ms, limits_.device_ttl);
-    });
-    if (box.devices.size() != devices_before) {
-      charged_ -=
-          std::min(charged_, devices_charge(devices_before) - devices_charge(box.devices.size()));
-      settle(box);
-    }
-    // Not just a pop from the front: receive times from different I/O
-    // threads can reach the store slightly out of seq order.
-    evicted += std::erase_if(box.held, [&](const stored_message& m) {
-      if (m.ts_ms >= oldest_kept) return false;
-      box.bytes -= std::min(box.bytes, held_bytes(m.content));
-      charged_ -= std::min(charged_, message_cost(m));
+      const auto it = std::partition_point(box.held.begin(), box.held.end(),
+                                           [&](const stored_message& m) { return m.seq < e.seq; });
+      if (it != box.held.end() && it->seq == e.seq) {
+        box.bytes -= std::min(box.bytes, held_bytes(it->content));
+        charged_ -= std::min(charged_, message_cost(*it));
+        box.held.erase(it);
+        ++evicted;
+      }
       return true;
     });
-    // A notify-message past --retention gets no STATUS any more.
-    if (!box.notify.empty())
-      drop_notify(box, [&](const pending_notify& p) { return p.ts_ms < oldest_kept; });
+    if (early_at->second.empty()) early_.erase(early_at);
   }
+  // A notify-message past --retention gets no STATUS any more.
+  if (!box.notify.empty())
+    drop_notify(box, [&](const pending_notify& p) { return p.ts_ms < oldest_kept; });
+
+  // What comes up next: the front, an early message (above), the first
+  // notify-message, a device without a session.
+  if (!box.held.empty()) next = std::min(next, retained_until(box.held.front().ts_ms));
+  if (!box.notify.empty()) next = std::min(next, retained_until(box.notify.front().ts_ms));
+  for (const auto& d : box.devices)
+    if (d.sessions == 0) next = std::min(next, remembered_until(d.seen_ms));
+  box.due_ms = std::numeric_limits<std::int64_t>::max();
+  if (next != box.due_ms) expire_at(user, box, next);
+  return evicted;
+}
+
+void memory_backend::sweep_dedup(std::int64_t now_ms) {
   const std::int64_t oldest_remembered = window_start(now_ms, limits_.dedup_window);
-  std::erase_if(dedup_, [&](const auto& entry) {
-    if (entry.second.ts_ms >= oldest_remembered) return false;
-    charged_ -= std::min(charged_, dedup_cost(entry.first.id));
-    return true;
-  });
+  while (!dedup_order_.empty() && dedup_order_.front().ts_ms < oldest_remembered) {
+    const dedup_record record = dedup_order_.front();
+    dedup_order_.pop_front();
+    const std::int64_t ts_ms = record.entry->second.ts_ms;
+    if (ts_ms >= oldest_remembered) {
+      // Replaced in place by a later message with the same id: its time now.
+      dedup_order_.push_back(dedup_record{ts_ms, record.entry});
+      continue;
+    }
+    charged_ -= std::min(charged_, dedup_cost(record.entry->first.id));
+    dedup_.erase(dedup_.find(record.entry->first));
+  }
+}
+
+std::uint64_t memory_backend::evict_expired(std::int64_t now_ms) {
+  clock_ms_ = std::max(clock_ms_, now_ms);
+  // Only the inboxes whose due time has passed: each entry is a lower
+  // bound, and sweep() applies the exact rules (window_start,
+  // device_forgotten) and indexes what it kept, all due after now_ms.
+  std::uint64_t evicted = 0;
+  while (!due_.empty() && due_.top().at_ms < now_ms) {
+    const due_entry entry = due_.top();
+    due_.pop();
+    const auto found = inboxes_.find(entry.user);
+    if (found == inboxes_.end() || found->second.due_ms != entry.at_ms) continue;  // stale
+    ++inboxes_swept_;
+    evicted += sweep(entry.user, found->second, now_ms);
+  }
+  sweep_dedup(now_ms);
   return evicted;
 }
 

@@ -14,6 +14,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <limits>
+#include <queue>
 #include <set>
 #include <span>
 #include <string>
@@ -48,6 +51,8 @@ class memory_backend final : public backend {
 
   // What is charged against --memory-store-bytes now.
   std::size_t charged_bytes() const { return charged_; }
+  // Inboxes evict_expired() looked into so far: those with something due.
+  std::uint64_t inboxes_swept() const { return inboxes_swept_; }
 
   // What each thing held is charged against --memory-store-bytes.
   static std::size_t message_cost(const append_request& r);
@@ -86,6 +91,13 @@ class memory_backend final : public backend {
 
   struct inbox {
     seq_t highest = 0;  // kept for ever, so that a seq is never reused
+    // The latest ts held so far: a message below it (receive times from
+    // different I/O threads) is listed in early_, the others expire in
+    // seq order behind the front of `held`.
+    std::int64_t newest_ts = std::numeric_limits<std::int64_t>::min();
+    // When the sweep must look at it next: the key of its live entry in
+    // due_ (max: none). A lower bound, never later than anything expires.
+    std::int64_t due_ms = std::numeric_limits<std::int64_t>::max();
     // Messages at or below it are gone: the lowest cursor of `devices` when
     // it last rose (it never goes down; a device that joins later gets
     // what is still held).
@@ -125,10 +137,44 @@ class memory_backend final : public backend {
     std::set<user_id> members;
   };
 
+  // An inbox that has something to expire (a message, a notify-message, a
+  // device without a session) at `at_ms` at the earliest. due_ is min-ordered
+  // by it, so a sweep touches only what expires, not every inbox.
+  struct due_entry {
+    std::int64_t at_ms = 0;
+    user_id user = 0;
+    friend bool operator>(const due_entry& a, const due_entry& b) { return a.at_ms > b.at_ms; }
+  };
+  // A held message whose ts is below that of one held before it.
+  struct early_message {
+    seq_t seq = 0;
+    std::int64_t ts_ms = 0;
+  };
+  // A dedup entry in the order of its insertion (which is ts order but for
+  // the few ms between I/O threads): the sweep pops from the front. One
+  // record per entry: an entry replaced in place keeps its record, which is
+  // moved to the back when it comes up with a newer ts.
+  struct dedup_record {
+    std::int64_t ts_ms = 0;
+    const std::pair<const dedup_key, original>* entry = nullptr;
+  };
+
   // A group SEND whose dedup check found nothing: `fresh_id` when its id
   // has no dedup entry to replace.
   append_result append_group(const append_request& request, bool fresh_id, append_outcome& outcome);
 
+  // Appends `m` to the inbox of `user` and indexes its expiry.
+  void hold(user_id user, inbox& box, stored_message m);
+  // The inbox must be swept at `at_ms` at the latest.
+  void expire_at(user_id user, inbox& box, std::int64_t at_ms);
+  // Drops from the inbox what --retention and --device-ttl have passed at
+  // now_ms; returns the messages dropped; indexes the next expiry.
+  std::uint64_t sweep(user_id user, inbox& box, std::int64_t now_ms);
+  // Drops the dedup entries older than --dedup-window at now_ms.
+  void sweep_dedup(std::int64_t now_ms);
+  // when + --retention, and when + the device forget time, saturated.
+  std::int64_t retained_until(std::int64_t ts_ms) const;
+  std::int64_t remembered_until(std::int64_t seen_ms) const;
   // Drops the oldest held message of `box`, giving back what it was charged.
   void drop_front(inbox& box);
   // Applies --inbox-limit and --inbox-bytes; returns the messages dropped.
@@ -166,6 +212,15 @@ class memory_backend final : public backend {
   // Bounded by --memory-store-bytes: every membership is charged.
   std::unordered_map<group_id, group_state> groups_;
   std::unordered_map<user_id, std::set<group_id>> user_groups_;  // no entry for a user in none
+  // The expiry index (evict_expired). Entries of an inbox whose due_ms has
+  // moved since are stale and skipped; a new one is pushed only when the
+  // due time goes down, so there are few beyond one per inbox.
+  std::priority_queue<due_entry, std::vector<due_entry>, std::greater<>> due_;
+  // Per user, the held messages out of ts order, in seq order; no entry for
+  // most users. Bounded by what the user holds: pruned as the front moves.
+  std::unordered_map<user_id, std::vector<early_message>> early_;
+  std::deque<dedup_record> dedup_order_;  // one per entry of dedup_
+  std::uint64_t inboxes_swept_ = 0;
 };
 
 }  // namespace switchboard::store
