@@ -341,6 +341,11 @@ void migrate(sqlite3* db) {
 
 sqlite_backend::sqlite_backend(const std::string& path, sync_mode sync, backend_limits limits)
     : limits_(limits) {
+  // Before SQLite initializes (it refuses later, harmlessly): no memory
+  // statistics, whose global mutex every allocation of every statement
+  // took (docs/performance.md).
+  static const int memstatus_off = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)memstatus_off;
   try {
     sqlite3* db = nullptr;
     const int rc = sqlite3_open_v2(
@@ -383,6 +388,7 @@ void sqlite_backend::prepare_statements() {
                         "INSERT INTO devices(user_id, device, cursor, seen) VALUES(?1, ?2, ?3, ?4) "
                         "ON CONFLICT(user_id, device) DO UPDATE SET cursor = excluded.cursor, "
                         "seen = excluded.seen");
+  move_cursor_.prepare(db, "UPDATE devices SET cursor = ?3 WHERE user_id = ?1 AND device = ?2");
   lowest_cursor_.prepare(db, "SELECT min(cursor), count(*) FROM devices WHERE user_id = ?1");
   devices_by_seen_.prepare(db, "SELECT device FROM devices WHERE user_id = ?1 ORDER BY seen");
   select_stale_devices_.prepare(db, "SELECT user_id, device FROM devices WHERE seen < ?1");
@@ -396,6 +402,12 @@ void sqlite_backend::prepare_statements() {
                          "VALUES(?1, ?2, ?3, ?4, 0)");
   forget_notify_.prepare(db, "DELETE FROM notify WHERE receiver = ?1 AND seq <= ?2");
   any_notify_.prepare(db, "SELECT 1 FROM notify WHERE receiver = ?1 AND seq <= ?2 LIMIT 1");
+  // The probe before deliver_notify_: most cursor moves cover no
+  // notify-message, and an UPDATE ... RETURNING costs an ephemeral table
+  // even when it changes nothing.
+  any_undelivered_.prepare(db,
+                           "SELECT 1 FROM notify INDEXED BY notify_undelivered "
+                           "WHERE receiver = ?1 AND seq <= ?2 AND delivered = 0 LIMIT 1");
   // INDEXED BY: without ANALYZE statistics the planner would take the
   // primary key and walk every delivered row still waiting for a READ.
   deliver_notify_.prepare(db,
@@ -408,6 +420,15 @@ void sqlite_backend::prepare_statements() {
   select_dedup_.prepare(db,
                         "SELECT receiver, seq, ts, group_id, gseq FROM dedup "
                         "WHERE sender = ?1 AND client_id = ?2");
+  // ON CONFLICT ... WHERE: an entry past its window (?6) that
+  // evict_expired() has not reached yet is taken over; one within it is
+  // left alone, and sqlite3_changes() says so.
+  claim_dedup_.prepare(db,
+                       "INSERT INTO dedup(sender, client_id, receiver, seq, ts, group_id, gseq) "
+                       "VALUES(?1, ?2, ?3, ?4, ?5, 0, 0) "
+                       "ON CONFLICT(sender, client_id) DO UPDATE SET receiver = excluded.receiver, "
+                       "seq = excluded.seq, ts = excluded.ts, group_id = 0, gseq = 0 "
+                       "WHERE dedup.ts < ?6");
   // REPLACE: an entry past its window that evict_expired() has not reached yet.
   write_dedup_.prepare(db,
                        "INSERT OR REPLACE INTO dedup(sender, client_id, receiver, seq, ts, "
@@ -433,10 +454,14 @@ void sqlite_backend::prepare_statements() {
                  "status, upto "
                  "FROM messages "
                  "WHERE receiver = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
-  // RETURNING: held and held_bytes drop by what was deleted.
-  delete_up_to_.prepare(db,
-                        "DELETE FROM messages WHERE receiver = ?1 AND seq <= ?2 "
-                        "RETURNING length(CAST(content AS BLOB))");
+  // held and held_bytes drop by what delete_up_to_ deletes: counted by a
+  // read of the same range first, not with RETURNING, which buffers its
+  // rows in an ephemeral table (a B-tree and a pager opened and closed on
+  // every execution: most of a cursor move's cost, docs/performance.md).
+  measure_up_to_.prepare(db,
+                         "SELECT count(*), coalesce(sum(length(CAST(content AS BLOB))), 0) "
+                         "FROM messages WHERE receiver = ?1 AND seq <= ?2");
+  delete_up_to_.prepare(db, "DELETE FROM messages WHERE receiver = ?1 AND seq <= ?2");
   // RETURNING: each receiver's held and held_bytes must drop by its own rows.
   delete_expired_messages_.prepare(
       db, "DELETE FROM messages WHERE ts < ?1 RETURNING receiver, length(CAST(content AS BLOB))");
@@ -491,14 +516,20 @@ void sqlite_backend::write_user(user_id user, const user_row& row) {
 }
 
 void sqlite_backend::delete_up_to(user_id user, seq_t seq, user_row& row) {
-  auto q = delete_up_to_.start();
-  q.bind(1, to_db(user)).bind(2, to_db(seq));
   std::uint64_t rows = 0;
   std::uint64_t bytes = 0;
-  while (q.step()) {
-    ++rows;
-    bytes += from_db(q.int64(0));
+  {
+    auto q = measure_up_to_.start();
+    q.bind(1, to_db(user)).bind(2, to_db(seq));
+    if (q.step()) {
+      rows = from_db(q.int64(0));
+      bytes = from_db(q.int64(1));
+    }
   }
+  if (rows == 0) return;
+  auto q = delete_up_to_.start();
+  q.bind(1, to_db(user)).bind(2, to_db(seq));
+  q.step();
   row.held -= std::min(rows, row.held);
   row.held_bytes -= std::min(bytes, row.held_bytes);
 }
@@ -535,16 +566,25 @@ std::uint64_t sqlite_backend::trim(user_id user, user_row& row) {
 
 // ---- operations ----
 
-seq_t sqlite_backend::store_copy(const append_request& request, user_id receiver, rows_type& rows,
-                                 group_id group, seq_t gseq) {
-  auto [found, fresh] = rows.try_emplace(receiver);
-  user_row& row = found->second;
-  if (fresh) row = read_user(receiver);
+sqlite_backend::user_row& sqlite_backend::working_row(user_id user, rows_type& rows) {
+  auto [found, fresh] = rows.try_emplace(user);
+  if (fresh) found->second = read_user(user);
+  return found->second;
+}
+
+seq_t sqlite_backend::next_seq(user_id receiver, rows_type& rows) {
+  const user_row& row = working_row(receiver, rows);
   if (row.highest >= static_cast<seq_t>(max_int64)) {
     // Unreachable in practice (2^63 messages), but a wrapped seq would sort first.
     throw sqlite_error(SQLITE_FULL, "receiver has used every seq");
   }
-  const seq_t seq = row.highest + 1;
+  return row.highest + 1;
+}
+
+seq_t sqlite_backend::store_copy(const append_request& request, user_id receiver, rows_type& rows,
+                                 group_id group, seq_t gseq) {
+  const seq_t seq = next_seq(receiver, rows);
+  user_row& row = rows.find(receiver)->second;
   auto q = insert_message_.start();
   q.bind(1, to_db(receiver)).bind(2, to_db(seq)).bind(3, to_db(request.sender));
   q.bind(4, std::string_view(request.content)).bind(5, request.ts_ms);
@@ -620,7 +660,31 @@ append_outcome sqlite_backend::append(std::span<const append_request> batch) {
       rows_type rows;
       for (const append_request& request : batch) {
         clock_ms_ = std::max(clock_ms_, request.ts_ms);
-        if (request.id) {
+        if (request.id && request.group == 0) {
+          // A direct message with an id claims its (sender, id) for the seq
+          // it is about to get, in one statement: no row, or one past the
+          // window, and the claim is written; one within the window, and
+          // nothing changes: a resend (the rare case, read back then).
+          const std::int64_t since = window_start(request.ts_ms, limits_.dedup_window);
+          {
+            auto q = claim_dedup_.start();
+            q.bind(1, to_db(request.sender)).bind(2, std::string_view(request.id->value));
+            q.bind(3, to_db(request.receiver));
+            q.bind(4, to_db(next_seq(request.receiver, rows))).bind(5, request.ts_ms);
+            q.bind(6, since);
+            q.step();
+          }
+          if (sqlite3_changes(db_.get()) == 0) {
+            auto q = select_dedup_.start();
+            q.bind(1, to_db(request.sender)).bind(2, std::string_view(request.id->value));
+            q.step();
+            append_result again{false, from_db(q.int64(0)), from_db(q.int64(1)), q.int64(2)};
+            again.group = from_db(q.int64(3));
+            again.gseq = from_db(q.int64(4));
+            outcome.results.push_back(again);
+            continue;
+          }
+        } else if (request.id) {
           // Sees the rows written by earlier requests of this batch: same transaction.
           auto q = select_dedup_.start();
           q.bind(1, to_db(request.sender)).bind(2, std::string_view(request.id->value));
@@ -648,14 +712,8 @@ append_outcome sqlite_backend::append(std::span<const append_request> batch) {
             q.bind(4, request.ts_ms);
             q.step();
           }
-          if (seq > limits_.inbox_limit) {
-            // The notify-messages that no STATUS will report any more.
-            auto q = forget_notify_.start();
-            q.bind(1, to_db(request.receiver)).bind(2, to_db(seq - limits_.inbox_limit));
-            q.step();
-          }
         }
-        if (request.id) {
+        if (request.id && request.group != 0) {
           auto q = write_dedup_.start();
           q.bind(1, to_db(request.sender)).bind(2, std::string_view(request.id->value));
           q.bind(3, to_db(result.receiver)).bind(4, to_db(result.seq)).bind(5, request.ts_ms);
@@ -665,6 +723,13 @@ append_outcome sqlite_backend::append(std::span<const append_request> batch) {
         outcome.results.push_back(result);
       }
       for (auto& [user, row] : rows) {
+        if (row.highest > limits_.inbox_limit) {
+          // The notify-messages that no STATUS will report any more
+          // (notify_forgotten): once per receiver and batch, at its end.
+          auto q = forget_notify_.start();
+          q.bind(1, to_db(user)).bind(2, to_db(row.highest - limits_.inbox_limit));
+          q.step();
+        }
         outcome.evicted += trim(user, row);
         write_user(user, row);
       }
@@ -888,6 +953,11 @@ void sqlite_backend::cover(user_id user, seq_t upto, std::int64_t ts_ms, bool re
     if (std::find(senders.begin(), senders.end(), sender) == senders.end())
       senders.push_back(sender);
   };
+  if (!read) {
+    auto q = any_undelivered_.start();
+    q.bind(1, to_db(user)).bind(2, to_db(upto));
+    if (!q.step()) return;
+  }
   {
     auto q = read ? read_notify_.start() : deliver_notify_.start();
     q.bind(1, to_db(user)).bind(2, to_db(upto));
@@ -925,7 +995,14 @@ void sqlite_backend::apply_move(const cursor_move& move, status_outcome& out) {
     row = read_user(move.user);
   }
   d.cursor = target;
-  write_device(move.user, move.device, d);
+  if (known) {
+    // The cursor alone: an upsert would also rewrite devices_by_seen.
+    auto q = move_cursor_.start();
+    q.bind(1, to_db(move.user)).bind(2, move.device.view()).bind(3, to_db(target));
+    q.step();
+  } else {
+    write_device(move.user, move.device, d);
+  }
   settle(move.user, row);
   cover(move.user, target, move.ts_ms, false, out);
 }

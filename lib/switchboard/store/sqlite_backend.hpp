@@ -133,6 +133,10 @@ class sqlite_backend final : public backend {
   using rows_type = std::unordered_map<user_id, user_row>;
 
   void prepare_statements();
+  // The append's working copy of `user`'s row, read on first use.
+  user_row& working_row(user_id user, rows_type& rows);
+  // The seq the next entry of `receiver` gets in this append.
+  seq_t next_seq(user_id receiver, rows_type& rows);
   // Inserts one message row for `receiver` with its next seq (rows: the
   // append's working copy of the users touched); returns the seq.
   seq_t store_copy(const append_request& request, user_id receiver, rows_type& rows, group_id group,
@@ -195,14 +199,17 @@ class sqlite_backend final : public backend {
   statement devices_by_seen_;
   statement insert_message_;
   statement select_dedup_;
+  statement claim_dedup_;
   statement write_dedup_;
   statement select_oldest_;
   statement fetch_;
+  statement measure_up_to_;
   statement delete_up_to_;
   statement delete_expired_messages_;
   statement delete_expired_dedup_;
   statement select_device_;
   statement write_device_;
+  statement move_cursor_;
   statement lowest_cursor_;
   statement select_stale_devices_;
   statement delete_device_;
@@ -217,6 +224,7 @@ class sqlite_backend final : public backend {
   statement insert_notify_;
   statement forget_notify_;
   statement any_notify_;
+  statement any_undelivered_;
   statement deliver_notify_;
   statement read_notify_;
   statement expire_notify_;
