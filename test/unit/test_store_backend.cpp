@@ -1792,24 +1792,24 @@ BOOST_AUTO_TEST_CASE(schema_version_and_wal_are_set) {
   temp_dir dir;
   const std::string path = dir.file("store.db");
   open_sqlite(path);  // created, then closed
-  BOOST_TEST(sb::sqlite_backend::schema_version() == 3);
-  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 3);
+  BOOST_TEST(sb::sqlite_backend::schema_version() == 4);
+  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 4);
   BOOST_TEST(raw_int(path,
                      "SELECT count(*) FROM sqlite_master WHERE name IN "
                      "('users', 'messages', 'dedup', 'devices')") == 4);
   BOOST_TEST(raw_int(path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode") == 1);
   open_sqlite(path);  // an up-to-date file opens again
-  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 3);
+  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 4);
 }
 
 BOOST_AUTO_TEST_CASE(newer_schema_is_refused) {
   temp_dir dir;
   const std::string path = dir.file("store.db");
   open_sqlite(path);
-  raw_exec(path, "PRAGMA user_version = 4");
+  raw_exec(path, "PRAGMA user_version = 5");
   const std::string error = open_failure(path);
   BOOST_TEST(contains(error, path));
-  BOOST_TEST(contains(error, "schema version 4 is newer"));
+  BOOST_TEST(contains(error, "schema version 5 is newer"));
 }
 
 BOOST_AUTO_TEST_CASE(foreign_database_is_refused) {
@@ -1987,7 +1987,7 @@ BOOST_AUTO_TEST_CASE(schema_1_file_is_upgraded_in_place) {
     BOOST_TEST(b->position(2) == (sb::user_position{4, 1}));
     BOOST_TEST(b->fetch(2, 2, 1, unlimited).at(0).content == std::string("\0A\0B", 4));
   }
-  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 3);
+  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 4);
   // 'café' is 5 bytes, and the NULs count: 5 + 4 + 40.
   BOOST_TEST(raw_int(path, "SELECT held_bytes FROM users WHERE user_id = 2") == 49);
   BOOST_TEST(raw_int(path, "SELECT held_bytes FROM users WHERE user_id = 3") == 30);
@@ -2071,11 +2071,157 @@ BOOST_AUTO_TEST_CASE(schema_2_file_is_upgraded_in_place) {
     BOOST_TEST(three[0].group == 0u);
     BOOST_TEST(three[0].gseq == 0u);
   }
-  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 3);
+  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 4);
   BOOST_TEST(raw_int(path, "SELECT count(*) FROM devices WHERE user_id = 3 AND device = ''") == 1);
   // Seen at the upgrade (whole seconds), so not forgotten for --device-ttl.
   BOOST_TEST(raw_int(path, "SELECT seen FROM devices WHERE user_id = 3") >= before - 1000);
   BOOST_TEST(raw_int(path, "SELECT floor_seq FROM users WHERE user_id = 2") == 4);
+}
+
+// A file made by schema 3 is upgraded in place to 4 (issue 14: retention
+// through users.oldest_ts instead of messages_by_ts, dedup as a rowid
+// table with a unique (sender, client_id)). The rows are those that main
+// at fdf90be (schema 3) wrote for this sequence, as `sqlite3 .dump` printed
+// them: users 1 and 5 send to 2 (two devices: the default one at seq 2,
+// the phone at 5), 1 to 3, 1 to group 7 of {1, 2, 3}, two notify-messages
+// from 5 (the first covered by a "delivered" STATUS, seq 1 of user 5),
+// ids of both kinds.
+BOOST_AUTO_TEST_CASE(schema_3_file_is_upgraded_in_place) {
+  temp_dir dir;
+  const std::string path = dir.file("v3.db");
+  raw_exec(path, R"sql(
+      CREATE TABLE users(
+        user_id INTEGER PRIMARY KEY,
+        highest INTEGER NOT NULL,
+        floor_seq INTEGER NOT NULL,
+        held INTEGER NOT NULL
+      , held_bytes INTEGER NOT NULL DEFAULT 0);
+      INSERT INTO users VALUES(2,6,2,4,5);
+      INSERT INTO users VALUES(3,2,0,2,2);
+      INSERT INTO users VALUES(5,1,0,1,0);
+      CREATE TABLE messages(
+        receiver INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        sender INTEGER NOT NULL,
+        content TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        client_id TEXT,
+        client_id_is_number INTEGER NOT NULL, group_id INTEGER NOT NULL DEFAULT 0, gseq INTEGER NOT NULL DEFAULT 0, status INTEGER NOT NULL DEFAULT 0, upto INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY(receiver, seq)
+      ) WITHOUT ROWID;
+      INSERT INTO messages VALUES(2,3,4,'c',1002,NULL,0,0,0,0,0);
+      INSERT INTO messages VALUES(2,4,1,'g',1004,'g-1',0,7,1,0,0);
+      INSERT INTO messages VALUES(2,5,5,'n',1005,'n-1',0,0,0,0,0);
+      INSERT INTO messages VALUES(2,6,5,'n2',1006,'n-2',0,0,0,0,0);
+      INSERT INTO messages VALUES(3,1,1,'x',1003,'c-3',0,0,0,0,0);
+      INSERT INTO messages VALUES(3,2,1,'g',1004,'g-1',0,7,1,0,0);
+      INSERT INTO messages VALUES(5,1,2,'',2001,NULL,0,0,0,1,5);
+      CREATE TABLE dedup(
+        sender INTEGER NOT NULL,
+        client_id TEXT NOT NULL,
+        receiver INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        ts INTEGER NOT NULL, group_id INTEGER NOT NULL DEFAULT 0, gseq INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY(sender, client_id)
+      ) WITHOUT ROWID;
+      INSERT INTO dedup VALUES(1,'2',2,2,1001,0,0);
+      INSERT INTO dedup VALUES(1,'c-1',2,1,1000,0,0);
+      INSERT INTO dedup VALUES(1,'c-3',3,1,1003,0,0);
+      INSERT INTO dedup VALUES(1,'g-1',0,0,1004,7,1);
+      INSERT INTO dedup VALUES(5,'n-1',2,5,1005,0,0);
+      INSERT INTO dedup VALUES(5,'n-2',2,6,1006,0,0);
+      CREATE TABLE devices(
+        user_id INTEGER NOT NULL,
+        device TEXT NOT NULL,
+        cursor INTEGER NOT NULL,
+        seen INTEGER NOT NULL,
+        PRIMARY KEY(user_id, device)
+      ) WITHOUT ROWID;
+      INSERT INTO devices VALUES(2,'',2,6000);
+      INSERT INTO devices VALUES(2,'phone',5,6000);
+      CREATE TABLE groups(
+        group_id INTEGER PRIMARY KEY,
+        gseq INTEGER NOT NULL
+      );
+      INSERT INTO "groups" VALUES(7,1);
+      CREATE TABLE group_members(
+        group_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        PRIMARY KEY(group_id, user_id)
+      ) WITHOUT ROWID;
+      INSERT INTO group_members VALUES(7,1);
+      INSERT INTO group_members VALUES(7,2);
+      INSERT INTO group_members VALUES(7,3);
+      CREATE TABLE notify(
+        receiver INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        sender INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        delivered INTEGER NOT NULL,
+        PRIMARY KEY(receiver, seq)
+      ) WITHOUT ROWID;
+      INSERT INTO notify VALUES(2,5,5,1005,1);
+      INSERT INTO notify VALUES(2,6,5,1006,0);
+      CREATE INDEX messages_by_ts ON messages(ts);
+      CREATE INDEX dedup_by_ts ON dedup(ts);
+      CREATE INDEX devices_by_seen ON devices(seen);
+      CREATE INDEX group_members_by_user ON group_members(user_id, group_id);
+      CREATE INDEX notify_by_ts ON notify(ts);
+      CREATE INDEX notify_undelivered ON notify(receiver, seq) WHERE delivered = 0;
+      PRAGMA user_version = 3;
+  )sql");
+  const auto phone = *sb::device_name::parse("phone");
+  sb::backend_limits limits;
+  limits.retention = std::chrono::seconds(60);
+  {
+    auto b = open_sqlite(path, limits);
+    BOOST_TEST(b->position(2) == (sb::user_position{6, 2}));
+    BOOST_TEST(b->position(2, phone) == (sb::user_position{6, 5}));
+    BOOST_TEST(held_seqs(*b, 2) == (seqs{3, 4, 5, 6}), boost::test_tools::per_element());
+    // Resends within the window: the original receipts, direct (both kinds
+    // of id) and group; nothing stored.
+    BOOST_TEST(of(append_one(*b, msg(1, 9, "again", 1010, text_id("c-1"))).results.at(0)) ==
+               (receipt{false, 2, 1, 1000}));
+    BOOST_TEST(of(append_one(*b, msg(1, 9, "again", 1010, number_id("2"))).results.at(0)) ==
+               (receipt{false, 2, 2, 1001}));
+    const auto group_again = append_one(*b, group_msg(1, 7, "again", 1010, text_id("g-1")));
+    BOOST_TEST(!group_again.results.at(0).stored);
+    BOOST_TEST(group_again.results.at(0).gseq == 1u);
+    BOOST_TEST(held_seqs(*b, 9).empty());
+    // New messages take the next seqs, direct and group.
+    BOOST_TEST(of(append_one(*b, msg(4, 2, "d", 1011, text_id("d-1"))).results.at(0)) ==
+               (receipt{true, 2, 7, 1011}));
+    const auto group_new = append_one(*b, group_msg(3, 7, "h", 1012));
+    BOOST_TEST(group_new.results.at(0).gseq == 2u);
+    BOOST_TEST(copies_of(group_new) == (copies{{1, 1}, {2, 8}}), boost::test_tools::per_element());
+    // The notify-message still undelivered (seq 6) gets its STATUS when the
+    // phone passes it: the next entry of user 5.
+    const auto moved = b->advance_cursor(sb::cursor_move{2, 6, phone, 3000});
+    BOOST_TEST_REQUIRE(moved.statuses.size() == 1u);
+    BOOST_TEST(moved.statuses[0].receiver == 5u);
+    BOOST_TEST(moved.statuses[0].seq == 2u);
+    BOOST_TEST(moved.statuses[0].upto == 6u);
+    // Retention: rows of ts below now - 60 s go, found through oldest_ts
+    // as the migration computed it.
+    BOOST_TEST(b->evict_expired(1003 + 60000) == 1u);
+    BOOST_TEST(held_seqs(*b, 2) == (seqs{4, 5, 6, 7, 8}), boost::test_tools::per_element());
+    BOOST_TEST(held_seqs(*b, 3) == (seqs{1, 2}), boost::test_tools::per_element());
+  }
+  BOOST_TEST(raw_int(path, "PRAGMA user_version") == 4);
+  BOOST_TEST(raw_int(path,
+                     "SELECT count(*) FROM sqlite_master WHERE name IN "
+                     "('messages_by_ts', 'dedup_by_ts')") == 0);
+  BOOST_TEST(raw_int(path,
+                     "SELECT count(*) FROM sqlite_master WHERE name IN "
+                     "('users_by_oldest', 'dedup_by_id')") == 2);
+  BOOST_TEST(raw_int(path, "SELECT count(*) FROM dedup") == 7);
+  BOOST_TEST(raw_int(path, "SELECT oldest_ts FROM users WHERE user_id = 3") == 1003);
+  BOOST_TEST(raw_int(path, "SELECT oldest_ts FROM users WHERE user_id = 2") == 1004);
+  BOOST_TEST(raw_int(path, "SELECT oldest_ts FROM users WHERE user_id = 5") == 2001);
+  BOOST_TEST(raw_int(path, "SELECT held FROM users WHERE user_id = 2") == 5);
+  BOOST_TEST(
+      raw_int(path, "SELECT held_bytes FROM users WHERE user_id = 2") ==
+      raw_int(path, "SELECT sum(length(CAST(content AS BLOB))) FROM messages WHERE receiver = 2"));
 }
 
 // users.held_bytes stays equal to what the rows hold after every kind of

@@ -22,7 +22,7 @@ namespace {
 // held_bytes() in SQL: length(CAST(content AS BLOB)), the bytes of the
 // content as stored (length() of the TEXT would count characters and stop
 // at a NUL).
-constexpr std::array<std::string_view, 3> migrations = {
+constexpr std::array<std::string_view, 4> migrations = {
     // 1: the first schema.
     // users.held counts the user's rows in messages, so that --inbox-limit
     // costs no COUNT(*) per append. Every message row is above its
@@ -127,6 +127,37 @@ constexpr std::array<std::string_view, 3> migrations = {
       -- A cursor move marks what is not yet delivered: through this index
       -- it does not walk the delivered rows that wait for a READ.
       CREATE INDEX notify_undelivered ON notify(receiver, seq) WHERE delivered = 0;
+    )sql",
+    // 4: no index entry per message or per dedup entry for the expiry
+    // sweeps (issue 14: each was an index insert per SEND and, for
+    // messages, an index delete per delivered message). users.oldest_ts is
+    // a lower bound of the ts of the user's rows (NULL with none): the
+    // sweep finds the users with expired rows through users_by_oldest and
+    // deletes those users' expired rows. dedup becomes a rowid table, its
+    // rows in the order they were written, with (sender, client_id)
+    // unique: the sweep deletes from the front while the entries are past
+    // the window (an older entry behind a newer one waits; an entry past
+    // its window is never taken for a resend anyway).
+    R"sql(
+      ALTER TABLE users ADD COLUMN oldest_ts INTEGER;
+      UPDATE users SET oldest_ts = (
+        SELECT min(ts) FROM messages WHERE messages.receiver = users.user_id);
+      CREATE INDEX users_by_oldest ON users(oldest_ts) WHERE oldest_ts IS NOT NULL;
+      DROP INDEX messages_by_ts;
+      CREATE TABLE dedup_4(
+        sender INTEGER NOT NULL,
+        client_id TEXT NOT NULL,
+        receiver INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        group_id INTEGER NOT NULL DEFAULT 0,
+        gseq INTEGER NOT NULL DEFAULT 0
+      );
+      INSERT INTO dedup_4(sender, client_id, receiver, seq, ts, group_id, gseq)
+        SELECT sender, client_id, receiver, seq, ts, group_id, gseq FROM dedup ORDER BY ts;
+      DROP TABLE dedup;
+      ALTER TABLE dedup_4 RENAME TO dedup;
+      CREATE UNIQUE INDEX dedup_by_id ON dedup(sender, client_id);
     )sql",
 };
 
@@ -341,6 +372,11 @@ void migrate(sqlite3* db) {
 
 sqlite_backend::sqlite_backend(const std::string& path, sync_mode sync, backend_limits limits)
     : limits_(limits) {
+  // Before SQLite initializes (it refuses later, harmlessly): no memory
+  // statistics, whose global mutex every allocation of every statement
+  // took (docs/performance.md).
+  static const int memstatus_off = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)memstatus_off;
   try {
     sqlite3* db = nullptr;
     const int rc = sqlite3_open_v2(
@@ -370,19 +406,20 @@ void sqlite_backend::prepare_statements() {
   begin_.prepare(db, "BEGIN IMMEDIATE");
   commit_.prepare(db, "COMMIT");
   rollback_.prepare(db, "ROLLBACK");
-  select_user_.prepare(db,
-                       "SELECT highest, floor_seq, held, held_bytes FROM users WHERE user_id = ?1");
+  select_user_.prepare(
+      db, "SELECT highest, floor_seq, held, held_bytes, oldest_ts FROM users WHERE user_id = ?1");
   write_user_.prepare(db,
-                      "INSERT INTO users(user_id, highest, floor_seq, held, held_bytes) "
-                      "VALUES(?1, ?2, ?3, ?4, ?5) "
+                      "INSERT INTO users(user_id, highest, floor_seq, held, held_bytes, oldest_ts) "
+                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
                       "ON CONFLICT(user_id) DO UPDATE SET highest = excluded.highest, "
                       "floor_seq = excluded.floor_seq, held = excluded.held, "
-                      "held_bytes = excluded.held_bytes");
+                      "held_bytes = excluded.held_bytes, oldest_ts = excluded.oldest_ts");
   select_device_.prepare(db, "SELECT cursor, seen FROM devices WHERE user_id = ?1 AND device = ?2");
   write_device_.prepare(db,
                         "INSERT INTO devices(user_id, device, cursor, seen) VALUES(?1, ?2, ?3, ?4) "
                         "ON CONFLICT(user_id, device) DO UPDATE SET cursor = excluded.cursor, "
                         "seen = excluded.seen");
+  move_cursor_.prepare(db, "UPDATE devices SET cursor = ?3 WHERE user_id = ?1 AND device = ?2");
   lowest_cursor_.prepare(db, "SELECT min(cursor), count(*) FROM devices WHERE user_id = ?1");
   devices_by_seen_.prepare(db, "SELECT device FROM devices WHERE user_id = ?1 ORDER BY seen");
   select_stale_devices_.prepare(db, "SELECT user_id, device FROM devices WHERE seen < ?1");
@@ -396,6 +433,12 @@ void sqlite_backend::prepare_statements() {
                          "VALUES(?1, ?2, ?3, ?4, 0)");
   forget_notify_.prepare(db, "DELETE FROM notify WHERE receiver = ?1 AND seq <= ?2");
   any_notify_.prepare(db, "SELECT 1 FROM notify WHERE receiver = ?1 AND seq <= ?2 LIMIT 1");
+  // The probe before deliver_notify_: most cursor moves cover no
+  // notify-message, and an UPDATE ... RETURNING costs an ephemeral table
+  // even when it changes nothing.
+  any_undelivered_.prepare(db,
+                           "SELECT 1 FROM notify INDEXED BY notify_undelivered "
+                           "WHERE receiver = ?1 AND seq <= ?2 AND delivered = 0 LIMIT 1");
   // INDEXED BY: without ANALYZE statistics the planner would take the
   // primary key and walk every delivered row still waiting for a READ.
   deliver_notify_.prepare(db,
@@ -408,6 +451,15 @@ void sqlite_backend::prepare_statements() {
   select_dedup_.prepare(db,
                         "SELECT receiver, seq, ts, group_id, gseq FROM dedup "
                         "WHERE sender = ?1 AND client_id = ?2");
+  // ON CONFLICT ... WHERE: an entry past its window (?6) that
+  // evict_expired() has not reached yet is taken over; one within it is
+  // left alone, and sqlite3_changes() says so.
+  claim_dedup_.prepare(db,
+                       "INSERT INTO dedup(sender, client_id, receiver, seq, ts, group_id, gseq) "
+                       "VALUES(?1, ?2, ?3, ?4, ?5, 0, 0) "
+                       "ON CONFLICT(sender, client_id) DO UPDATE SET receiver = excluded.receiver, "
+                       "seq = excluded.seq, ts = excluded.ts, group_id = 0, gseq = 0 "
+                       "WHERE dedup.ts < ?6");
   // REPLACE: an entry past its window that evict_expired() has not reached yet.
   write_dedup_.prepare(db,
                        "INSERT OR REPLACE INTO dedup(sender, client_id, receiver, seq, ts, "
@@ -433,14 +485,29 @@ void sqlite_backend::prepare_statements() {
                  "status, upto "
                  "FROM messages "
                  "WHERE receiver = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
-  // RETURNING: held and held_bytes drop by what was deleted.
-  delete_up_to_.prepare(db,
-                        "DELETE FROM messages WHERE receiver = ?1 AND seq <= ?2 "
-                        "RETURNING length(CAST(content AS BLOB))");
-  // RETURNING: each receiver's held and held_bytes must drop by its own rows.
-  delete_expired_messages_.prepare(
-      db, "DELETE FROM messages WHERE ts < ?1 RETURNING receiver, length(CAST(content AS BLOB))");
-  delete_expired_dedup_.prepare(db, "DELETE FROM dedup WHERE ts < ?1");
+  // held and held_bytes drop by what delete_up_to_ deletes: counted by a
+  // read of the same range first, not with RETURNING, which buffers its
+  // rows in an ephemeral table (a B-tree and a pager opened and closed on
+  // every execution: most of a cursor move's cost, docs/performance.md).
+  measure_up_to_.prepare(db,
+                         "SELECT count(*), coalesce(sum(length(CAST(content AS BLOB))), 0) "
+                         "FROM messages WHERE receiver = ?1 AND seq <= ?2");
+  delete_up_to_.prepare(db, "DELETE FROM messages WHERE receiver = ?1 AND seq <= ?2");
+  // Retention (schema 4): the users whose oldest row may be expired, then
+  // each one's expired rows, counted before they go.
+  users_with_expired_.prepare(
+      db, "SELECT user_id FROM users INDEXED BY users_by_oldest WHERE oldest_ts < ?1");
+  measure_expired_.prepare(db,
+                           "SELECT count(*), coalesce(sum(length(CAST(content AS BLOB))), 0) "
+                           "FROM messages WHERE receiver = ?1 AND ts < ?2");
+  delete_expired_messages_.prepare(db, "DELETE FROM messages WHERE receiver = ?1 AND ts < ?2");
+  oldest_of_.prepare(db, "SELECT min(ts) FROM messages WHERE receiver = ?1");
+  // From the front, in the order written, up to the first entry still in
+  // its window.
+  delete_expired_dedup_.prepare(db,
+                                "DELETE FROM dedup WHERE rowid < coalesce("
+                                "(SELECT rowid FROM dedup WHERE ts >= ?1 ORDER BY rowid LIMIT 1), "
+                                "(SELECT max(rowid) + 1 FROM dedup))");
 }
 
 // ---- helpers ----
@@ -480,25 +547,37 @@ sqlite_backend::user_row sqlite_backend::read_user(user_id user) {
   q.bind(1, to_db(user));
   if (!q.step()) return {};
   return user_row{from_db(q.int64(0)), from_db(q.int64(1)), from_db(q.int64(2)),
-                  from_db(q.int64(3))};
+                  from_db(q.int64(3)), q.int64(4)};
 }
 
 void sqlite_backend::write_user(user_id user, const user_row& row) {
   auto q = write_user_.start();
   q.bind(1, to_db(user)).bind(2, to_db(row.highest)).bind(3, to_db(row.floor));
   q.bind(4, to_db(row.held)).bind(5, to_db(row.held_bytes));
+  // NULL without rows: users_by_oldest holds only the users with some.
+  if (row.held == 0) {
+    q.bind_null(6);
+  } else {
+    q.bind(6, row.oldest_ts);
+  }
   q.step();
 }
 
 void sqlite_backend::delete_up_to(user_id user, seq_t seq, user_row& row) {
-  auto q = delete_up_to_.start();
-  q.bind(1, to_db(user)).bind(2, to_db(seq));
   std::uint64_t rows = 0;
   std::uint64_t bytes = 0;
-  while (q.step()) {
-    ++rows;
-    bytes += from_db(q.int64(0));
+  {
+    auto q = measure_up_to_.start();
+    q.bind(1, to_db(user)).bind(2, to_db(seq));
+    if (q.step()) {
+      rows = from_db(q.int64(0));
+      bytes = from_db(q.int64(1));
+    }
   }
+  if (rows == 0) return;
+  auto q = delete_up_to_.start();
+  q.bind(1, to_db(user)).bind(2, to_db(seq));
+  q.step();
   row.held -= std::min(rows, row.held);
   row.held_bytes -= std::min(bytes, row.held_bytes);
 }
@@ -535,16 +614,25 @@ std::uint64_t sqlite_backend::trim(user_id user, user_row& row) {
 
 // ---- operations ----
 
-seq_t sqlite_backend::store_copy(const append_request& request, user_id receiver, rows_type& rows,
-                                 group_id group, seq_t gseq) {
-  auto [found, fresh] = rows.try_emplace(receiver);
-  user_row& row = found->second;
-  if (fresh) row = read_user(receiver);
+sqlite_backend::user_row& sqlite_backend::working_row(user_id user, rows_type& rows) {
+  auto [found, fresh] = rows.try_emplace(user);
+  if (fresh) found->second = read_user(user);
+  return found->second;
+}
+
+seq_t sqlite_backend::next_seq(user_id receiver, rows_type& rows) {
+  const user_row& row = working_row(receiver, rows);
   if (row.highest >= static_cast<seq_t>(max_int64)) {
     // Unreachable in practice (2^63 messages), but a wrapped seq would sort first.
     throw sqlite_error(SQLITE_FULL, "receiver has used every seq");
   }
-  const seq_t seq = row.highest + 1;
+  return row.highest + 1;
+}
+
+seq_t sqlite_backend::store_copy(const append_request& request, user_id receiver, rows_type& rows,
+                                 group_id group, seq_t gseq) {
+  const seq_t seq = next_seq(receiver, rows);
+  user_row& row = rows.find(receiver)->second;
   auto q = insert_message_.start();
   q.bind(1, to_db(receiver)).bind(2, to_db(seq)).bind(3, to_db(request.sender));
   q.bind(4, std::string_view(request.content)).bind(5, request.ts_ms);
@@ -558,7 +646,7 @@ seq_t sqlite_backend::store_copy(const append_request& request, user_id receiver
   q.bind(10, std::int64_t{0}).bind(11, std::int64_t{0});
   q.step();
   row.highest = seq;
-  ++row.held;
+  row.add_held(request.ts_ms);
   row.held_bytes += held_bytes(request.content);
   return seq;
 }
@@ -610,67 +698,92 @@ std::vector<user_id> sqlite_backend::members_of(group_id group) {
 }
 
 append_outcome sqlite_backend::append(std::span<const append_request> batch) {
-  return or_unavailable([&] {
-    return in_transaction([&] {
-      append_outcome outcome;
-      outcome.results.reserve(batch.size());
-      // Read once and written once per receiver: the batch's working copy,
-      // simply dropped if the transaction fails, so nothing in memory needs
-      // restoring.
-      rows_type rows;
-      for (const append_request& request : batch) {
-        clock_ms_ = std::max(clock_ms_, request.ts_ms);
-        if (request.id) {
-          // Sees the rows written by earlier requests of this batch: same transaction.
-          auto q = select_dedup_.start();
-          q.bind(1, to_db(request.sender)).bind(2, std::string_view(request.id->value));
-          if (q.step() && q.int64(2) >= window_start(request.ts_ms, limits_.dedup_window)) {
-            append_result again{false, from_db(q.int64(0)), from_db(q.int64(1)), q.int64(2)};
-            again.group = from_db(q.int64(3));
-            again.gseq = from_db(q.int64(4));
-            outcome.results.push_back(again);
-            continue;
-          }
-        }
-        append_result result;
-        if (request.group != 0) {
-          result = store_group(request, rows, outcome);
-          if (result.not_member) {
-            outcome.results.push_back(result);
-            continue;
-          }
-        } else {
-          const seq_t seq = store_copy(request, request.receiver, rows, 0, 0);
-          result = append_result{true, request.receiver, seq, request.ts_ms};
-          if (request.notify && request.id) {
-            auto q = insert_notify_.start();
-            q.bind(1, to_db(request.receiver)).bind(2, to_db(seq)).bind(3, to_db(request.sender));
-            q.bind(4, request.ts_ms);
-            q.step();
-          }
-          if (seq > limits_.inbox_limit) {
-            // The notify-messages that no STATUS will report any more.
-            auto q = forget_notify_.start();
-            q.bind(1, to_db(request.receiver)).bind(2, to_db(seq - limits_.inbox_limit));
-            q.step();
-          }
-        }
-        if (request.id) {
-          auto q = write_dedup_.start();
-          q.bind(1, to_db(request.sender)).bind(2, std::string_view(request.id->value));
-          q.bind(3, to_db(result.receiver)).bind(4, to_db(result.seq)).bind(5, request.ts_ms);
-          q.bind(6, to_db(result.group)).bind(7, to_db(result.gseq));
-          q.step();
-        }
+  return or_unavailable([&] { return in_transaction([&] { return append_rows(batch); }); });
+}
+
+append_outcome sqlite_backend::append_rows(std::span<const append_request> batch) {
+  append_outcome outcome;
+  outcome.results.reserve(batch.size());
+  // Read once and written once per receiver: the batch's working copy,
+  // simply dropped if the transaction fails, so nothing in memory needs
+  // restoring.
+  rows_type rows;
+  for (const append_request& request : batch) {
+    clock_ms_ = std::max(clock_ms_, request.ts_ms);
+    if (request.id && request.group == 0) {
+      // A direct message with an id claims its (sender, id) for the seq
+      // it is about to get, in one statement: no row, or one past the
+      // window, and the claim is written; one within the window, and
+      // nothing changes: a resend (the rare case, read back then).
+      const std::int64_t since = window_start(request.ts_ms, limits_.dedup_window);
+      {
+        auto q = claim_dedup_.start();
+        q.bind(1, to_db(request.sender)).bind(2, std::string_view(request.id->value));
+        q.bind(3, to_db(request.receiver));
+        q.bind(4, to_db(next_seq(request.receiver, rows))).bind(5, request.ts_ms);
+        q.bind(6, since);
+        q.step();
+      }
+      if (sqlite3_changes(db_.get()) == 0) {
+        auto q = select_dedup_.start();
+        q.bind(1, to_db(request.sender)).bind(2, std::string_view(request.id->value));
+        q.step();
+        append_result again{false, from_db(q.int64(0)), from_db(q.int64(1)), q.int64(2)};
+        again.group = from_db(q.int64(3));
+        again.gseq = from_db(q.int64(4));
+        outcome.results.push_back(again);
+        continue;
+      }
+    } else if (request.id) {
+      // Sees the rows written by earlier requests of this batch: same transaction.
+      auto q = select_dedup_.start();
+      q.bind(1, to_db(request.sender)).bind(2, std::string_view(request.id->value));
+      if (q.step() && q.int64(2) >= window_start(request.ts_ms, limits_.dedup_window)) {
+        append_result again{false, from_db(q.int64(0)), from_db(q.int64(1)), q.int64(2)};
+        again.group = from_db(q.int64(3));
+        again.gseq = from_db(q.int64(4));
+        outcome.results.push_back(again);
+        continue;
+      }
+    }
+    append_result result;
+    if (request.group != 0) {
+      result = store_group(request, rows, outcome);
+      if (result.not_member) {
         outcome.results.push_back(result);
+        continue;
       }
-      for (auto& [user, row] : rows) {
-        outcome.evicted += trim(user, row);
-        write_user(user, row);
+    } else {
+      const seq_t seq = store_copy(request, request.receiver, rows, 0, 0);
+      result = append_result{true, request.receiver, seq, request.ts_ms};
+      if (request.notify && request.id) {
+        auto q = insert_notify_.start();
+        q.bind(1, to_db(request.receiver)).bind(2, to_db(seq)).bind(3, to_db(request.sender));
+        q.bind(4, request.ts_ms);
+        q.step();
       }
-      return outcome;
-    });
-  });
+    }
+    if (request.id && request.group != 0) {
+      auto q = write_dedup_.start();
+      q.bind(1, to_db(request.sender)).bind(2, std::string_view(request.id->value));
+      q.bind(3, to_db(result.receiver)).bind(4, to_db(result.seq)).bind(5, request.ts_ms);
+      q.bind(6, to_db(result.group)).bind(7, to_db(result.gseq));
+      q.step();
+    }
+    outcome.results.push_back(result);
+  }
+  for (auto& [user, row] : rows) {
+    if (row.highest > limits_.inbox_limit) {
+      // The notify-messages that no STATUS will report any more
+      // (notify_forgotten): once per receiver and batch, at its end.
+      auto q = forget_notify_.start();
+      q.bind(1, to_db(user)).bind(2, to_db(row.highest - limits_.inbox_limit));
+      q.step();
+    }
+    outcome.evicted += trim(user, row);
+    write_user(user, row);
+  }
+  return outcome;
 }
 
 membership_change sqlite_backend::add_member(group_id group, user_id user) {
@@ -872,7 +985,7 @@ void sqlite_backend::append_status(user_id owner, user_id about, status_state st
     q.step();
   }
   row.highest = m.seq;
-  ++row.held;
+  row.add_held(ts_ms);
   out.evicted += trim(owner, row);
   write_user(owner, row);
   out.statuses.push_back(std::move(m));
@@ -888,6 +1001,11 @@ void sqlite_backend::cover(user_id user, seq_t upto, std::int64_t ts_ms, bool re
     if (std::find(senders.begin(), senders.end(), sender) == senders.end())
       senders.push_back(sender);
   };
+  if (!read) {
+    auto q = any_undelivered_.start();
+    q.bind(1, to_db(user)).bind(2, to_db(upto));
+    if (!q.step()) return;
+  }
   {
     auto q = read ? read_notify_.start() : deliver_notify_.start();
     q.bind(1, to_db(user)).bind(2, to_db(upto));
@@ -925,7 +1043,14 @@ void sqlite_backend::apply_move(const cursor_move& move, status_outcome& out) {
     row = read_user(move.user);
   }
   d.cursor = target;
-  write_device(move.user, move.device, d);
+  if (known) {
+    // The cursor alone: an upsert would also rewrite devices_by_seen.
+    auto q = move_cursor_.start();
+    q.bind(1, to_db(move.user)).bind(2, move.device.view()).bind(3, to_db(target));
+    q.step();
+  } else {
+    write_device(move.user, move.device, d);
+  }
   settle(move.user, row);
   cover(move.user, target, move.ts_ms, false, out);
 }
@@ -972,27 +1097,46 @@ std::uint64_t sqlite_backend::evict_expired(std::int64_t now_ms) {
   return or_unavailable([&] {
     return in_transaction([&] {
       forget_devices(now_ms);
-      struct drop {
-        std::uint64_t rows = 0;
-        std::uint64_t bytes = 0;
-      };
-      std::unordered_map<user_id, drop> dropped;
+      // Every user with a row past --retention has oldest_ts below the
+      // bound (it is a lower bound of the user's rows): collected first,
+      // since rewriting a user moves it in users_by_oldest.
+      const std::int64_t bound = window_start(now_ms, limits_.retention);
+      std::vector<user_id> expired;
       {
-        auto q = delete_expired_messages_.start();
-        q.bind(1, window_start(now_ms, limits_.retention));
-        while (q.step()) {
-          auto& d = dropped[from_db(q.int64(0))];
-          ++d.rows;
-          d.bytes += from_db(q.int64(1));
-        }
+        auto q = users_with_expired_.start();
+        q.bind(1, bound);
+        while (q.step())
+          expired.push_back(from_db(q.int64(0)));
       }
       std::uint64_t evicted = 0;
-      for (const auto& [user, d] : dropped) {
+      for (const user_id user : expired) {
+        std::uint64_t rows = 0;
+        std::uint64_t bytes = 0;
+        {
+          auto q = measure_expired_.start();
+          q.bind(1, to_db(user)).bind(2, bound);
+          if (q.step()) {
+            rows = from_db(q.int64(0));
+            bytes = from_db(q.int64(1));
+          }
+        }
+        if (rows != 0) {
+          auto q = delete_expired_messages_.start();
+          q.bind(1, to_db(user)).bind(2, bound);
+          q.step();
+        }
         user_row row = read_user(user);
-        row.held -= std::min(d.rows, row.held);
-        row.held_bytes -= std::min(d.bytes, row.held_bytes);
+        row.held -= std::min(rows, row.held);
+        row.held_bytes -= std::min(bytes, row.held_bytes);
+        if (row.held != 0) {
+          // Exact again: the bound rises to the oldest row left.
+          auto q = oldest_of_.start();
+          q.bind(1, to_db(user));
+          if (q.step() && !q.is_null(0)) row.oldest_ts = q.int64(0);
+        }
         write_user(user, row);
-        evicted += d.rows;
+        // Every row is above the floor (see trim): each one counts.
+        evicted += rows;
       }
       {
         auto q = delete_expired_dedup_.start();

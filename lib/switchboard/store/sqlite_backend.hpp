@@ -111,6 +111,14 @@ class sqlite_backend final : public backend {
     seq_t floor = 0;               // rows at or below it are deleted (schema 3: floor_seq)
     std::uint64_t held = 0;        // rows in messages for this user, to apply --inbox-limit in O(1)
     std::uint64_t held_bytes = 0;  // their held_bytes(), for --inbox-bytes (schema 2)
+    // At most the ts of every row held, meaningless with none (schema 4:
+    // NULL then); the retention sweep finds users by it.
+    std::int64_t oldest_ts = 0;
+
+    void add_held(std::int64_t ts_ms) {
+      if (held == 0 || ts_ms < oldest_ts) oldest_ts = ts_ms;
+      ++held;
+    }
   };
 
   struct device_row {
@@ -133,6 +141,12 @@ class sqlite_backend final : public backend {
   using rows_type = std::unordered_map<user_id, user_row>;
 
   void prepare_statements();
+  // append()'s work inside the caller's transaction.
+  append_outcome append_rows(std::span<const append_request> batch);
+  // The append's working copy of `user`'s row, read on first use.
+  user_row& working_row(user_id user, rows_type& rows);
+  // The seq the next entry of `receiver` gets in this append.
+  seq_t next_seq(user_id receiver, rows_type& rows);
   // Inserts one message row for `receiver` with its next seq (rows: the
   // append's working copy of the users touched); returns the seq.
   seq_t store_copy(const append_request& request, user_id receiver, rows_type& rows, group_id group,
@@ -195,14 +209,20 @@ class sqlite_backend final : public backend {
   statement devices_by_seen_;
   statement insert_message_;
   statement select_dedup_;
+  statement claim_dedup_;
   statement write_dedup_;
   statement select_oldest_;
   statement fetch_;
+  statement measure_up_to_;
   statement delete_up_to_;
+  statement users_with_expired_;
+  statement measure_expired_;
   statement delete_expired_messages_;
+  statement oldest_of_;
   statement delete_expired_dedup_;
   statement select_device_;
   statement write_device_;
+  statement move_cursor_;
   statement lowest_cursor_;
   statement select_stale_devices_;
   statement delete_device_;
@@ -217,6 +237,7 @@ class sqlite_backend final : public backend {
   statement insert_notify_;
   statement forget_notify_;
   statement any_notify_;
+  statement any_undelivered_;
   statement deliver_notify_;
   statement read_notify_;
   statement expire_notify_;
