@@ -254,10 +254,13 @@ asio::awaitable<void> serve_connection(transport stream, services& s) {
   auto accepted = co_await upgrade(std::move(stream), s);
   if (!accepted) co_return;
   // The session is a coroutine of its own, so that this frame is freed now
-  // rather than held for the session's whole life.
+  // rather than held for the session's whole life. The session releases its
+  // --max-connections slot when it ends (session.cpp), unless its opening
+  // failed with an exception.
   auto executor = accepted->io.get_executor();
   asio::co_spawn(executor, run_session(std::move(accepted->io), std::move(accepted->session), s),
                  [&s](std::exception_ptr e) {
+                   if (!e) return;
                    s.routes.release_slot();
                    log_exception("session")(e);
                  });

@@ -10,8 +10,10 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <vector>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/post.hpp>
@@ -80,11 +82,16 @@ struct thread_sessions;
 
 }  // namespace
 
-// What the reader, the writer and the sweeper share. All of them run on the
-// session's I/O thread. Its handle points here (session_handle::state()),
+struct coroutine_mark;
+
+// One session: everything it keeps between wake-ups (docs/architecture.md,
+// "An idle session holds no coroutine"). Held by std::shared_ptr, and only
+// by what runs or waits for the session: the readability wait's handler, a
+// reader or writer coroutine, the closing coroutine. Only ever touched on
+// the session's I/O thread. Its handle points here (session_handle::state()),
 // and a debugger finds every one through the thread lists below.
-struct session_state {
-  session_state(transport& io, session_ptr handle, services& s);
+struct session_state : std::enable_shared_from_this<session_state> {
+  session_state(transport io, session_ptr handle, services& s);
   ~session_state();
   session_state(const session_state&) = delete;
   session_state& operator=(const session_state&) = delete;
@@ -97,36 +104,70 @@ struct session_state {
     next_ping = last_activity + std::chrono::duration_cast<clock::duration>(s.cfg.ping_interval);
   }
 
-  transport& io;
+  transport io;  // the connection: owned here, for the session's whole life
   session_ptr handle;
   services& s;
+  ws::frame_reader frames;  // what was read and not yet handled (a partial frame)
+  token_bucket bucket;      // --rate-limit
+  // Store requests the store's queue could not take at once, in order: the
+  // reader awaits them (a coroutine) before it reads again.
+  std::vector<store::store_request> pending;
+  // The writer's view of the inbox, kept while it is parked: it replays
+  // from `position` up to `target` by pages, then tells the hub, which
+  // switches it to live frames once nothing newer was stored meanwhile
+  // (docs/architecture.md, "replay"). `unacked`: written under ack=auto,
+  // the cursor not yet moved.
+  store::seq_t position = 0;
+  store::seq_t target = 0;
+  store::seq_t unacked = 0;
   clock::time_point last_activity = clock::now();  // any byte from the client
-  bool close_sent = false;  // a close frame was appended: nothing may follow it
-  bool reader_ended = false;
-  // Waited on by whoever must not outlive the reader; cancelled when it ends.
-  asio::steady_timer reader_exit;
-  // Set when the session was aborted (abort_session): cuts the connection
-  // --handshake-timeout later if the close frames could not go out. Only
+  // Set when a close frame went out without the reader's close handshake
+  // (abort_session, the writer's CLOSE): cuts the connection
+  // --handshake-timeout later if the client does not answer. Only
   // allocated then: idle sessions do not pay for it.
   std::unique_ptr<asio::steady_timer> cutoff;
 
   // The sweeper's: this thread's sessions, pings and idleness.
   // The list of the thread that built it, kept alive by its sessions: a
-  // frame still queued at shutdown may be destroyed after that thread ended.
+  // session destroyed at shutdown may be destroyed after that thread ended.
   std::shared_ptr<thread_sessions> list;
   session_state* prev = nullptr;
   session_state* next = nullptr;
   clock::time_point next_ping;  // set by start()
+
+  // Where each half is (docs/architecture.md): the reader parked on a
+  // readability wait, the writer parked on its handle's flag.
+  enum class half : std::uint8_t { parked, running, ended };
+  half reader = half::running;  // running: the opening, then a handler or a coroutine
+  half writer = half::running;  // running: the opening, then a coroutine
   bool started = false;         // the welcome is out: the sweeper may post to the writer
   bool idle_notified = false;
+  bool close_sent = false;    // a close frame was appended: nothing may follow it
+  bool replay_first = false;  // the writer's first run asks the store for a page
+  bool drained = false;       // the reader's last read took less than it could
   // What the reader and the writer await now (GET /api/sessions, sb sessions).
   session_wait reader_waits = session_wait::running;
   session_wait writer_waits = session_wait::running;
-  // The reader's frame parser, a local of reader() while it runs: what it
-  // has buffered, and where a debugger finds the reader's coroutine frame
-  // (tools/gdb: sb async-bt). The writer's is found from this state, which
-  // lives in run_session's frame.
-  const ws::frame_reader* reader_frames = nullptr;
+  // The reader's and the writer's coroutine while one runs, for a debugger
+  // (tools/gdb: sb async-bt): a local of that coroutine, which names it.
+  const coroutine_mark* reader_coroutine = nullptr;
+  const coroutine_mark* writer_coroutine = nullptr;
+};
+
+// A local of a session's coroutine that says where its frame is, as long as
+// it runs (tools/gdb finds the frame from the mark's address and the
+// coroutine's name).
+struct coroutine_mark {
+  coroutine_mark(const coroutine_mark*& slot, const char* name) : slot_(slot), name_(name) {
+    slot_ = this;
+  }
+  ~coroutine_mark() {
+    if (slot_ == this) slot_ = nullptr;
+  }
+  coroutine_mark(const coroutine_mark&) = delete;
+  coroutine_mark& operator=(const coroutine_mark&) = delete;
+  const coroutine_mark*& slot_;
+  const char* const name_;  // the coroutine's name in the anonymous namespace
 };
 
 namespace {
@@ -189,6 +230,10 @@ void sweep_once(thread_sessions& list, clock::time_point now, clock::duration pi
   for (auto* st = list.head; st != nullptr; st = st->next) {
     // Before the welcome the session's first event must be the welcome.
     if (!st->started || st->idle_notified) continue;
+    // Parked since the last sweep at least: its output buffers go back
+    // (they are kept between bursts, or every burst would grow them anew).
+    if (st->reader == session_state::half::parked && st->writer == session_state::half::parked)
+      st->io.release_buffers();
     if (now >= st->last_activity + idle_timeout) {
       SB_LOG(debug) << "session " << st->handle->id << " idle";
       st->idle_notified = true;
@@ -222,11 +267,12 @@ asio::awaitable<void> sweep(const config& cfg) {
 
 }  // namespace
 
-session_state::session_state(transport& io_, session_ptr handle_, services& s_)
-    : io(io_),
+session_state::session_state(transport io_, session_ptr handle_, services& s_)
+    : io(std::move(io_)),
       handle(std::move(handle_)),
       s(s_),
-      reader_exit(io_.get_executor()),
+      frames(s_.cfg.max_message_bytes),
+      bucket(s_.cfg.rate_limit),
       list(this_thread_sessions()) {
   next = list->head;
   if (next != nullptr) next->prev = this;
@@ -237,9 +283,11 @@ session_state::session_state(transport& io_, session_ptr handle_, services& s_)
   }
 }
 
-// Frames still queued at shutdown are destroyed on the thread that destroys
-// the server: unlink from the list this session joined, not that thread's.
+// A session parked at shutdown is destroyed with its wait's handler, on the
+// thread that destroys the server: unlink from the list this session
+// joined, not that thread's.
 session_state::~session_state() {
+  if (handle->state() == this) handle->attach(nullptr);  // destroyed parked, at shutdown
   if (prev != nullptr)
     prev->next = next;
   else
@@ -249,11 +297,26 @@ session_state::~session_state() {
 
 namespace {
 
+using state_ptr = std::shared_ptr<session_state>;
+
 // Appends a close frame, after which nothing else is written.
 void append_close(session_state& st, std::uint16_t code, std::string_view reason) {
   st.io.append_close_frame(code, reason);
   st.close_sent = true;
   st.handle->mark_aborted();  // frames pushed from now on are refused, not queued
+}
+
+// After a close frame that the reader's close handshake does not follow:
+// the reader ends when the client answers it; this ends the connection
+// --handshake-timeout later if the client does not.
+void arm_cutoff(session_state& st) {
+  if (st.cutoff) return;
+  st.cutoff =
+      std::make_unique<asio::steady_timer>(st.io.get_executor(), st.s.cfg.handshake_timeout);
+  // The timer dies with the session, which cancels this wait first.
+  st.cutoff->async_wait([&io = st.io](boost::system::error_code ec) {
+    if (!ec) io.close();
+  });
 }
 
 void send_error(session_state& st, protocol::error_code code, std::string_view text,
@@ -263,22 +326,18 @@ void send_error(session_state& st, protocol::error_code code, std::string_view t
   if (!st.handle->push(std::move(frame))) abort_session(st, close_reason::slow_consumer);
 }
 
-// Store requests the store's queue could not take at once, in order.
-using pending_requests = std::vector<store::store_request>;
-
 // Queues `r` for the store, after anything already waiting.
-void submit(session_state& st, pending_requests& pending, store::store_request& r) {
-  if (!pending.empty() || !st.s.store.try_submit(r)) pending.push_back(std::move(r));
+void submit(session_state& st, store::store_request& r) {
+  if (!st.pending.empty() || !st.s.store.try_submit(r)) st.pending.push_back(std::move(r));
 }
 
 // One text message from the client: a frame of PROTOCOL.md section 2.
-void on_text(session_state& st, token_bucket& bucket, pending_requests& pending,
-             std::string_view text) {
+void on_text(session_state& st, std::string_view text) {
   const auto user = st.handle->user;
   auto frame = protocol::parse_client_frame(text, user);
   if (auto* send = std::get_if<protocol::send_frame>(&frame)) {
     st.s.stats.messages_received_total.fetch_add(1, std::memory_order_relaxed);
-    if (!bucket.take()) {
+    if (!st.bucket.take()) {
       send_error(st, protocol::error_code::rate_limited, "over --rate-limit; try again later",
                  send->id);
       return;
@@ -287,18 +346,18 @@ void on_text(session_state& st, token_bucket& bucket, pending_requests& pending,
         store::append_request{user, send->receiver, std::move(send->content), unix_ms(),
                               std::move(send->id), send->group, send->notify},
         st.handle, clock::now()};
-    submit(st, pending, append);
+    submit(st, append);
   } else if (auto* ack = std::get_if<protocol::receive_frame>(&frame)) {
     // Under ack=auto the cursor follows the socket; a RECEIVE is harmless.
     if (st.handle->ack == ack_mode::manual) {
       store::store_request advance = store::request::advance{user, ack->seq, st.handle->device};
-      submit(st, pending, advance);
+      submit(st, advance);
     }
   } else if (auto* read = std::get_if<protocol::read_frame>(&frame)) {
     // Moves no cursor; may bring STATUS entries to the senders (section 11).
     if (read->seq != 0) {
       store::store_request r = store::request::read{user, read->seq};
-      submit(st, pending, r);
+      submit(st, r);
     }
   } else if (std::holds_alternative<protocol::close_frame>(frame)) {
     // Keep reading: the close handshake ends the reader.
@@ -307,6 +366,60 @@ void on_text(session_state& st, token_bucket& bucket, pending_requests& pending,
     auto& error = std::get<protocol::frame_error>(frame);
     if (error.is_send) st.s.stats.messages_received_total.fetch_add(1, std::memory_order_relaxed);
     send_error(st, error.code, error.message, error.id);
+  }
+}
+
+// Handles every frame the parser completed. True when the connection must
+// end with the close handshake (finish): the client's close frame was
+// answered, or the client broke the protocol.
+bool handle_frames(session_state& st) {
+  for (;;) {
+    auto in = st.frames.next();
+    if (std::holds_alternative<std::monostate>(in)) return false;
+    if (auto* m = std::get_if<ws::input::message>(&in)) {
+      // After our close frame nothing can be answered: the client's
+      // frames are read (for its close frame) and dropped.
+      if (st.close_sent) continue;
+      if (m->text)
+        on_text(st, m->payload);
+      else
+        send_error(st, protocol::error_code::binary, "frames must be text holding JSON",
+                   std::nullopt);
+    } else if (auto* ping = std::get_if<ws::input::ping>(&in)) {
+      if (st.close_sent) continue;
+      // The pong, after what is buffered. It counts toward the session's
+      // bound like every frame: a client that pings and never reads is a
+      // slow consumer.
+      if (!st.handle->has_room(ws::frame_bytes(ping->payload.size()))) {
+        abort_session(st, close_reason::slow_consumer);
+        continue;
+      }
+      st.io.append_frame(0xA, ping->payload);
+      st.io.flush_soon();
+    } else if (auto* close = std::get_if<ws::input::close>(&in)) {
+      // Our close answered, or the client's to answer (with its code):
+      // the session ends.
+      if (!st.close_sent) {
+        if (close->code == 0)
+          st.io.append_frame(0x8, {});
+        else
+          st.io.append_close_frame(close->code, {});
+        st.close_sent = true;
+      }
+      return true;
+    } else if (std::holds_alternative<ws::input::too_large>(in)) {
+      if (st.close_sent) continue;
+      SB_LOG(debug) << "session " << st.handle->id << ": message over --max-message-bytes";
+      // The writer sends 1009 after what is queued; what follows is skipped.
+      if (!st.handle->post(event::close{close_reason::too_large}))
+        abort_session(st, close_reason::too_large);
+    } else if (auto* failure = std::get_if<ws::input::failure>(&in)) {
+      SB_LOG(debug) << "session " << st.handle->id << ": WebSocket protocol error, closing with "
+                    << failure->code;
+      if (!st.close_sent) append_close(st, failure->code, {});
+      return true;
+    }
+    // ws::input::pong: reading it was the activity.
   }
 }
 
@@ -322,164 +435,190 @@ asio::awaitable<void> finish(session_state& st) {
   co_await st.io.async_shutdown(use_tuple);
 }
 
-// Reads the socket and handles every frame each read completed before
-// reading again (ws_frames.hpp).
-asio::awaitable<void> reader(session_state& st) {
-  ws::frame_reader frames(st.s.cfg.max_message_bytes);
-  st.reader_frames = &frames;
-  token_bucket bucket(st.s.cfg.rate_limit);
-  pending_requests pending;
-  const bool tls = st.io.is_tls();
-  bool drained = false;  // the last read took less than it could: nothing was left
+void start_writer(state_ptr self);
+void end_session(state_ptr self);
+
+// --- The reader -------------------------------------------------------------
+//
+// Over TCP (and memory_link) the reader is a readability handler: it reads
+// what the socket has and handles every frame without suspending, then
+// waits again. It becomes a coroutine (reader()) only to await the store's
+// queue or the close handshake. Over TLS it is a coroutine for the whole
+// session (tls_reader()).
+
+void run_reader(state_ptr self);
+
+// The reader ended: the connection was read to its end, failed, or closed.
+// A parked writer ends with it; a running one fails on the closed socket.
+void reader_ended(state_ptr self) {
+  auto& st = *self;
+  st.reader = session_state::half::ended;
+  st.reader_waits = session_wait::running;
+  st.io.close();
+  if (st.writer == session_state::half::parked) {
+    // A wake may be on its way: it finds the writer ended.
+    st.handle->unpark_writer();
+    st.writer = session_state::half::ended;
+  }
+  if (st.writer == session_state::half::ended) end_session(std::move(self));
+}
+
+// Allocates with operator new, at the size asked. Asio otherwise takes an
+// operation's memory from its per-thread cache of freed blocks, which hands
+// a small wait the block of a large operation freed earlier (the upgrade's
+// HTTP read): 357 bytes per parked session instead of about 150.
+template <class T>
+struct exact_allocator {
+  using value_type = T;
+  exact_allocator() = default;
+  template <class U>
+  exact_allocator(const exact_allocator<U>&) noexcept {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T))); }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p); }
+  friend bool operator==(const exact_allocator&, const exact_allocator&) { return true; }
+};
+
+// Parks the reader: waits for readability with a plain handler, without a
+// buffer and without a coroutine. The handler owns the session while it
+// is idle.
+void park_reader(state_ptr self) {
+  auto& st = *self;
+  st.frames.release_while_waiting();
+  st.reader = session_state::half::parked;
+  st.reader_waits = session_wait::socket_readable;
+  auto on_readable = [self = std::move(self)](boost::system::error_code ec) mutable {
+    if (ec) return reader_ended(std::move(self));
+    run_reader(std::move(self));
+  };
+  st.io.async_wait_readable(asio::bind_allocator(exact_allocator<void>{}, std::move(on_readable)));
+}
+
+// What the reader awaits, as a coroutine of its own while it does: the
+// store's queue for requests it could not take at once (nothing more is
+// read meanwhile: back-pressure), or the close handshake. Named like the
+// reader it is (tools/gdb, docs/debugging.md).
+asio::awaitable<bool> reader(state_ptr self, bool closing) {
+  auto& st = *self;
+  const coroutine_mark mark(st.reader_coroutine, "reader");
+  if (closing) {
+    co_await finish(st);
+    co_return false;
+  }
+  st.reader_waits = session_wait::store_queue;
+  for (auto& r : st.pending)
+    co_await st.s.store.submit(std::move(r));
+  st.pending.clear();
+  st.reader_waits = session_wait::running;
+  co_return true;
+}
+
+void spawn_reader(state_ptr self, bool closing) {
+  const auto executor = self->io.get_executor();
+  asio::co_spawn(executor, reader(self, closing),
+                 [self](std::exception_ptr e, bool read_on) mutable {
+                   if (e) log_exception("session reader")(e);
+                   if (e || !read_on) return reader_ended(std::move(self));
+                   self->frames.release_if_idle();
+                   if (self->drained)
+                     park_reader(std::move(self));
+                   else
+                     run_reader(std::move(self));
+                 });
+}
+
+// Reads what the socket has and handles every frame that read completed.
+void run_reader(state_ptr self) {
+  auto& st = *self;
+  st.reader = session_state::half::running;
+  st.reader_waits = session_wait::running;
+  boost::system::error_code ec;
+  const auto room = st.frames.prepare();
+  const std::size_t n = st.io.read_some_now(room, ec);
+  // Nothing there (a wake without data, or after a full read): wait. Nothing
+  // can be missed: Asio re-arms the socket in epoll when the wait starts,
+  // and epoll then reports data that is already there.
+  if (ec == asio::error::would_block) return park_reader(std::move(self));
+  if (ec) return reader_ended(std::move(self));
+  // Once a read came back short the socket was empty: wait at once rather
+  // than spend a system call on a read that would fail.
+  st.drained = n < room.size();
+  st.frames.commit(n);
+  st.last_activity = clock::now();
+  if (handle_frames(st)) return spawn_reader(std::move(self), true);
+  if (!st.pending.empty()) return spawn_reader(std::move(self), false);
+  st.frames.release_if_idle();
+  if (st.drained) return park_reader(std::move(self));
+  // A read that filled the buffer is followed by the next, which never
+  // waits: a client that keeps its socket full (a flood) would keep the I/O
+  // thread to itself. The other sessions of the thread run first.
+  st.reader_waits = session_wait::other_handlers;
+  const auto executor = st.io.get_executor();
+  asio::post(executor, [self = std::move(self)]() mutable { run_reader(std::move(self)); });
+}
+
+// Over TLS a record may hold bytes the socket no longer shows as readable:
+// the reader reads through the TLS stream, a coroutine with a buffer for the
+// session's whole life (docs/architecture.md).
+asio::awaitable<void> tls_reader(state_ptr self) {
+  auto& st = *self;
+  const coroutine_mark mark(st.reader_coroutine, "tls_reader");
   for (;;) {
-    std::size_t n = 0;
-    if (tls) {
-      st.reader_waits = session_wait::socket_readable;
-      auto [ec, read] = co_await st.io.async_read_some(frames.prepare(), use_tuple);
-      if (ec) co_return;
-      n = read;
-    } else {
-      // Over TCP, wait for readability without a buffer (an idle session's
-      // read buffer was half a kilobyte), then read what is there. Once a
-      // read came back short the socket was empty: wait at once rather than
-      // spend a system call on a read that would fail. Nothing can be
-      // missed: Asio re-arms the socket in epoll when the wait starts, and
-      // epoll then reports data that is already there.
-      if (drained) {
-        frames.release_while_waiting();
-        st.reader_waits = session_wait::socket_readable;
-        auto [wait_ec] = co_await st.io.async_wait_readable(use_tuple);
-        if (wait_ec) co_return;
-      }
-      boost::system::error_code ec;
-      const auto room = frames.prepare();
-      n = st.io.read_some_now(room, ec);
-      if (ec == asio::error::would_block) {
-        drained = true;
-        continue;
-      }
-      if (ec) co_return;
-      drained = n < room.size();
-    }
+    st.reader_waits = session_wait::socket_readable;
+    auto [ec, n] = co_await st.io.async_read_some(st.frames.prepare(), use_tuple);
+    if (ec) co_return;
     st.reader_waits = session_wait::running;
-    frames.commit(n);
+    st.frames.commit(n);
     st.last_activity = clock::now();
-    for (;;) {
-      auto in = frames.next();
-      if (std::holds_alternative<std::monostate>(in)) break;
-      if (auto* m = std::get_if<ws::input::message>(&in)) {
-        // After our close frame nothing can be answered: the client's
-        // frames are read (for its close frame) and dropped.
-        if (st.close_sent) continue;
-        if (m->text)
-          on_text(st, bucket, pending, m->payload);
-        else
-          send_error(st, protocol::error_code::binary, "frames must be text holding JSON",
-                     std::nullopt);
-      } else if (auto* ping = std::get_if<ws::input::ping>(&in)) {
-        if (st.close_sent) continue;
-        // The pong, after what is buffered. It counts toward the session's
-        // bound like every frame: a client that pings and never reads is a
-        // slow consumer.
-        if (!st.handle->has_room(ws::frame_bytes(ping->payload.size()))) {
-          abort_session(st, close_reason::slow_consumer);
-          continue;
-        }
-        st.io.append_frame(0xA, ping->payload);
-        st.io.flush_soon();
-      } else if (auto* close = std::get_if<ws::input::close>(&in)) {
-        // Our close answered, or the client's to answer (with its code):
-        // the session ends.
-        if (!st.close_sent) {
-          if (close->code == 0)
-            st.io.append_frame(0x8, {});
-          else
-            st.io.append_close_frame(close->code, {});
-          st.close_sent = true;
-        }
-        co_await finish(st);
-        co_return;
-      } else if (std::holds_alternative<ws::input::too_large>(in)) {
-        if (st.close_sent) continue;
-        SB_LOG(debug) << "session " << st.handle->id << ": message over --max-message-bytes";
-        // The writer sends 1009 after what is queued; what follows is skipped.
-        if (!st.handle->post(event::close{close_reason::too_large}))
-          abort_session(st, close_reason::too_large);
-      } else if (auto* failure = std::get_if<ws::input::failure>(&in)) {
-        SB_LOG(debug) << "session " << st.handle->id << ": WebSocket protocol error, closing with "
-                      << failure->code;
-        if (!st.close_sent) append_close(st, failure->code, {});
-        co_await finish(st);
-        co_return;
-      }
-      // ws::input::pong: reading it was the activity.
+    if (handle_frames(st)) {
+      co_await finish(st);
+      co_return;
     }
-    // SENDs the store could not take at once wait here, in order; nothing
-    // more is read meanwhile (backpressure).
     st.reader_waits = session_wait::store_queue;
-    for (auto& r : pending)
+    for (auto& r : st.pending)
       co_await st.s.store.submit(std::move(r));
-    pending.clear();
-    frames.release_if_idle();
-    // A read that filled the buffer is followed at once by the next, which
-    // never waits: a client that keeps its socket full (a flood) would keep
-    // the I/O thread to itself. The other sessions of the thread run first.
-    st.reader_waits = session_wait::other_handlers;
-    if (!tls && !drained) co_await asio::post(st.io.get_executor(), asio::use_awaitable);
+    st.pending.clear();
+    st.frames.release_if_idle();
   }
 }
 
-// The writer's view of the inbox: it replays from `position` up to `target`
-// by pages, then tells the hub, which switches it to live frames once
-// nothing newer was stored meanwhile (docs/architecture.md, "replay").
-class writer_state {
- public:
-  writer_state(session_state& st, store::seq_t from, store::seq_t target)
-      : position_(from), target_(target), st_(st) {}
+void start_reader(state_ptr self) {
+  if (!self->io.is_tls()) return park_reader(std::move(self));
+  self->reader = session_state::half::running;
+  const auto executor = self->io.get_executor();
+  asio::co_spawn(executor, tls_reader(self), [self](std::exception_ptr e) mutable {
+    if (e) log_exception("session reader")(e);
+    reader_ended(std::move(self));
+  });
+}
 
-  asio::awaitable<void> ask_for_more() {
-    st_.writer_waits = position_ < target_ ? session_wait::store_queue : session_wait::hub_mailbox;
-    if (position_ < target_) {
-      store::store_request fetch = store::request::fetch{st_.handle, position_};
-      co_await st_.s.store.submit(std::move(fetch));
-    } else {
-      hub_message caught_up = hub_event::caught_up{st_.handle, position_};
-      co_await st_.s.registry.send(std::move(caught_up));
-    }
+// --- The writer -------------------------------------------------------------
+
+asio::awaitable<void> ask_for_more(session_state& st) {
+  st.writer_waits = st.position < st.target ? session_wait::store_queue : session_wait::hub_mailbox;
+  if (st.position < st.target) {
+    store::store_request fetch = store::request::fetch{st.handle, st.position};
+    co_await st.s.store.submit(std::move(fetch));
+  } else {
+    hub_message caught_up = hub_event::caught_up{st.handle, st.position};
+    co_await st.s.registry.send(std::move(caught_up));
   }
+}
 
-  // Called once inbox entries up to `seq`, `count` message frames among
-  // them (the rest STATUS frames), were handed to the kernel.
-  void wrote(std::size_t count, store::seq_t seq) {
-    st_.s.stats.messages_delivered_total.fetch_add(count, std::memory_order_relaxed);
-    if (st_.handle->ack == ack_mode::automatic) unacked_ = std::max(unacked_, seq);
-  }
+// Called once inbox entries up to `seq`, `count` message frames among
+// them (the rest STATUS frames), were handed to the kernel.
+void wrote(session_state& st, std::size_t count, store::seq_t seq) {
+  st.s.stats.messages_delivered_total.fetch_add(count, std::memory_order_relaxed);
+  if (st.handle->ack == ack_mode::automatic) st.unacked = std::max(st.unacked, seq);
+}
 
-  // Moves the cursor once per burst, not once per frame.
-  asio::awaitable<void> flush_cursor() {
-    if (unacked_ == 0) co_return;
-    st_.writer_waits = session_wait::store_queue;
-    store::store_request advance =
-        store::request::advance{st_.handle->user, unacked_, st_.handle->device};
-    co_await st_.s.store.submit(std::move(advance));
-    unacked_ = 0;
-  }
-
-  store::seq_t position_;
-  store::seq_t target_;
-
- private:
-  session_state& st_;
-  store::seq_t unacked_ = 0;
-};
-
-// Once a close frame is out, the reader ends the session when the client
-// answers it; this ends it after --handshake-timeout if the client does not.
-asio::awaitable<void> wait_for_reader(session_state& st) {
-  if (st.reader_ended) co_return;
-  st.writer_waits = session_wait::reader_end;
-  st.reader_exit.expires_after(st.s.cfg.handshake_timeout);
-  co_await st.reader_exit.async_wait(use_tuple);
+// Moves the cursor once per burst, not once per frame.
+asio::awaitable<void> flush_cursor(session_state& st) {
+  if (st.unacked == 0) co_return;
+  st.writer_waits = session_wait::store_queue;
+  store::store_request advance =
+      store::request::advance{st.handle->user, st.unacked, st.handle->device};
+  co_await st.s.store.submit(std::move(advance));
+  st.unacked = 0;
 }
 
 // Writes one text frame now, after whatever is buffered.
@@ -500,31 +639,48 @@ struct batch {
   bool ask_for_more = false;  // a replay step ended: ask for the next
 };
 
-asio::awaitable<void> writer(session_state& st, store::user_position position,
-                             std::optional<store::seq_t> since, bool live) {
-  // A `since` above the highest seq counts as the highest (store.cpp, open).
-  writer_state w(st, std::min(since.value_or(position.cursor), position.highest), position.highest);
+// How a writer coroutine ended: parked (its queue was empty; the next
+// event spawns another) or for good.
+enum class writer_exit : std::uint8_t { parked, ended };
+
+// Spawned when the session's queue has something and no writer runs; ends
+// when the queue is empty (parks) or the session is closing.
+asio::awaitable<writer_exit> writer(state_ptr self) {
+  auto& st = *self;
+  const coroutine_mark mark(st.writer_coroutine, "writer");
   auto& channel = st.handle->channel();
   auto& out = st.io;
   const auto executor = co_await asio::this_coro::executor;
   const auto take = [&](session_event& ev) {
-    return channel.try_receive(
-        [&](boost::system::error_code, session_event e) { ev = std::move(e); });
+    bool taken = false;  // a closed channel "receives" its error
+    channel.try_receive([&](boost::system::error_code ec, session_event e) {
+      if (ec) return;
+      ev = std::move(e);
+      taken = true;
+    });
+    return taken;
   };
-  if (!live) co_await w.ask_for_more();
+  if (st.replay_first) {
+    st.replay_first = false;
+    co_await ask_for_more(st);
+  }
   for (;;) {
     session_event ev;
     if (!take(ev)) {
-      co_await w.flush_cursor();
-      // The reader ended (the client went away) while this writer was busy:
-      // its channel().cancel() found no receive to cancel, and this one
-      // would wait until the next frame for the user, or for ever.
+      co_await flush_cursor(st);
+      // The reader ended (the client went away) while this writer was busy.
       // (fuzz_session found it: corpus/fuzz_session/reader-ends-mid-flush.)
-      if (st.reader_ended) co_return;
-      st.writer_waits = session_wait::session_queue;
-      auto [ec, e] = co_await channel.async_receive(use_tuple);
-      if (ec) co_return;
-      ev = std::move(e);
+      if (st.reader == session_state::half::ended) co_return writer_exit::ended;
+      if (!take(ev)) {
+        if (st.handle->park_writer()) {
+          // Parked from here: the next event spawns a writer anew, which
+          // may start before this frame is gone.
+          st.writer = session_state::half::parked;
+          st.writer_waits = session_wait::session_queue;
+          co_return writer_exit::parked;
+        }
+        continue;  // an event came meanwhile, and no wake was posted for it
+      }
     }
 
     // Everything queued goes out in one socket write (docs/performance.md).
@@ -533,12 +689,10 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
     std::optional<event::close> close;
     int yields = 0;
     for (;;) {
-      // A close frame was sent (the reader answered the client's): nothing
-      // may follow it, and the reader ends the session.
-      if (st.close_sent) {
-        co_await wait_for_reader(st);
-        co_return;
-      }
+      // A close frame was sent (the reader answered the client's, or the
+      // session was aborted): nothing may follow it, and the reader's close
+      // handshake or the cutoff ends the session.
+      if (st.close_sent) co_return writer_exit::ended;
       if (auto* f = std::get_if<event::frame>(&ev)) {
         out.append_text_frame(*f->text);
         st.handle->taken(f->text->size(), f->seq);  // counted by the transport from now on
@@ -548,13 +702,13 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
           b.top = std::max(b.top, f->seq);
           // Live frames move the replay position too: the hub may send the
           // session back to the inbox (a gap in a cluster) from here.
-          w.position_ = std::max(w.position_, f->seq);
+          st.position = std::max(st.position, f->seq);
         }
       } else if (auto* page = std::get_if<event::replay_page>(&ev)) {
         // An empty page below the target: the rest was evicted meanwhile.
-        if (page->messages.empty()) w.position_ = w.target_;
+        if (page->messages.empty()) st.position = st.target;
         for (const auto& m : page->messages) {
-          if (m.seq <= w.position_) continue;
+          if (m.seq <= st.position) continue;
           out.append_text_frame(protocol::entry_frame(m));
           ++b.messages;
           if (m.kind == store::entry_kind::status)
@@ -562,11 +716,11 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
           else
             ++b.replayed;
           b.top = std::max(b.top, m.seq);
-          w.position_ = m.seq;
+          st.position = m.seq;
         }
         b.ask_for_more = true;
       } else if (auto* more = std::get_if<event::replay_more>(&ev)) {
-        w.target_ = std::max(w.target_, more->target);
+        st.target = std::max(st.target, more->target);
         b.ask_for_more = true;
       } else if (std::holds_alternative<event::ping>(ev)) {
         out.append_frame(0x9, {});  // the ping, flushed with the batch
@@ -592,33 +746,62 @@ asio::awaitable<void> writer(session_state& st, store::user_position position,
     auto [ec] = co_await out.async_flush(use_tuple);
     // Aborted meanwhile: what the batch appended may have been dropped, so
     // none of it moves the cursor (it is replayed to the next session).
-    if (ec || st.cutoff) co_return;
-    if (b.messages != 0) w.wrote(b.messages - b.statuses, b.top);
+    if (ec || st.cutoff) co_return writer_exit::ended;
+    if (b.messages != 0) wrote(st, b.messages - b.statuses, b.top);
     if (b.replayed != 0)
       st.s.stats.messages_replayed_total.fetch_add(b.replayed, std::memory_order_relaxed);
-    if (b.ask_for_more) co_await w.ask_for_more();
+    if (b.ask_for_more) co_await ask_for_more(st);
 
     if (close) {
-      co_await w.flush_cursor();
+      co_await flush_cursor(st);
       st.s.stats.count_close(to_string(close->reason));
       const auto notice =
           protocol::close_frame_text(to_string(close->reason), describe(close->reason));
       // An oversized message gets the close code alone (PROTOCOL.md section 2).
       bool written = true;
       if (close->reason != close_reason::too_large) written = co_await write_text(st, notice);
-      if (!written || st.close_sent) co_return;
+      if (!written || st.close_sent) co_return writer_exit::ended;
       append_close(st, websocket_close_code(close->reason), to_string(close->reason));
+      arm_cutoff(st);
       st.writer_waits = session_wait::socket_write;
-      auto [flush_ec] = co_await out.async_flush(use_tuple);
-      if (flush_ec) co_return;
-      // The reader ends the session when the client's close frame comes.
-      co_await wait_for_reader(st);
-      co_return;
+      co_await out.async_flush(use_tuple);
+      // The reader ends the session when the client's close frame comes,
+      // or the cutoff when it does not.
+      co_return writer_exit::ended;
     }
   }
 }
 
+// The writer ended for good. A reader still waiting is ended by closing the
+// socket under it, unless a close frame went out: then the client's answer
+// ends it, within the cutoff or finish()'s deadline.
+void writer_ended(state_ptr self) {
+  auto& st = *self;
+  st.writer = session_state::half::ended;
+  st.writer_waits = session_wait::running;
+  if (st.reader != session_state::half::ended) {
+    if (!st.close_sent) st.io.close();
+    return;
+  }
+  end_session(std::move(self));
+}
+
+void start_writer(state_ptr self) {
+  self->writer = session_state::half::running;
+  self->writer_waits = session_wait::running;
+  const auto executor = self->io.get_executor();
+  asio::co_spawn(executor, writer(self), [self](std::exception_ptr e, writer_exit how) mutable {
+    if (e) log_exception("session writer")(e);
+    if (e || how == writer_exit::ended) writer_ended(std::move(self));
+  });
+}
+
 }  // namespace
+
+void wake_writer(session_state& st) {
+  if (st.writer != session_state::half::parked) return;  // ended meanwhile
+  start_writer(st.shared_from_this());
+}
 
 // session_handle::abort(), on this thread (the reader calls it directly):
 // the session ends at once, even while the writer is blocked on the socket,
@@ -657,12 +840,7 @@ void abort_session(session_state& st, close_reason reason) {
     st.io.append_text_frame(protocol::close_frame_text(to_string(reason), describe(reason)));
   append_close(st, websocket_close_code(reason), to_string(reason));
   st.io.flush_soon();
-  st.cutoff =
-      std::make_unique<asio::steady_timer>(st.io.get_executor(), st.s.cfg.handshake_timeout);
-  // The timer dies with the session, which cancels this wait first.
-  st.cutoff->async_wait([&io = st.io](boost::system::error_code ec) {
-    if (!ec) io.close();
-  });
+  arm_cutoff(st);
 }
 
 namespace {
@@ -670,8 +848,8 @@ namespace {
 // Asks the store to open the user's inbox and waits for its answer: the
 // welcome, written to the client here, or a close; nullopt if the session
 // ended meanwhile. A coroutine of its own, like unregister() below, so that
-// what it needs is not kept in run_session's frame for the whole session
-// (memory per idle session, docs/performance.md).
+// what it needs is not kept in run_session's frame (memory per session,
+// docs/performance.md).
 asio::awaitable<std::optional<session_event>> open_session(session_state& st,
                                                            std::optional<store::seq_t> since) {
   store::store_request open = store::request::open{st.handle, since};
@@ -697,6 +875,33 @@ asio::awaitable<void> unregister(services& s, session_ptr handle) {
   co_await s.registry.send(std::move(unregistered));
 }
 
+// The one place a session ends, once both its halves ended: the session's
+// memory goes at once; the store and the hub hear of it after.
+asio::awaitable<void> close_session(state_ptr self) {
+  auto handle = self->handle;
+  auto& s = self->s;
+  self->io.close();
+  // Closed first, so a registration still on its way finds it closed.
+  handle->channel().close();
+  handle->attach(nullptr);
+  self.reset();
+  s.stats.frames_dropped_total.fetch_add(handle->dropped(), std::memory_order_relaxed);
+  co_await unregister(s, handle);
+  s.stats.sessions.fetch_sub(1, std::memory_order_relaxed);
+  SB_LOG(debug).field("session", handle->id).field("user", handle->user)
+      << "session " << handle->id << " of user " << handle->user << " ended";
+}
+
+void end_session(state_ptr self) {
+  auto& s = self->s;
+  const auto executor = self->io.get_executor();
+  // The --max-connections slot is the session's until the hub forgot it.
+  asio::co_spawn(executor, close_session(std::move(self)), [&s](std::exception_ptr e) {
+    s.routes.release_slot();
+    if (e) log_exception("session end")(e);
+  });
+}
+
 }  // namespace
 
 std::string_view to_string(session_wait wait) {
@@ -715,8 +920,6 @@ std::string_view to_string(session_wait wait) {
       return "socket_write";
     case session_wait::other_handlers:
       return "other_handlers";
-    case session_wait::reader_end:
-      return "reader_end";
     case session_wait::close_handshake:
       return "close_handshake";
   }
@@ -755,6 +958,8 @@ std::optional<session_info> describe(const session_handle& handle) {
   return info;
 }
 
+// Opens the session, then hands it to its reader and writer and ends
+// (docs/architecture.md, "An idle session holds no coroutine").
 asio::awaitable<void> run_session(transport io, session_request request, services& s) {
   auto executor = co_await asio::this_coro::executor;
   auto handle =
@@ -771,50 +976,35 @@ asio::awaitable<void> run_session(transport io, session_request request, service
       << request.device.view() << "\" opened";
 
   handle->watch_transport(io.held());
-  session_state st(io, handle, s);
-  handle->attach(&st);
+  auto self = std::make_shared<session_state>(std::move(io), handle, s);
+  handle->attach(self.get());
 
-  const auto first = co_await open_session(st, request.since);
+  const auto first = co_await open_session(*self, request.since);
   if (const auto* welcome = first ? std::get_if<event::welcome>(&*first) : nullptr) {
+    auto& st = *self;
     st.start();
-    // The reader is a coroutine of its own; the writer runs in this one.
-    // When the reader ends, its completion wakes the writer (a cancelled
-    // receive) and ends the connection; when the writer ends first, the
-    // socket is closed under the reader. This frame outlives both.
-    asio::co_spawn(executor, reader(st), [&st](std::exception_ptr e) {
-      if (e) log_exception("session reader")(e);
-      st.reader_ended = true;
-      st.reader_frames = nullptr;
-      st.reader_exit.cancel();
-      st.handle->channel().cancel();
-      st.io.close();
-    });
-    try {
-      co_await writer(st, welcome->position, request.since, welcome->live);
-    } catch (const std::exception& e) {
-      SB_LOG(error) << "session " << handle->id << " writer: " << e.what();
+    // A `since` above the highest seq counts as the highest (store.cpp, open).
+    st.position =
+        std::min(request.since.value_or(welcome->position.cursor), welcome->position.highest);
+    st.target = welcome->position.highest;
+    st.replay_first = !welcome->live;
+    start_reader(self);
+    if (st.replay_first || !handle->park_writer()) {
+      start_writer(std::move(self));
+    } else {
+      st.writer = session_state::half::parked;
+      st.writer_waits = session_wait::session_queue;
     }
-    if (!st.reader_ended) {
-      // Aborted: the reader ends when the client answers the close frame,
-      // or when the cutoff closes the socket.
-      if (!st.cutoff) st.io.close();
-      st.reader_exit.expires_at(asio::steady_timer::time_point::max());
-      co_await st.reader_exit.async_wait(use_tuple);
-    }
-  } else if (const auto* close = first ? std::get_if<event::close>(&*first) : nullptr) {
-    s.stats.count_close(to_string(close->reason));
-    append_close(st, websocket_close_code(close->reason), to_string(close->reason));
-    co_await finish(st);
+    co_return;
   }
-  io.close();
-  // Closed first, so a registration still on its way finds it closed.
-  handle->channel().close();
-  handle->attach(nullptr);
-  s.stats.frames_dropped_total.fetch_add(handle->dropped(), std::memory_order_relaxed);
-  co_await unregister(s, handle);
-  s.stats.sessions.fetch_sub(1, std::memory_order_relaxed);
-  SB_LOG(debug).field("session", handle->id).field("user", request.user)
-      << "session " << handle->id << " of user " << request.user << " ended";
+  if (const auto* close = first ? std::get_if<event::close>(&*first) : nullptr) {
+    s.stats.count_close(to_string(close->reason));
+    append_close(*self, websocket_close_code(close->reason), to_string(close->reason));
+    co_await finish(*self);
+  }
+  self->reader = session_state::half::ended;
+  self->writer = session_state::half::ended;
+  end_session(std::move(self));
 }
 
 }  // namespace switchboard

@@ -1,15 +1,20 @@
 // One WebSocket session (PROTOCOL.md sections 2 to 4).
 //
-// The coroutine owns the transport. After the welcome it spawns the reader
-// and runs the writer itself, both on the session's I/O thread; clean-up
-// happens once, after both ended:
-//   reader    reads frames (ws_frames.hpp), answers pings, ERRORs and close
-//             frames, hands SENDs to the store;
-//   writer    awaits the session's channel and writes the frames: replay
-//             pages, live messages, receipts, pings, CLOSE.
-// Pings and idleness come from one sweeper per I/O thread. An abort
-// (slow_consumer) closes the socket at once from the handle's callback, even
-// while the writer is blocked on it: the reader and the writer then fail.
+// A session is one object (session_state, session.cpp) that owns the
+// transport, and coroutines only while there is something to await
+// (docs/architecture.md, "An idle session holds no coroutine"):
+//   reader    a readability handler: reads frames (ws_frames.hpp), answers
+//             pings, ERRORs and close frames, hands SENDs to the store;
+//             a coroutine only to await the store's queue or the close
+//             handshake (over TLS, for the whole session);
+//   writer    a coroutine spawned when the session's channel gets an event
+//             and ended when it is empty: replay pages, live messages,
+//             receipts, pings, CLOSE.
+// An idle session waits for readability with a plain handler, and its
+// writer is parked on its handle's flag. Clean-up happens once, after both
+// ended. Pings and idleness come from one sweeper per I/O thread. An abort
+// (slow_consumer) works on the session's state on its thread, whether the
+// writer runs or is parked.
 #pragma once
 
 #include <optional>
@@ -25,10 +30,12 @@
 
 namespace switchboard {
 
-// Runs a session on a connection whose WebSocket upgrade was accepted, until
-// it ends. Must be spawned on the executor of the connection's I/O thread
-// (io_threads.hpp). Beast did the upgrade; from here on the session reads
-// and writes frames itself (ws_frames.hpp, transport.hpp).
+// Opens a session on a connection whose WebSocket upgrade was accepted
+// (the welcome), hands it to its reader and writer, and returns; the
+// session then lives on its own and releases its --max-connections slot
+// when it ends. Must be spawned on the executor of the connection's I/O
+// thread (io_threads.hpp). Beast did the upgrade; from here on the session
+// reads and writes frames itself (ws_frames.hpp, transport.hpp).
 asio::awaitable<void> run_session(transport io, session_request request, services& s);
 
 // What GET /api/sessions shows of the session, but for the hub's part

@@ -95,7 +95,20 @@ bool session_handle::push(std::shared_ptr<const std::string> text, store::seq_t 
   }
   queued_frames_.fetch_add(1, std::memory_order_relaxed);
   if (seq != 0) pushed_seq_.store(seq, std::memory_order_relaxed);
+  wake_if_parked();
   return true;
+}
+
+// After an event was queued. The load is enough to see a park that came
+// before the try_send (the channel's mutex orders them); the exchange makes
+// one side, this one or the writer's park_writer(), start the writer.
+void session_handle::wake_if_parked() {
+  if (!writer_parked_.load(std::memory_order_relaxed) ||
+      !writer_parked_.exchange(false, std::memory_order_acq_rel))
+    return;
+  asio::post(executor_, [self = shared_from_this()] {
+    if (self->state_ != nullptr) wake_writer(*self->state_);
+  });
 }
 
 session_handle::queue_view session_handle::queued() const {
@@ -125,7 +138,9 @@ bool session_handle::has_room(std::size_t bytes) const {
 }
 
 bool session_handle::post(session_event event) {
-  return channel_.try_send(boost::system::error_code{}, std::move(event));
+  if (!channel_.try_send(boost::system::error_code{}, std::move(event))) return false;
+  wake_if_parked();
+  return true;
 }
 
 void session_handle::abort(close_reason reason) {

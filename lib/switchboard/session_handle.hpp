@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/experimental/channel_traits.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 
 #include "switchboard/net.hpp"
@@ -60,14 +62,58 @@ struct close {
 
 using session_event = std::variant<event::welcome, event::frame, event::replay_page,
                                    event::replay_more, event::ping, event::close>;
+
+// The session channel's queue: a std::deque that exists only while events
+// wait. libstdc++'s deque allocates a 512-byte block and its map when it
+// is built, and an idle session has nothing queued (issue 14: memory per
+// idle session). The channel uses only these members.
+template <class T>
+class lazy_queue {
+ public:
+  std::size_t size() const { return queue_ ? queue_->size() : 0; }
+  bool empty() const { return size() == 0; }
+  void push_back(T&& value) { get().push_back(std::move(value)); }
+  void push_back(const T& value) { get().push_back(value); }
+  T& front() { return queue_->front(); }
+  void pop_front() {
+    queue_->pop_front();
+    if (queue_->empty()) queue_.reset();
+  }
+  void clear() { queue_.reset(); }
+
+ private:
+  std::deque<T>& get() {
+    if (!queue_) queue_ = std::make_unique<std::deque<T>>();
+    return *queue_;
+  }
+  std::unique_ptr<std::deque<T>> queue_;  // null while empty
+};
+
+// Asio's channel traits with the queue above.
+template <class... Signatures>
+struct session_channel_traits : asio::experimental::channel_traits<Signatures...> {
+  template <class... NewSignatures>
+  struct rebind {
+    using other = session_channel_traits<NewSignatures...>;
+  };
+  template <class Element>
+  struct container {
+    using type = lazy_queue<Element>;
+  };
+};
+
 using session_channel =
-    asio::experimental::concurrent_channel<void(boost::system::error_code, session_event)>;
+    asio::experimental::basic_concurrent_channel<asio::any_io_executor, session_channel_traits<>,
+                                                 void(boost::system::error_code, session_event)>;
 
 // What the session coroutine shares between its reader, its writer and the
 // sweeper (session.cpp). Only ever touched on the session's I/O thread.
 struct session_state;
 // Closes the session on its I/O thread (session.cpp): what abort() runs there.
 void abort_session(session_state& st, close_reason reason);
+// Starts the session's parked writer on its I/O thread (session.cpp): what
+// a push or post to a parked writer runs there.
+void wake_writer(session_state& st);
 
 class session_handle : public std::enable_shared_from_this<session_handle> {
  public:
@@ -147,6 +193,20 @@ class session_handle : public std::enable_shared_from_this<session_handle> {
   // Frames refused after the session was closing (counted, not logged).
   std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
+  // The writer parks when its queue is empty (session.cpp; docs/architecture.md,
+  // "An idle session holds no coroutine"). On the session's I/O thread:
+  // marks the writer parked, then looks at the queue once more. False: an
+  // event is queued and no wake was posted, the writer must go on. True: the
+  // next push or post (or one already made) posts wake_writer().
+  bool park_writer() {
+    writer_parked_.store(true, std::memory_order_seq_cst);
+    // A closed channel is "ready" too, but holds nothing: the session ends.
+    if (!channel_.ready() || !channel_.is_open()) return true;
+    return !writer_parked_.exchange(false, std::memory_order_acq_rel);
+  }
+  // The session ends with its writer parked: true if no wake is on its way.
+  bool unpark_writer() { return writer_parked_.exchange(false, std::memory_order_acq_rel); }
+
   // The session's state, which abort() closes: set when the session
   // starts and cleared when it ends, on its I/O thread. Also where a
   // debugger goes from a handle to the session (tools/gdb).
@@ -167,6 +227,12 @@ class session_handle : public std::enable_shared_from_this<session_handle> {
   std::atomic<store::seq_t> pushed_seq_{0};      // the last message pushed
   std::atomic<store::seq_t> taken_seq_{0};       // the last message taken by the writer
   std::atomic<std::uint64_t> dropped_{0};
+  // The writer is parked: the next event queued posts wake_writer(). Set on
+  // the session's thread (park_writer), cleared by whoever takes it first.
+  // The channel's mutex orders a sender's try_send before or after the
+  // writer's last look at the queue, so no wake is lost.
+  std::atomic<bool> writer_parked_{false};
+  void wake_if_parked();
   std::shared_ptr<const std::atomic<std::size_t>> transport_bytes_;
   asio::any_io_executor executor_;  // the session's I/O thread
   session_state* state_ = nullptr;  // only touched on executor_

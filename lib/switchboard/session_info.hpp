@@ -23,7 +23,6 @@ enum class session_wait : std::uint8_t {
   session_queue,    // writer: the next frame for the session
   socket_write,     // writer: the kernel taking what the transport holds
   other_handlers,   // a turn: yielded to the thread's other handlers
-  reader_end,       // writer: the reader ending after the close frames
   close_handshake,  // the client's close, after ours (finish)
 };
 std::string_view to_string(session_wait wait);

@@ -172,6 +172,16 @@ class transport {
     sync_held();
   }
 
+  // Gives the output buffers' memory back when nothing is buffered or being
+  // written (an idle session keeps none; session.cpp's sweeper calls it).
+  void release_buffers() {
+    auto& out = *out_;
+    if (out.in_flight || !out.pending.empty()) return;
+    if (out.pending.capacity() > 15) std::string().swap(out.pending);
+    if (out.writing.capacity() > 15) std::string().swap(out.writing);
+    if (out.waiters.capacity() != 0) decltype(out.waiters)().swap(out.waiters);
+  }
+
   // Writes everything appended so far; completes once the kernel took it
   // all, or with the error that ended the writing.
   template <class Token>

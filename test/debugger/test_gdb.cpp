@@ -159,14 +159,14 @@ BOOST_AUTO_TEST_CASE(the_guide_finds_a_stuck_message) {
   expect_in(run.output, "messages (seqs " + seqs + ")");
   expect_in(run.output, "bytes in the socket write in flight");
   expect_in(run.output, "reader: socket_readable  writer: socket_write");
-  // sb async-bt: the writer waits for the kernel, awaited by run_session,
-  // spawned by co_spawn; the reader waits for the socket.
+  expect_in(run.output, "coroutines: reader parked, writer running");
+  // sb async-bt: the writer coroutine waits for the kernel, spawned by
+  // co_spawn; the reader is parked on the socket, with no coroutine.
   expect_in(run.output, "asynchronous operation switchboard::transport::async_flush");
   expect_in(run.output, "switchboard::(anonymous namespace)::writer at session.cpp:");
   expect_in(run.output, "co_await out.async_flush(use_tuple);");
-  expect_in(run.output, "switchboard::run_session at session.cpp:");
   expect_in(run.output, "co_spawn_entry_point at co_spawn.hpp:");
-  expect_in(run.output, "asynchronous operation switchboard::transport::async_wait_readable");
+  expect_in(run.output, "reader: parked, no coroutine");
   // sb hub, sb store, and the printers.
   expect_in(run.output, "user 2: highest seq " + std::to_string(last));
   expect_in(run.output, "session " + id + "  live above seq 0");
@@ -175,7 +175,7 @@ BOOST_AUTO_TEST_CASE(the_guide_finds_a_stuck_message) {
   expect_in(run.output, "message seq " + std::to_string(first) + ", ");
 
   // The unattended breakpoint script: stopped in the reader by a SEND from
-  // user 3, it shows the frame and the coroutine chain, then detaches.
+  // user 3, it shows the frame and the stack, then detaches.
   const auto unattended = gdb_block(section(guide, "Stopping on a frame, unattended"));
   child_process watcher("gdb", gdb_args(server.pid(), write_script("unattended.gdb", unattended)));
   BOOST_REQUIRE_MESSAGE(!watcher.wait_for_line("attached", std::chrono::seconds(60)).empty(),
@@ -187,7 +187,8 @@ BOOST_AUTO_TEST_CASE(the_guide_finds_a_stuck_message) {
   BOOST_TEST(watched.exit_code == 0);
   BOOST_TEST(watched.output.find("Python Exception") == std::string::npos);
   expect_in(watched.output, "hello from 3");
-  expect_in(watched.output, "switchboard::(anonymous namespace)::reader at session.cpp:");
+  expect_in(watched.output, "switchboard::(anonymous namespace)::run_reader");
+  expect_in(watched.output, "not in a coroutine (a handler: bt shows its whole chain)");
   // The server ran on after both: the receipt comes.
   const auto receipt = third.read_until([](const auto& f) { return type_of(f) == 2; });
   BOOST_TEST(str(receipt.at("id")) == "m3");

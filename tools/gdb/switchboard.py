@@ -210,10 +210,23 @@ def describe_event(value):
     return name
 
 
+def unique_get(value):
+    """The pointer a std::unique_ptr with the default deleter holds (0 when
+    empty): libstdc++ keeps it alone, first, in a tuple with the empty
+    deleter, where gdb finds two members named _M_head_impl."""
+    target = value.type.strip_typedefs().template_argument(0)
+    return value.address.cast(target.pointer().pointer()).dereference()
+
+
 def channel_events(channel):
-    """The events waiting in a concurrent_channel of session_events, in order."""
+    """The events waiting in a session channel, in order. Its queue is a
+    lazy_queue (session_handle.hpp): a std::deque that exists only while
+    events wait."""
+    queue = unique_get(channel["impl_"]["buffer_"]["queue_"])
+    if not int(queue):
+        return []
     events = []
-    for payload in visualized_children(channel["impl_"]["buffer_"]):
+    for payload in visualized_children(queue.dereference()):
         events.append(payload["message_"]["arg1_"])
     return events
 
@@ -346,18 +359,21 @@ def frame_holding(address, function_name, field_prefix):
     return gdb.Value(int(address) - offset).cast(frame_type.pointer())
 
 
-def writer_chain_of(state):
-    """The awaitable frame at the top of the session coroutine's stack (the writer's)."""
-    frame = frame_holding(state, "switchboard::run_session", "st_")
-    return top_of(promise_of(frame))
-
-
-def reader_chain_of(state):
-    frames = state["reader_frames"]
-    if not int(frames):
+def chain_of(mark):
+    """The awaitable frame at the top of the stack of the coroutine that
+    holds `mark` (a coroutine_mark* of session_state: reader_coroutine or
+    writer_coroutine), or None when no such coroutine runs (the half is
+    parked, or ended)."""
+    if not int(mark):
         return None
-    frame = frame_holding(frames, ANON + "reader", "frames_")
+    name = mark["name_"].string()
+    frame = frame_holding(mark, ANON + name, "mark_")
     return top_of(promise_of(frame))
+
+
+def half_name(state, which):
+    """parked, running or ended: where the reader or writer of a session is."""
+    return enum_name(state[which])
 
 
 def top_of(awaitable_frame):
@@ -594,7 +610,7 @@ def session_lines(lst, state, handle, members):
         )
     )
     lines.append("  held for the session: %d of --send-queue-bytes %d" % (held, limit))
-    out = shared_get(state["io"].referenced_value()["out_"]).dereference()
+    out = shared_get(state["io"]["out_"]).dereference()
     writing = string_bytes(out["writing"])
     pending = string_bytes(out["pending"])
     lines.append(
@@ -622,6 +638,10 @@ def session_lines(lst, state, handle, members):
         "  reader: %s  writer: %s"
         % (enum_name(state["reader_waits"]), enum_name(state["writer_waits"]))
     )
+    lines.append(
+        "  coroutines: reader %s, writer %s"
+        % (half_name(state, "reader"), half_name(state, "writer"))
+    )
     return lines
 
 
@@ -629,9 +649,10 @@ class sb_async_bt(gdb.Command):
     """sb async-bt [SESSION]: the chains of suspended coroutines.
 
     With a session id (or its end, as `sb sessions` shows it): the chain
-    of the session's writer (run_session awaits it) and of its reader, each
-    from the innermost co_await to the co_spawn that started it. Without:
-    the chain of the coroutine in the selected frame."""
+    of the session's writer and of its reader, each from the innermost
+    co_await to the co_spawn that started it, or that it is parked (no
+    coroutine: an idle half holds none). Without: the chain of the
+    coroutine in the selected frame."""
 
     def __init__(self):
         super().__init__("sb async-bt", gdb.COMMAND_STACK)
@@ -641,21 +662,32 @@ class sb_async_bt(gdb.Command):
             state = find_session(argument.strip())
             handle = shared_get(state["handle"])
             print("session %s of user %d" % (std_string(handle["id"]), int(handle["user"])))
-            print("writer (awaited by run_session):")
-            for line in chain_lines(writer_chain_of(state)):
-                print("  " + line)
-            reader = reader_chain_of(state)
-            print("reader:" if reader is not None else "reader: ended")
-            if reader is not None:
-                for line in chain_lines(reader):
-                    print("  " + line)
+            for which in ("writer", "reader"):
+                top = chain_of(state[which + "_coroutine"])
+                if top is not None:
+                    print("%s:" % which)
+                    for line in chain_lines(top):
+                        print("  " + line)
+                elif half_name(state, which) == "parked":
+                    waits = (
+                        "the socket's readability (a handler)"
+                        if which == "reader"
+                        else "its next event (the handle's flag)"
+                    )
+                    print("%s: parked, no coroutine: waits for %s" % (which, waits))
+                else:
+                    print("%s: %s, no coroutine" % (which, half_name(state, which)))
             return
         frame = current_awaitable_frame()
         if frame is None:
-            raise gdb.GdbError(
-                "not in a coroutine: give a session id (sb sessions lists them), "
-                "or select a frame of a coroutine (frame N)"
+            # Not an error: a breakpoint's commands would stop at it. The
+            # reader runs as a plain handler (session.cpp), and `bt` is then
+            # its whole chain.
+            print(
+                "not in a coroutine (a handler: bt shows its whole chain); give a "
+                "session id (sb sessions lists them), or select a frame of a coroutine (frame N)"
             )
+            return
         for line in chain_lines(top_of(frame)):
             print(line)
 
@@ -801,7 +833,7 @@ def lookup_printer(value):
         return text_printer(describe_event, value)
     if name.startswith(
         "boost::asio::experimental::basic_concurrent_channel<boost::asio::any_io_executor, "
-        "boost::asio::experimental::channel_traits<>, void(boost::system::error_code, "
+        "switchboard::session_channel_traits<>, void(boost::system::error_code, "
         "std::variant<switchboard::event::welcome"
     ):
         return text_printer(describe_channel, value)
