@@ -115,17 +115,6 @@ class readable_cancellation {
   int fd_;
 };
 
-// The reactor of the socket's context, found once per thread and context.
-inline ad::epoll_reactor& reactor_of(asio::execution_context& context) {
-  thread_local asio::execution_context* cached_context = nullptr;
-  thread_local ad::epoll_reactor* cached = nullptr;
-  if (cached_context != &context) {
-    cached = &asio::use_service<ad::epoll_reactor>(context);
-    cached_context = &context;
-  }
-  return *cached;
-}
-
 }  // namespace readable_wait_detail
 #endif
 
@@ -143,7 +132,9 @@ void wait_until_readable(asio::ip::tcp::socket& socket, Handler&& handler) {
   using op = rw::readable_op<handler_type, io_executor>;
   handler_type h(std::forward<Handler>(handler));
   auto& impl = rw::socket_access::impl(socket);
-  auto& reactor = rw::reactor_of(asio::query(socket.get_executor(), asio::execution::context));
+  // Not cached: a context may be destroyed and another built at its address.
+  auto& reactor = asio::use_service<rw::ad::epoll_reactor>(
+      asio::query(socket.get_executor(), asio::execution::context));
   const bool is_continuation = boost_asio_handler_cont_helpers::is_continuation(h);
   auto slot = asio::get_associated_cancellation_slot(h);
   typename op::ptr p = {std::addressof(h), op::ptr::allocate(h), nullptr};
