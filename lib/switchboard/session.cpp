@@ -343,8 +343,9 @@ asio::awaitable<void> reader(session_state& st) {
       // read buffer was half a kilobyte), then read what is there. Once a
       // read came back short the socket was empty: wait at once rather than
       // spend a system call on a read that would fail. Nothing can be
-      // missed: Asio re-arms the socket in epoll when the wait starts, and
-      // epoll then reports data that is already there.
+      // missed: the wait completes at once if epoll reported the socket
+      // since the last wait, and otherwise on the next edge
+      // (readable_wait.hpp).
       if (drained) {
         frames.release_while_waiting();
         st.reader_waits = session_wait::socket_readable;
