@@ -343,9 +343,10 @@ asio::awaitable<void> reader(session_state& st) {
       // read buffer was half a kilobyte), then read what is there. Once a
       // read came back short the socket was empty: wait at once rather than
       // spend a system call on a read that would fail. Nothing can be
-      // missed: the wait completes at once if epoll reported the socket
-      // since the last wait, and otherwise on the next edge
-      // (readable_wait.hpp).
+      // missed: Asio re-arms the socket in epoll when the wait starts, and
+      // epoll then reports data that is already there (with
+      // SWITCHBOARD_READABLE_WAIT, readable_wait.hpp's wait instead checks
+      // what epoll reported since the last wait, without re-arming).
       if (drained) {
         frames.release_while_waiting();
         st.reader_waits = session_wait::socket_readable;

@@ -6,6 +6,11 @@
 // does; a new socket's first wait may complete at once (prime()). Every
 // wait runs under a deadline.
 #define BOOST_TEST_MODULE readable_wait
+// The wait without epoll_ctl, whatever the build's SWITCHBOARD_READABLE_WAIT
+// (off by default): this file's instantiations are its own.
+#ifndef SWITCHBOARD_READABLE_WAIT
+#define SWITCHBOARD_READABLE_WAIT 1
+#endif
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
