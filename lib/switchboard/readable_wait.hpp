@@ -45,9 +45,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/version.hpp>
 
-#if defined(SWITCHBOARD_READABLE_WAIT) && BOOST_VERSION / 100 == 1081 && \
-    defined(BOOST_ASIO_HAS_EPOLL) && \
-    !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT) && !defined(BOOST_ASIO_HAS_IOCP)
+#if defined(SWITCHBOARD_READABLE_WAIT) && BOOST_VERSION / 100 == 1081 &&             \
+    defined(BOOST_ASIO_HAS_EPOLL) && !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT) && \
+    !defined(BOOST_ASIO_HAS_IOCP)
 #define SWITCHBOARD_READABLE_WAIT_WITHOUT_REARM 1
 #include <poll.h>
 #include <boost/asio/associated_cancellation_slot.hpp>
