@@ -7,7 +7,7 @@
 //                     [--receiver-url HOST:PORT] [--pid2 PID] [--redis-pid PID]
 //                     [--threads 1] [--base-id N] [--rate 0] [--format table|kv]
 //                     [--window-by delivery|receipt|both] [--batch W/8] [--drain 5]
-//                     [--protocol switchboard|seed] [--notify [--read]]
+//                     [--protocol switchboard|seed] [--notify [--read]] [--syscalls]
 //   switchboard_bench --url 127.0.0.1:8080 --idle 15000 --pid PID [--sources 4]
 //                     [--settle 2] [--protocol switchboard|seed]
 //   switchboard_bench --url 127.0.0.1:8080 --group-members N --api-key-file PATH
@@ -39,7 +39,10 @@
 // client's own (getrusage), which must stay well below the server's or the
 // benchmark measures itself; the same for a second server (--pid2, the
 // receivers' node in a cluster) and for Redis (--redis-pid), each under keys
-// of its own. Exit code 0, 1 if any message was lost,
+// of its own. --syscalls (with --pid) counts the server's system calls over
+// the measured seconds, in total and for the calls of a relay one by one, per
+// delivered message (syscall_count.hpp: the kernel's tracepoints, as
+// `perf stat -p` reads them). Exit code 0, 1 if any message was lost,
 // duplicated, reordered, misrouted or corrupted, 2 for a bad option, 3 if it
 // could not connect.
 //
@@ -98,6 +101,7 @@
 #include "histogram.hpp"
 #include "idle_sessions.hpp"
 #include "process_stats.hpp"
+#include "syscall_count.hpp"
 #include "wire_client.hpp"
 
 namespace asio = boost::asio;
@@ -139,8 +143,9 @@ struct options {
   bool read = false;    // receivers send READ for what they got
   enum class window_by { delivery, receipt, both } frees = window_by::delivery;
   long pid = 0;
-  long pid2 = 0;       // the second server (the receivers' node in a cluster)
-  long redis_pid = 0;  // the Redis server behind a cluster
+  long pid2 = 0;          // the second server (the receivers' node in a cluster)
+  long redis_pid = 0;     // the Redis server behind a cluster
+  bool syscalls = false;  // count --pid's system calls (syscall_count.hpp)
   unsigned threads = 1;
   std::uint64_t base_id = 0;
   bool kv = false;
@@ -196,6 +201,9 @@ std::optional<options> parse_options(int argc, char** argv) {
      "a second server's process id (the receivers' node): its CPU time per message too")
     ("redis-pid", po::value(&o.redis_pid),
      "the Redis server's process id: its CPU time per message too")
+    ("syscalls", po::bool_switch(&o.syscalls),
+     "with --pid: count the server's system calls per message over the measured seconds "
+     "(syscall tracepoints, root; else /proc/PID/io's read and write calls only)")
     ("threads", po::value(&o.threads)->default_value(o.threads), "client threads")
     ("base-id", po::value(&o.base_id), "first user id (default: derived from the clock)")
     ("format", po::value(&format)->default_value(format), "table or kv (key=value lines)")
@@ -239,6 +247,7 @@ std::optional<options> parse_options(int argc, char** argv) {
     return fail("--receiver-url must be HOST:PORT");
   if (o.pid < 0 || o.pid2 < 0 || o.redis_pid < 0)
     return fail("--pid, --pid2 and --redis-pid must be process ids");
+  if (o.syscalls && o.pid == 0) return fail("--syscalls needs --pid");
   if (o.pairs == 0) return fail("--pairs must be at least 1");
   if (o.window == 0) return fail("--window must be at least 1");
   if (o.threads == 0) return fail("--threads must be at least 1");
@@ -1046,6 +1055,10 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     std::_Exit(3);
   }
+  // Opened once every connection is up, so that the server's threads exist;
+  // only the difference between the two samples below is reported.
+  std::optional<bench::syscall_counter> syscalls;
+  if (opt.syscalls) syscalls.emplace(opt.pid);
   auto ns = [](double s) { return static_cast<std::int64_t>(s * 1e9); };
   run.start_ns = now_ns() + ns(0.01);
   run.t0_ns = run.start_ns + ns(opt.warmup);
@@ -1059,8 +1072,10 @@ int main(int argc, char** argv) {
   auto at = [](std::int64_t t) { return steady::time_point(std::chrono::nanoseconds(t)); };
   std::this_thread::sleep_until(at(run.t0_ns));
   cpu_snapshot before = snapshot(opt);
+  const auto syscalls_before = syscalls ? syscalls->read() : std::nullopt;
   std::this_thread::sleep_until(at(run.t1_ns));
   cpu_snapshot after = snapshot(opt);
+  const auto syscalls_after = syscalls ? syscalls->read() : std::nullopt;
 
   // Drain, then drop whatever is left.
   auto drain_deadline = at(run.t1_ns + ns(opt.drain));
@@ -1171,6 +1186,28 @@ int main(int argc, char** argv) {
   cpu_rows(opt.pid, before.server, after.server, "server", "server");
   cpu_rows(opt.pid2, before.server2, after.server2, "server2", "second server (--pid2)");
   cpu_rows(opt.redis_pid, before.redis, after.redis, "redis", "Redis");
+  if (syscalls) {
+    row("server_syscalls_source", "server system calls counted by",
+        std::string(syscalls->source()));
+    if (syscalls_before && syscalls_after && msgs_in_snapshot > 0) {
+      auto per_msg = [&](double b, double a) { return fmt((a - b) / msgs_in_snapshot, 3); };
+      row("server_syscalls_per_msg", "server system calls per message",
+          per_msg(syscalls_before->total, syscalls_after->total));
+      double named_before = 0, named_after = 0;
+      for (auto& [name, a] : syscalls_after->by_name) {
+        const auto b = syscalls_before->by_name.at(name);
+        named_before += b;
+        named_after += a;
+        row("server_sys_" + name + "_per_msg", "  " + name + " per message", per_msg(b, a));
+      }
+      if (!syscalls_after->by_name.empty())
+        row("server_sys_other_per_msg", "  other system calls per message",
+            per_msg(static_cast<double>(syscalls_before->total) - named_before,
+                    static_cast<double>(syscalls_after->total) - named_after));
+    } else {
+      row("server_syscalls_per_msg", "server system calls per message", "unreadable");
+    }
+  }
   if (msgs_in_snapshot > 0) {
     double cpu = after.self - before.self;
     row("client_cpu_us_per_msg", "client CPU per message (us)",

@@ -2,7 +2,8 @@
 // reading, and wire_client against a Beast server on a loopback socket (the
 // upgrade, the welcome, the three lengths of a frame, a ping, masking, the
 // close exchange, a refused upgrade), the address syntax of --url and
-// --receiver-url, and the /proc reading behind --pid, --pid2 and --redis-pid.
+// --receiver-url, the /proc reading behind --pid, --pid2 and --redis-pid, and
+// the system call counts behind --syscalls.
 // Every socket test runs under a deadline.
 #define BOOST_TEST_MODULE bench_client
 #include <boost/asio.hpp>
@@ -15,10 +16,12 @@
 #include <string>
 #include <vector>
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "frames.hpp"
 #include "process_stats.hpp"
+#include "syscall_count.hpp"
 #include "wire_client.hpp"
 
 namespace asio = boost::asio;
@@ -295,4 +298,44 @@ BOOST_AUTO_TEST_CASE(cpu_time_from_proc_matches_rusage) {
   BOOST_TEST(*from_proc <= own + 0.011);
   BOOST_TEST(*from_proc >= own - 0.03);
   BOOST_TEST(!bench::process_cpu_seconds(0).has_value());  // no /proc/0
+}
+
+// --syscalls: the counter sees this process's own calls, one by one where
+// the tracepoints can be opened (root), else the read/write family through
+// /proc/PID/io; sendto on a socket pair is counted by name.
+BOOST_AUTO_TEST_CASE(syscall_counter_counts_this_process) {
+  int fds[2];
+  BOOST_REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) == 0);
+  bench::syscall_counter counter(static_cast<long>(getpid()));
+  const auto before = counter.read();
+  const char byte = 'x';
+  char in[2];
+  int reads = 0;
+  for (int i = 0; i < 200; ++i) {
+    BOOST_REQUIRE(::sendto(fds[0], &byte, 1, 0, nullptr, 0) == 1);
+    BOOST_REQUIRE(::write(fds[0], &byte, 1) == 1);
+    for (std::size_t got = 0; got < sizeof in; ++reads) {
+      const auto n = ::read(fds[1], in + got, sizeof in - got);
+      BOOST_REQUIRE(n > 0);
+      got += static_cast<std::size_t>(n);
+    }
+  }
+  const auto after = counter.read();
+  ::close(fds[0]);
+  ::close(fds[1]);
+  BOOST_TEST_MESSAGE("syscall counter source: " << counter.source());
+  if (counter.source() == "none") return;  // neither tracepoints nor /proc/PID/io here
+  BOOST_REQUIRE(before.has_value());
+  BOOST_REQUIRE(after.has_value());
+  if (counter.source() == "tracepoints") {
+    BOOST_TEST(after->total - before->total >= 600u);
+    BOOST_TEST(after->by_name.at("sendto") - before->by_name.at("sendto") == 200u);
+    BOOST_TEST(after->by_name.at("write") - before->by_name.at("write") >= 200u);
+    // Its own reads of the counters count too.
+    BOOST_TEST(after->by_name.at("read") - before->by_name.at("read") >=
+               static_cast<std::uint64_t>(reads));
+  } else {
+    BOOST_TEST(counter.source() == "proc_io");
+    BOOST_TEST(after->total - before->total >= 400u);  // read and write; not sendto
+  }
 }

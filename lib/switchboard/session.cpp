@@ -480,7 +480,10 @@ struct exact_allocator {
 
 // Parks the reader: waits for readability with a plain handler, without a
 // buffer and without a coroutine. The handler owns the session while it
-// is idle.
+// is idle. (Asio re-arms the socket in epoll when the wait starts, so data
+// already there is reported; with SWITCHBOARD_READABLE_WAIT, readable_wait.hpp's
+// wait instead checks what epoll reported since the last wait, without
+// re-arming.)
 void park_reader(state_ptr self) {
   auto& st = *self;
   st.frames.release_while_waiting();

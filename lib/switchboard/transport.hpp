@@ -39,6 +39,7 @@
 
 #include "switchboard/memory_link.hpp"
 #include "switchboard/net.hpp"
+#include "switchboard/readable_wait.hpp"
 
 namespace switchboard {
 
@@ -91,7 +92,8 @@ class transport {
   // Clear text only: reads what the socket has now, without waiting
   // (would_block when nothing), and waits until the socket is readable
   // without holding a buffer. Together they let an idle session wait with
-  // no read buffer; see session.cpp.
+  // no read buffer; see session.cpp. The wait costs no system call of its
+  // own (readable_wait.hpp).
   std::size_t read_some_now(asio::mutable_buffer buffer, boost::system::error_code& ec) {
     if (mem_) return mem_->read(buffer.data(), buffer.size(), ec);
     if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
@@ -104,7 +106,7 @@ class transport {
           if (mem_)
             mem_->wait_readable(std::move(handler));
           else
-            socket_.async_wait(socket_type::wait_read, std::move(handler));
+            wait_until_readable(socket_, std::move(handler));
         },
         token);
   }
