@@ -90,8 +90,8 @@ BOOST_AUTO_TEST_CASE(status_entries_round_trip) {
   }
   // A length that does not match, anything after the point, or a group
   // prefix (a STATUS is never a group copy).
-  for (const char* bad : {"7 1 42 d3:1234", "7 1 42 d4:1234x", "7 1 42 d0:", "7 1 42 d2:-1",
-                          "7 1 42 g3.4.d4:1234"})
+  for (const char* bad :
+       {"7 1 42 d3:1234", "7 1 42 d4:1234x", "7 1 42 d0:", "7 1 42 d2:-1", "7 1 42 g3.4.d4:1234"})
     BOOST_TEST(!codec::decode_entry(bad, 9).has_value(), bad);
 }
 
