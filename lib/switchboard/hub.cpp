@@ -40,6 +40,18 @@ std::size_t shard_of(store::user_id user, std::size_t count) {
 // ---- hub: routes each event to its user's shard ----
 
 namespace {
+// A committed batch split by the receivers' shards, each part in commit
+// order: one event per shard instead of one per message.
+std::vector<std::vector<store::stored_message>> split_by_shard(
+    std::vector<store::stored_message>& messages, std::size_t shards) {
+  std::vector<std::vector<store::stored_message>> parts(shards);
+  for (auto& part : parts)
+    part.reserve(messages.size() / shards + messages.size() / 8 + 1);
+  for (auto& m : messages)
+    parts[shard_of(m.receiver, shards)].push_back(std::move(m));
+  return parts;
+}
+
 std::vector<asio::any_io_executor> one(asio::any_io_executor executor) {
   std::vector<asio::any_io_executor> executors;
   executors.push_back(std::move(executor));
@@ -89,13 +101,7 @@ asio::awaitable<void> hub::send(hub_message message) {
     co_return;
   }
   if (auto* c = std::get_if<hub_event::committed>(&message)) {
-    // One event per shard, each with its receivers' messages in the order
-    // they were committed.
-    std::vector<std::vector<store::stored_message>> parts(shards_.size());
-    for (auto& part : parts)
-      part.reserve(c->messages.size() / shards_.size() + c->messages.size() / 8 + 1);
-    for (auto& m : c->messages)
-      parts[shard_of(m.receiver, shards_.size())].push_back(std::move(m));
+    auto parts = split_by_shard(c->messages, shards_.size());
     for (std::size_t i = 0; i < parts.size(); ++i) {
       if (parts[i].empty()) continue;
       hub_message part = hub_event::committed{std::move(parts[i])};
@@ -130,9 +136,7 @@ asio::awaitable<void> hub::send(hub_message message) {
 bool hub::post(hub_message message) {
   if (shards_.size() == 1) return post_to(0, std::move(message));
   if (auto* c = std::get_if<hub_event::committed>(&message)) {
-    std::vector<std::vector<store::stored_message>> parts(shards_.size());
-    for (auto& m : c->messages)
-      parts[shard_of(m.receiver, shards_.size())].push_back(std::move(m));
+    auto parts = split_by_shard(c->messages, shards_.size());
     bool all = true;
     for (std::size_t i = 0; i < parts.size(); ++i)
       if (!parts[i].empty()) all = post_to(i, hub_event::committed{std::move(parts[i])}) && all;
