@@ -3,6 +3,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -10,8 +11,10 @@
 
 namespace bench {
 
-std::optional<double> process_cpu_seconds(long pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+namespace {
+// utime + stime from one stat file of /proc (a process's or a thread's).
+std::optional<double> stat_cpu_seconds(const std::filesystem::path& stat) {
+  std::ifstream in(stat);
   std::string line;
   if (!std::getline(in, line)) return std::nullopt;
   // The command (field 2) may hold spaces and parentheses: skip to its end.
@@ -26,6 +29,38 @@ std::optional<double> process_cpu_seconds(long pid) {
     if (i == 15) stime = std::stoull(f);
   }
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+}  // namespace
+
+std::optional<double> process_cpu_seconds(long pid) {
+  return stat_cpu_seconds("/proc/" + std::to_string(pid) + "/stat");
+}
+
+std::map<long, double> thread_cpu_seconds(long pid) {
+  const std::string dir = pid ? "/proc/" + std::to_string(pid) + "/task" : "/proc/self/task";
+  std::map<long, double> threads;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(dir, ec);
+  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    // A thread that ended meanwhile has no file any more: left out.
+    if (auto cpu = stat_cpu_seconds(it->path() / "stat"))
+      threads[std::stol(it->path().filename().string())] = *cpu;
+  }
+  return threads;
+}
+
+std::optional<double> busiest_share(const std::map<long, double>& before,
+                                    const std::map<long, double>& after) {
+  double total = 0, busiest = 0;
+  for (const auto& [tid, a] : after) {
+    const auto b = before.find(tid);
+    if (b == before.end()) continue;
+    const double used = a - b->second;
+    total += used;
+    busiest = std::max(busiest, used);
+  }
+  if (total <= 0) return std::nullopt;
+  return busiest / total;
 }
 
 double self_cpu_seconds() {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 
 namespace bench {
@@ -10,6 +11,17 @@ namespace bench {
 // utime + stime of every thread of process `pid`, in seconds (/proc/PID/stat);
 // nullopt when it cannot be read.
 std::optional<double> process_cpu_seconds(long pid);
+
+// utime + stime of each thread of process `pid` (0: this process), in
+// seconds, keyed by thread id (/proc/PID/task/*/stat); empty when none can
+// be read. Issue 14 goal 4 compares the busiest thread's share of the
+// process's CPU over a measurement (busiest_share).
+std::map<long, double> thread_cpu_seconds(long pid);
+
+// The largest share (0..1) of the CPU time the threads present in both
+// `before` and `after` used between them; nullopt if they used none.
+std::optional<double> busiest_share(const std::map<long, double>& before,
+                                    const std::map<long, double>& after);
 
 // The CPU time of this process, user and system, in seconds.
 double self_cpu_seconds();

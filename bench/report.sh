@@ -402,6 +402,7 @@ if ran tput; then
   key_row "  client CPU % of one core" tput client_cpu_pct
   key_row "  server waiting for a CPU, %" tput server_wait_pct
   key_row "  client waiting for a CPU, %" tput client_wait_pct
+  key_row "  server's busiest thread, % of its CPU" tput server_busiest_thread_pct
   key_row "  delivery p50 (ms)" tput delivery_p50_us "" ms
   syscall_rows tput
   vals=()
@@ -500,6 +501,24 @@ if has mem1 && ran ord; then
       "$(calc ratio "$(get mem1 ord server_cpu_us_per_msg)" "$(get mem1b ord server_cpu_us_per_msg)")"
     ran tput && printf "%-56s %10s\n" "  (saturated: server CPU us/msg / SERVER2's, not above noise)" \
       "$(calc ratio "$(get mem1 tput server_cpu_us_per_msg)" "$(get mem1b tput server_cpu_us_per_msg)")"
+  fi
+fi
+# Goals 2 to 4 of issue 14: idle sessions on both stores, the default
+# store at saturation, and the load shared by the threads.
+if { has mem1 || has sql1 || has mem2; } && { ran idle || ran tput; }; then
+  echo
+  echo "goals 2 to 4 of issue 14"
+  if ran idle && [[ $IDLE -gt 0 ]]; then
+    has mem1 && goal "KiB per idle session, memory store" \
+      "$(calc kib "$(get mem1 idle bytes_per_idle_session)")" "<=" 3
+    has sql1 && goal "KiB per idle session, sqlite store" \
+      "$(calc kib "$(get sql1 idle bytes_per_idle_session)")" "<=" 3
+  fi
+  if ran tput; then
+    has sql1 && goal "sqlite: server CPU us/msg at saturation, 1 thread" \
+      "$(get sql1 tput server_cpu_us_per_msg)" "<=" 4
+    has mem2 && goal "--threads 2: busiest thread, % of the server's CPU" \
+      "$(get mem2 tput server_busiest_thread_pct)" "<=" 55
   fi
 fi
 bad=0

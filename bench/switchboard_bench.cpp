@@ -885,6 +885,7 @@ void pair_client::on_delivery(const frame_view& frame, std::int64_t now) {
 // CPU time and time waiting for a CPU of one other process (a server, Redis).
 struct process_snapshot {
   std::optional<double> cpu, wait;
+  std::map<long, double> threads;  // CPU time by thread id
 };
 
 process_snapshot snapshot_of(long pid) {
@@ -892,6 +893,7 @@ process_snapshot snapshot_of(long pid) {
   if (pid) {
     s.cpu = bench::process_cpu_seconds(pid);
     s.wait = bench::process_wait_seconds(pid);
+    s.threads = bench::thread_cpu_seconds(pid);
   }
   return s;
 }
@@ -1184,6 +1186,10 @@ int main(int argc, char** argv) {
     }
   };
   cpu_rows(opt.pid, before.server, after.server, "server", "server");
+  // Issue 14 goal 4: how evenly the server's threads share its work.
+  if (const auto share = bench::busiest_share(before.server.threads, after.server.threads))
+    row("server_busiest_thread_pct", "server's busiest thread (% of the server's CPU)",
+        fmt(*share * 100, 1));
   cpu_rows(opt.pid2, before.server2, after.server2, "server2", "second server (--pid2)");
   cpu_rows(opt.redis_pid, before.redis, after.redis, "redis", "Redis");
   if (syscalls) {

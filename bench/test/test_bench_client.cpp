@@ -6,6 +6,7 @@
 // the system call counts behind --syscalls.
 // Every socket test runs under a deadline.
 #define BOOST_TEST_MODULE bench_client
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sys/socket.h>
@@ -298,6 +300,37 @@ BOOST_AUTO_TEST_CASE(cpu_time_from_proc_matches_rusage) {
   BOOST_TEST(*from_proc <= own + 0.011);
   BOOST_TEST(*from_proc >= own - 0.03);
   BOOST_TEST(!bench::process_cpu_seconds(0).has_value());  // no /proc/0
+}
+
+// Issue 14 goal 4's figure: the busiest thread's share of a process's CPU,
+// over the threads present before and after.
+BOOST_AUTO_TEST_CASE(busiest_share_of_threads) {
+  BOOST_TEST(*bench::busiest_share({{1, 10.0}, {2, 5.0}}, {{1, 13.0}, {2, 6.0}}) == 0.75);
+  // A thread that started (or ended) within the window is left out.
+  BOOST_TEST(*bench::busiest_share({{1, 10.0}}, {{1, 11.0}, {3, 50.0}}) == 1.0);
+  BOOST_TEST(!bench::busiest_share({{1, 1.0}}, {{1, 1.0}}).has_value());
+
+  // Read from /proc: a thread that spins while this one sleeps does almost
+  // all of this process's work.
+  std::atomic<bool> stop_spinning{false}, spun{false};
+  std::thread spinner([&] {
+    const double start = bench::self_cpu_seconds();
+    while (bench::self_cpu_seconds() - start < 0.3) {
+    }
+    spun = true;
+    while (!stop_spinning)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  const auto before = bench::thread_cpu_seconds(0);
+  BOOST_TEST(before.size() >= 2u);
+  while (!spun)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const auto after = bench::thread_cpu_seconds(static_cast<long>(getpid()));
+  stop_spinning = true;
+  spinner.join();
+  const auto share = bench::busiest_share(before, after);
+  BOOST_REQUIRE(share.has_value());
+  BOOST_TEST(*share > 0.8);
 }
 
 // --syscalls: the counter sees this process's own calls, one by one where
