@@ -34,21 +34,13 @@
 # Needs redis-server and redis-cli (Debian's redis-server package) and curl.
 set -euo pipefail
 
-if [[ $# -ne 2 ]]; then
-  echo "usage: $0 SWITCHBOARD_BINARY BENCH_BINARY" >&2
-  exit 2
-fi
-server_bin=$1
-bench_bin=$2
-for b in "$server_bin" "$bench_bin"; do
-  [[ -x $b ]] || { echo "$0: $b is not an executable" >&2; exit 2; }
-done
-for c in redis-server redis-cli curl; do
-  command -v "$c" >/dev/null 2>&1 || { echo "$0: needs $c" >&2; exit 2; }
-done
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$here/lib.sh"
+bench_binaries "$0" "$@"
+for c in redis-server redis-cli curl; do
+  command -v "$c" >/dev/null 2>&1 || { echo "$0: needs $c" >&2; exit 2; }
+done
 
 PAIRS=${PAIRS:-50}
 WINDOW=${WINDOW:-128}
@@ -317,61 +309,11 @@ done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------------------
-# The table (the same helpers as report.sh).
-
-# get COL PHASE KEY [max]: the median over the runs of PHASE (the largest
-# with "max"); the first run's value if not all are numbers; "-" if none.
-get() {
-  local f v vals=()
-  for f in "$tmp/$1.$2".*.kv; do
-    [[ -f $f ]] || continue
-    v=$(sed -n "s/^$3=//p" "$f" | tail -1)
-    [[ -n $v ]] && vals+=("$v")
-  done
-  if [[ ${#vals[@]} -eq 0 ]]; then
-    echo -
-    return
-  fi
-  if printf "%s\n" "${vals[@]}" | grep -qvE '^-?[0-9]+(\.[0-9]+)?$'; then
-    echo "${vals[0]}"
-    return
-  fi
-  printf "%s\n" "${vals[@]}" | sort -g | awk -v how="${4:-median}" '
-    { v[NR] = $0 }
-    END {
-      if (how == "max") print v[NR]
-      else if (NR % 2) print v[(NR + 1) / 2]
-      else print (v[NR / 2] + v[NR / 2 + 1]) / 2
-    }'
-}
-
-# calc EXPR A B...: awk arithmetic; "-" if any is missing.
-calc() {
-  local expr=$1
-  shift
-  awk -v e="$expr" -v args="$*" 'BEGIN {
-    n = split(args, a, " ")
-    for (i = 1; i <= n; i++) if (a[i] == "-" || a[i] == "" || a[i] == "unreadable") { print "-"; exit }
-    if (e == "ratio") { if (a[2] + 0 == 0) print "-"; else printf "%.2f\n", a[1] / a[2]; exit }
-    if (e == "ms")    { printf "%.2f\n", a[1] / 1000; exit }
-    if (e == "int")   { printf "%.0f\n", a[1]; exit }
-    if (e == "sum")   { s = 0; for (i = 1; i <= n; i++) s += a[i]; printf "%.2f\n", s; exit }
-    if (e == "f2")    { printf "%.2f\n", a[1]; exit }
-    if (e == "f3")    { printf "%.3f\n", a[1]; exit }
-  }'
-}
+# The table (get, calc, row, goal...: lib.sh).
 
 width=14
-row() {  # LABEL VALUE...
-  local label=$1
-  shift
-  printf "%-46s" "$label"
-  local v
-  for v in "$@"; do printf " %${width}s" "$v"; done
-  printf "\n"
-}
+label_width=46
 
-has() { local c; for c in "${cols[@]}"; do [[ $c == "$1" ]] && return 0; done; return 1; }
 ratio_cols=()
 if has cluster; then
   has memory && ratio_cols+=(memory)
@@ -420,12 +362,6 @@ cluster_row() {  # LABEL PHASE KEY [UNIT]
   done
   for c in "${ratio_cols[@]}"; do vals+=(""); done
   row "$1" "${vals[@]}"
-}
-
-checks_cell() {  # COL PHASE: lost/dup/reordered/misrouted, or the failure
-  local c=$1 p=$2
-  if [[ $(get "$c" "$p" server_start) == failed ]]; then echo "no server"; return; fi
-  echo "$(get "$c" "$p" lost max)/$(get "$c" "$p" duplicated max)/$(get "$c" "$p" reordered max)/$(get "$c" "$p" misrouted max)"
 }
 
 # cell_of COL PHASE KEY...: the values of KEYs in one cell, "a/b/c"; for a
@@ -540,18 +476,6 @@ done
 
 # ---------------------------------------------------------------------------
 # Against the goals of the cluster issue.
-
-goal() {  # WHAT MEASURED OP TARGET [NOTE]
-  local what=$1 measured=$2 op=$3 target=$4 note=${5:-} met
-  if [[ $measured == - ]]; then
-    met="not measured"
-  else
-    met=$(awk -v m="$measured" -v t="$target" -v op="$op" 'BEGIN {
-      ok = (op == "<=") ? (m + 0 <= t + 0) : (m + 0 >= t + 0); print ok ? "met" : "NOT met" }')
-  fi
-  [[ -n $note ]] && met="$met ($note)"
-  printf "%-56s %10s %3s %-6s %s\n" "$what" "$measured" "$op" "$target" "$met"
-}
 
 if has cluster; then
   echo

@@ -38,18 +38,10 @@
 # Needs redis-server and redis-cli for the redis store.
 set -euo pipefail
 
-if [[ $# -ne 2 ]]; then
-  echo "usage: $0 SWITCHBOARD_BINARY BENCH_BINARY" >&2
-  exit 2
-fi
-server_bin=$1
-bench_bin=$2
-for b in "$server_bin" "$bench_bin"; do
-  [[ -x $b ]] || { echo "$0: $b is not an executable" >&2; exit 2; }
-done
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$here/lib.sh"
+bench_binaries "$0" "$@"
 
 SIZES=${SIZES:-10 100 1000}
 STORES=${STORES:-memory sqlite redis}

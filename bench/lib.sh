@@ -1,10 +1,27 @@
 # shellcheck shell=bash
-# Shell functions shared by compare.sh, report.sh and cluster.sh (sourced, not run).
+# Shell functions shared by compare.sh, report.sh, cluster.sh and groups.sh
+# (sourced, not run).
 # The caller sets `tmp` (a directory for logs) and calls bench_cleanup from
 # its EXIT trap: every process started here is then gone, whatever happened.
 # Results go back in globals (server_pid, server_addr, server_status,
 # run_status), read by the caller.
 # shellcheck disable=SC2034,SC2154
+
+# bench_binaries SCRIPT ARGS...: the usage of a script that takes exactly
+# SWITCHBOARD_BINARY BENCH_BINARY; sets server_bin and bench_bin, or exits 2.
+bench_binaries() {
+  local script=$1 b
+  shift
+  if [[ $# -ne 2 ]]; then
+    echo "usage: $script SWITCHBOARD_BINARY BENCH_BINARY" >&2
+    exit 2
+  fi
+  server_bin=$1
+  bench_bin=$2
+  for b in "$server_bin" "$bench_bin"; do
+    [[ -x $b ]] || { echo "$script: $b is not an executable" >&2; exit 2; }
+  done
+}
 
 _bench_pids=()  # every server and bench process started, for bench_cleanup
 
@@ -185,4 +202,85 @@ stop_redis() {
   kill -KILL "$redis_pid" 2>/dev/null || true
   wait "$redis_pid" 2>/dev/null || true
   _forget "$redis_pid"
+}
+
+# ---------------------------------------------------------------------------
+# The table, for report.sh and cluster.sh: each run wrote its key=value
+# results to $tmp/COL.PHASE.REP.kv; the caller sets `cols` (its columns),
+# `width` (of a value) and may set `label_width` (of a row's label).
+
+# has COL: COL is one of the columns run.
+has() { local c; for c in "${cols[@]}"; do [[ $c == "$1" ]] && return 0; done; return 1; }
+
+# get COL PHASE KEY [max]: the value over the runs of PHASE: the median of
+# numbers (the largest with "max"), else the first run's value; "-" if none.
+get() {
+  local f v vals=()
+  for f in "$tmp/$1.$2".*.kv; do
+    [[ -f $f ]] || continue
+    v=$(sed -n "s/^$3=//p" "$f" | tail -1)
+    [[ -n $v ]] && vals+=("$v")
+  done
+  if [[ ${#vals[@]} -eq 0 ]]; then
+    echo -
+    return
+  fi
+  if printf "%s\n" "${vals[@]}" | grep -qvE '^-?[0-9]+(\.[0-9]+)?$'; then
+    echo "${vals[0]}"  # not all numbers: the first run's
+    return
+  fi
+  printf "%s\n" "${vals[@]}" | sort -g | awk -v how="${4:-median}" '
+    { v[NR] = $0 }
+    END {
+      if (how == "max") print v[NR]
+      else if (NR % 2) print v[(NR + 1) / 2]
+      else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+    }'
+}
+
+# calc EXPR A B...: awk arithmetic on numbers; "-" if any is missing.
+calc() {
+  local expr=$1
+  shift
+  awk -v e="$expr" -v args="$*" 'BEGIN {
+    n = split(args, a, " ")
+    for (i = 1; i <= n; i++) if (a[i] == "-" || a[i] == "" || a[i] == "unreadable") { print "-"; exit }
+    if (e == "ratio") { if (a[2] + 0 == 0) print "-"; else printf "%.2f\n", a[1] / a[2]; exit }
+    if (e == "kib")   { printf "%.2f\n", a[1] / 1024; exit }
+    if (e == "ms")    { printf "%.2f\n", a[1] / 1000; exit }
+    if (e == "int")   { printf "%.0f\n", a[1]; exit }
+    if (e == "sum")   { s = 0; for (i = 1; i <= n; i++) s += a[i]; printf "%.2f\n", s; exit }
+    if (e == "f2")    { printf "%.2f\n", a[1]; exit }
+    if (e == "f3")    { printf "%.3f\n", a[1]; exit }
+  }'
+}
+
+# row LABEL VALUE...: one line of the table.
+row() {
+  local label=$1 v
+  shift
+  printf "%-${label_width:-40}s" "$label"
+  for v in "$@"; do printf " %${width}s" "$v"; done
+  printf "\n"
+}
+
+# checks_cell COL PHASE: lost/dup/reordered/misrouted, or the failure.
+checks_cell() {
+  local c=$1 p=$2
+  if [[ $(get "$c" "$p" server_start) == failed ]]; then echo "no server"; return; fi
+  echo "$(get "$c" "$p" lost max)/$(get "$c" "$p" duplicated max)/$(get "$c" "$p" reordered max)/$(get "$c" "$p" misrouted max)"
+}
+
+# goal WHAT MEASURED OP TARGET [NOTE]: one line under the table, with
+# "met" or "NOT met".
+goal() {
+  local what=$1 measured=$2 op=$3 target=$4 note=${5:-} met
+  if [[ $measured == - ]]; then
+    met="not measured"
+  else
+    met=$(awk -v m="$measured" -v t="$target" -v op="$op" 'BEGIN {
+      ok = (op == "<=") ? (m + 0 <= t + 0) : (m + 0 >= t + 0); print ok ? "met" : "NOT met" }')
+  fi
+  [[ -n $note ]] && met="$met ($note)"
+  printf "%-56s %10s %3s %-6s %s\n" "$what" "$measured" "$op" "$target" "$met"
 }

@@ -246,59 +246,9 @@ done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------------------
-# The table.
-
-# get COL PHASE KEY [max]: the value over the runs of PHASE: the median of
-# numbers (the largest with "max"), else the first run's value; "-" if none.
-get() {
-  local f v vals=()
-  for f in "$tmp/$1.$2".*.kv; do
-    [[ -f $f ]] || continue
-    v=$(sed -n "s/^$3=//p" "$f" | tail -1)
-    [[ -n $v ]] && vals+=("$v")
-  done
-  if [[ ${#vals[@]} -eq 0 ]]; then
-    echo -
-    return
-  fi
-  if printf "%s\n" "${vals[@]}" | grep -qvE '^-?[0-9]+(\.[0-9]+)?$'; then
-    echo "${vals[0]}"  # not all numbers: the first run's
-    return
-  fi
-  printf "%s\n" "${vals[@]}" | sort -g | awk -v how="${4:-median}" '
-    { v[NR] = $0 }
-    END {
-      if (how == "max") print v[NR]
-      else if (NR % 2) print v[(NR + 1) / 2]
-      else print (v[NR / 2] + v[NR / 2 + 1]) / 2
-    }'
-}
-
-# calc EXPR A B...: awk arithmetic on numbers; "-" if any is missing or zero
-# where it divides.
-calc() {
-  local expr=$1
-  shift
-  awk -v e="$expr" -v args="$*" 'BEGIN {
-    n = split(args, a, " ")
-    for (i = 1; i <= n; i++) if (a[i] == "-" || a[i] == "" || a[i] == "unreadable") { print "-"; exit }
-    if (e == "ratio")  { if (a[2] + 0 == 0) print "-"; else printf "%.2f\n", a[1] / a[2]; exit }
-    if (e == "kib")    { printf "%.2f\n", a[1] / 1024; exit }
-    if (e == "ms")     { printf "%.2f\n", a[1] / 1000; exit }
-    if (e == "int")    { printf "%.0f\n", a[1]; exit }
-    if (e == "sum")    { s = 0; for (i = 1; i <= n; i++) s += a[i]; print s; exit }
-  }'
-}
+# The table (get, calc, row, goal...: lib.sh).
 
 width=12
-row() {  # LABEL VALUE...
-  local label=$1
-  shift
-  printf "%-40s" "$label"
-  local v
-  for v in "$@"; do printf " %${width}s" "$v"; done
-  printf "\n"
-}
 
 # A row of one key per column, shown through calc UNIT ("" as is, ms, kib,
 # int), plus the ratio of the first column to the baseline when RATIO is "ratio".
@@ -364,15 +314,6 @@ rate_rows() {  # PHASE RATE
   row "  lost/dup/reordered/misrouted" "${vals[@]}"
 }
 
-checks_cell() {  # COL PHASE: lost/dup/reordered/misrouted, or the failure
-  local c=$1 p=$2
-  if [[ $(get "$c" "$p" server_start) == failed ]]; then echo "no server"; return; fi
-  local l d r m
-  l=$(get "$c" "$p" lost max) d=$(get "$c" "$p" duplicated max)
-  r=$(get "$c" "$p" reordered max) m=$(get "$c" "$p" misrouted max)
-  echo "$l/$d/$r/$m"
-}
-
 has_base=
 for c in "${cols[@]}"; do [[ $c == base ]] && has_base=1; done
 first=${cols[0]}
@@ -424,18 +365,6 @@ fi
 # ---------------------------------------------------------------------------
 # Against the goals of issue 5 (memory store).
 
-goal() {  # WHAT MEASURED OP TARGET [NOTE]
-  local what=$1 measured=$2 op=$3 target=$4 note=${5:-} met
-  if [[ $measured == - ]]; then
-    met="not measured"
-  else
-    met=$(awk -v m="$measured" -v t="$target" -v op="$op" 'BEGIN {
-      ok = (op == "<=") ? (m + 0 <= t + 0) : (m + 0 >= t + 0); print ok ? "met" : "NOT met" }')
-  fi
-  [[ -n $note ]] && met="$met ($note)"
-  printf "%-56s %10s %3s %-6s %s\n" "$what" "$measured" "$op" "$target" "$met"
-}
-
 # rate_note COL [PHASE]: why the fixed-rate PHASE (rate, the default, or
 # ord) of COL did not run at its rate, or nothing.
 rate_note() {
@@ -455,7 +384,6 @@ rate_note() {
 
 echo
 echo "goals of issue 5 (memory store)"
-has() { local c; for c in "${cols[@]}"; do [[ $c == "$1" ]] && return 0; done; return 1; }
 if has mem1 && ran tput; then
   goal "server CPU us/msg, 1 thread" "$(get mem1 tput server_cpu_us_per_msg)" "<=" 2.0
   [[ -n $has_base ]] && goal "  / baseline's" \
