@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "content.hpp"
 #include "frames.hpp"
 #include "histogram.hpp"
 #include "process_stats.hpp"
@@ -125,10 +126,7 @@ struct counts {
 class group_client {
  public:
   explicit group_client(const group_options& o) : o_(o) {
-    std::random_device rd;
-    char b[16];
-    std::snprintf(b, sizeof b, "%08x", static_cast<unsigned>(rd()));
-    nonce_ = b;
+    nonce_ = new_nonce();
     group_str_ = std::to_string(o_.group);
     for (std::uint64_t i = 0; i < o_.members; ++i) {
       members_.push_back(std::make_unique<member>(ioc_, o_.base_id + i));
@@ -226,21 +224,9 @@ class group_client {
     f += R"({"type":1,"group":)";
     f += group_str_;
     f += R"(,"content":")";
-    std::size_t start = f.size();
-    f += nonce_;
-    f += '.';
-    char num[24];
-    auto put = [&](std::uint64_t v) {
-      auto r = std::to_chars(num, num + sizeof num, v);
-      f.append(num, r.ptr);
-      f += '.';
-    };
-    put(s);
-    put(k);
-    put(static_cast<std::uint64_t>(t));
-    std::size_t used = f.size() - start;
-    if (used < o_.size) f.append(o_.size - used, 'x');
+    bench::append_content(f, nonce_, s, k, static_cast<std::uint64_t>(t), o_.size);
     f += R"(","id":)";
+    char num[24];
     auto r = std::to_chars(num, num + sizeof num, k);
     f.append(num, r.ptr);
     f += '}';
@@ -354,22 +340,18 @@ class group_client {
       ++c.corrupted;
       return;
     }
-    std::string_view rest = *content_field;
-    if (!rest.starts_with(nonce_) || rest.size() <= nonce_.size() || rest[nonce_.size()] != '.') {
-      ++c.stale;
-      return;
-    }
-    rest.remove_prefix(nonce_.size() + 1);
-    std::uint64_t fields[3];
-    for (auto& x : fields) {
-      auto [p, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), x);
-      if (ec != std::errc() || p == rest.data() + rest.size() || *p != '.') {
+    content_marks marks;
+    switch (read_content(*content_field, nonce_, marks)) {
+      case content_read::stale:
+        ++c.stale;
+        return;
+      case content_read::corrupted:
         ++c.corrupted;
         return;
-      }
-      rest.remove_prefix(static_cast<std::size_t>(p - rest.data()) + 1);
+      case content_read::ok:
+        break;
     }
-    const std::uint64_t s = fields[0], k = fields[1];
+    const std::uint64_t s = marks.a, k = marks.k;
     if (s >= o_.senders || f.u64(frame_view::sender) != o_.base_id + s ||
         f.u64(frame_view::receiver) != m.id || f.u64(frame_view::group) != o_.group ||
         m.id == o_.base_id + s) {
@@ -407,7 +389,7 @@ class group_client {
     bool in_window = now >= t0_ns_ && now < t1_ns_;
     if (in_window) {
       ++c.copies_in_window;
-      c.delivery.add(now - static_cast<std::int64_t>(fields[2]));
+      c.delivery.add(now - static_cast<std::int64_t>(marks.send_ns));
     }
     if (st.remaining[k & mask] > 0 && --st.remaining[k & mask] == 0) {
       if (in_window) ++c.completed_in_window;

@@ -96,6 +96,7 @@
 #include <thread>
 #include <vector>
 
+#include "content.hpp"
 #include "frames.hpp"
 #include "group_load.hpp"
 #include "histogram.hpp"
@@ -559,23 +560,12 @@ void pair_client::build_frame(std::uint64_t k, std::int64_t send_ns) {
   frame_ += R"("receiver":)";
   frame_ += receiver_str_;
   frame_ += R"(,"content":")";
-  std::size_t content_start = frame_.size();
-  char num[24];
-  frame_ += run_.nonce;
-  frame_ += '.';
-  auto put = [&](std::uint64_t v) {
-    auto r = std::to_chars(num, num + sizeof num, v);
-    frame_.append(num, r.ptr);
-    frame_ += '.';
-  };
-  put(index_);
-  put(k);
-  put(static_cast<std::uint64_t>(send_ns));
-  std::size_t used = frame_.size() - content_start;
-  if (used < opt_.size) frame_.append(opt_.size - used, 'x');
+  bench::append_content(frame_, run_.nonce, index_, k, static_cast<std::uint64_t>(send_ns),
+                        opt_.size);
   frame_ += '"';
   if (opt_.receipts) {
     frame_ += R"(,"id":)";
+    char num[24];
     auto r = std::to_chars(num, num + sizeof num, k);
     frame_.append(num, r.ptr);
   }
@@ -821,30 +811,24 @@ void pair_client::on_delivery(const frame_view& frame, std::int64_t now) {
     return;
   }
   std::string_view content = *content_field;
-  // "<nonce>.<pair>.<k>.<send ns>." then 'x' up to --size.
-  std::uint64_t fields[3];
-  std::string_view rest = content;
-  if (!rest.starts_with(run_.nonce) || rest.size() <= run_.nonce.size() ||
-      rest[run_.nonce.size()] != '.') {
-    ++st_.stale;  // another run's, or not ours at all
-    return;
-  }
-  rest.remove_prefix(run_.nonce.size() + 1);
-  for (auto& f : fields) {
-    auto [p, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), f);
-    if (ec != std::errc() || p == rest.data() + rest.size() || *p != '.') {
+  bench::content_marks marks;
+  switch (bench::read_content(content, run_.nonce, marks)) {
+    case bench::content_read::stale:
+      ++st_.stale;  // another run's, or not ours at all
+      return;
+    case bench::content_read::corrupted:
       ++st_.corrupted;
       return;
-    }
-    rest.remove_prefix(static_cast<std::size_t>(p - rest.data()) + 1);
+    case bench::content_read::ok:
+      break;
   }
-  std::size_t header = content.size() - rest.size();
-  std::size_t expected_size = std::max(header, opt_.size);
-  if (content.size() != expected_size || rest.find_first_not_of('x') != std::string_view::npos) {
+  const std::size_t expected_size = std::max(content.size() - marks.padding.size(), opt_.size);
+  if (content.size() != expected_size ||
+      marks.padding.find_first_not_of('x') != std::string_view::npos) {
     ++st_.corrupted;
     return;
   }
-  if (fields[0] != index_ || frame.u64(frame_view::sender) != sender_id_ ||
+  if (marks.a != index_ || frame.u64(frame_view::sender) != sender_id_ ||
       frame.u64(frame_view::receiver) != receiver_id_) {
     ++st_.misrouted;
     return;
@@ -854,7 +838,7 @@ void pair_client::on_delivery(const frame_view& frame, std::int64_t now) {
     if (seq != last_seq_ + 1) ++st_.seq_gaps;
     last_seq_ = seq;
   }
-  std::uint64_t k = fields[1];
+  const std::uint64_t k = marks.k;
   if (k >= sent_) {  // never sent by this pair in this run
     ++st_.corrupted;
     return;
@@ -870,7 +854,7 @@ void pair_client::on_delivery(const frame_view& frame, std::int64_t now) {
   if (opt_.read) post_read();
   if (now >= run_.t0_ns && now < run_.t1_ns) {
     ++st_.delivered_in_window;
-    st_.delivery.add(now - static_cast<std::int64_t>(fields[2]));
+    st_.delivery.add(now - static_cast<std::int64_t>(marks.send_ns));
   }
   if (opt_.frees == options::window_by::delivery ||
       (opt_.frees == options::window_by::both && receipted_.test(k)))
@@ -1007,12 +991,7 @@ int main(int argc, char** argv) {
     g.kv = opt.kv;
     return bench::run_group(g);
   }
-  {
-    std::random_device rd;
-    char b[16];
-    std::snprintf(b, sizeof b, "%08x", static_cast<unsigned>(rd()));
-    run.nonce = b;
-  }
+  run.nonce = bench::new_nonce();
 
   std::vector<std::unique_ptr<worker>> workers;
   for (unsigned t = 0; t < opt.threads; ++t)
