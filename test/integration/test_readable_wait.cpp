@@ -4,10 +4,11 @@
 // for data that came while nothing waited, on the peer's close, and with
 // operation_aborted on close() and on cancellation, as socket.async_wait
 // does; a new socket's first wait may complete at once (prime()). Every
-// wait runs under a deadline.
+// wait runs under a deadline. And the reads the session makes before it
+// waits again (read_reporting_rest) say when a FIN or a reset is left.
 #define BOOST_TEST_MODULE readable_wait
 // The wait without epoll_ctl, whatever the build's SWITCHBOARD_READABLE_WAIT
-// (off by default): this file's instantiations are its own.
+// (on by default): this file's instantiations are its own.
 #ifndef SWITCHBOARD_READABLE_WAIT
 #define SWITCHBOARD_READABLE_WAIT 1
 #endif
