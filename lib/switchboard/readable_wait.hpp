@@ -32,7 +32,7 @@
 // closes at once) left the session open, its descriptor and memory held,
 // until its next ping (191 of 200 clients that sent half a frame and
 // closed; test_abuse's attackers do that all the time, which is what kept
-// its minute of abuse 8 MB up, found 2026-12-01). A reset is not counted by
+// its minute of abuse 8 MiB up, found 2026-12-01). A reset is not counted by
 // TCP_INQ: a reset that came in the same edge as data is found in the
 // events epoll reported with that edge (EPOLLERR | EPOLLHUP, which the
 // reactor keeps in the descriptor's state), and read too (193 of 200 such
@@ -50,7 +50,8 @@
 // This uses Asio's detail layer (the epoll reactor's operations), checked
 // against Boost 1.81 only: with another version, or another reactor
 // (io_uring), it is plain async_wait(wait_read), the former behaviour, and
-// the reader reads as before (a short read ends its turn).
+// the reader reads as before (a short read ends its turn). Where the kernel
+// refuses TCP_INQ (before Linux 4.18), transport.hpp does the same.
 //
 // Built unless -DSWITCHBOARD_READABLE_WAIT=OFF (CMakeLists.txt), which
 // keeps plain async_wait.
