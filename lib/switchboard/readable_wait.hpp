@@ -11,35 +11,50 @@
 // The re-arm is not needed: the descriptor is registered once, edge
 // triggered, for EPOLLIN, and the reactor already knows whether an edge may
 // have been missed (its try_speculative_ flag for reads: set when epoll
-// reports the descriptor, cleared when a read came back short). The
-// operation here is a reactor read operation that reads nothing: started
-// with speculation allowed, it completes at once if the descriptor was
-// reported since the last wait ended (data may be waiting), else it is
-// queued without any system call and completes on the next edge. Its
-// "perform" says done_and_exhausted, as a short read does, so that the next
-// wait, after the reader's own read found the socket empty, queues instead
-// of completing at once again. Errors and hang-ups complete it too (epoll
-// reports them with the read side), as they do async_wait.
+// reports the descriptor). The operation here is a reactor read operation
+// that reads nothing: started with speculation allowed, it completes at
+// once if the descriptor was reported since the last wait ended (data may
+// be waiting), else it is queued without any system call and completes on
+// the next edge. Its "perform" says done_and_exhausted, which clears the
+// flag, so that the next wait queues instead of completing at once again.
+// Errors and hang-ups complete it too (epoll reports them with the read
+// side), as they do async_wait.
+//
+// The contract that makes this correct: before waiting again, the caller
+// has read everything the edge that woke it announced, including the
+// peer's FIN. An edge is reported once; what came with it and was left
+// unread is never reported again (the re-arm of async_wait would have
+// reported it). Reading until a read fails with would_block satisfies it;
+// the session's reader instead stops when the kernel says nothing is left
+// (read_reporting_rest below: TCP_INQ, which counts a pending FIN as one
+// byte left), because a read that stops short of its buffer is not enough:
+// data followed by the peer's close in one edge (a client that sends and
+// closes at once) left the session open, its descriptor and memory held,
+// until its next ping (191 of 200 clients that sent half a frame and
+// closed; test_abuse's attackers do that all the time, which is what kept
+// its minute of abuse 8 MiB up, found 2026-12-01). A reset is not counted by
+// TCP_INQ: a reset that came in the same edge as data is found in the
+// events epoll reported with that edge (EPOLLERR | EPOLLHUP, which the
+// reactor keeps in the descriptor's state), and read too (193 of 200 such
+// clients stayed open without that).
 //
 // "Reported since the last wait" is not "readable": the reader may already
 // have read what that edge announced, and a new socket counts as reported.
 // Completing then would wake the reader for nothing, and a wake-up is not
 // free: the reader prepares its buffer for the frame it is in the middle
 // of (up to --max-message-bytes for a frame whose header announced that
-// much; test_abuse's half-sent 60 KB frames grew the server by 8 MB that
-// way). So when the reactor would complete the wait at once, the operation
-// first asks poll(2) whether there is anything to read, and waits for the
-// next edge if not: one system call, only in that case.
+// much). So when the reactor would complete the wait at once, the
+// operation first asks poll(2) whether there is anything to read, and
+// waits for the next edge if not: one system call, only in that case.
 //
 // This uses Asio's detail layer (the epoll reactor's operations), checked
 // against Boost 1.81 only: with another version, or another reactor
-// (io_uring), it is plain async_wait(wait_read), the former behaviour.
+// (io_uring), it is plain async_wait(wait_read), the former behaviour, and
+// the reader reads as before (a short read ends its turn). Where the kernel
+// refuses TCP_INQ (before Linux 4.18), transport.hpp does the same.
 //
-// Built only with -DSWITCHBOARD_READABLE_WAIT=ON (CMakeLists.txt): with it,
-// test_abuse's memory check (resident within 8 MB of the start after a
-// minute of abuse) failed in 3 of 5 runs (1 of 2 with the poll below); the
-// cause of the higher peak is not found yet (docs/performance.md). Without
-// it, plain async_wait.
+// Built unless -DSWITCHBOARD_READABLE_WAIT=OFF (CMakeLists.txt), which
+// keeps plain async_wait.
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
@@ -49,7 +64,11 @@
     defined(BOOST_ASIO_HAS_EPOLL) && !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT) && \
     !defined(BOOST_ASIO_HAS_IOCP)
 #define SWITCHBOARD_READABLE_WAIT_WITHOUT_REARM 1
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/detail/bind_handler.hpp>
 #include <boost/asio/detail/epoll_reactor.hpp>
@@ -59,6 +78,8 @@
 #include <boost/asio/detail/handler_tracking.hpp>
 #include <boost/asio/detail/handler_work.hpp>
 #include <boost/asio/detail/reactor_op.hpp>
+#include <cerrno>
+#include <cstring>
 #endif
 
 #include "switchboard/net.hpp"
@@ -129,6 +150,25 @@ class readable_op : public ad::reactor_op {
   int fd_;
 };
 
+// Whether epoll reported an error or a hang-up of the socket (a reset) in
+// the last turn that reported it: the events the reactor keeps in its
+// descriptor state (set_ready_events) until that state's perform_io runs,
+// and after. descriptor_state derives privately from scheduler_operation,
+// whose task_result_ holds them: the C-style cast reaches an inaccessible
+// base, and the pointer to member is formed in a derived class, as for
+// socket_access.
+struct operation_access : ad::scheduler_operation {
+  static unsigned int ready_events(ad::epoll_reactor::per_descriptor_data data) {
+    auto* op = (ad::scheduler_operation*)data;  // NOLINT: the base is private
+    return op->*(&operation_access::task_result_);
+  }
+};
+
+inline bool hangup_reported(asio::ip::tcp::socket& socket) {
+  auto data = socket_access::impl(socket).reactor_data_;
+  return data != nullptr && (operation_access::ready_events(data) & (EPOLLERR | EPOLLHUP)) != 0;
+}
+
 // Per-operation cancellation, as async_wait has it.
 class readable_cancellation {
  public:
@@ -153,7 +193,9 @@ class readable_cancellation {
 // or been closed), like socket.async_wait(wait_read, handler), without
 // epoll_ctl per wait where the epoll reactor allows it. A completion may be
 // spurious (a read then finds nothing and the caller waits again), as with
-// async_wait.
+// async_wait. Unlike async_wait, it reports only what came after the last
+// edge: before waiting again the caller must have read until would_block,
+// or until read_reporting_rest said nothing is left (top of this file).
 template <class Handler>
 void wait_until_readable(asio::ip::tcp::socket& socket, Handler&& handler) {
 #if defined(SWITCHBOARD_READABLE_WAIT_WITHOUT_REARM)
@@ -186,5 +228,75 @@ void wait_until_readable(asio::ip::tcp::socket& socket, Handler&& handler) {
   socket.async_wait(asio::ip::tcp::socket::wait_read, std::forward<Handler>(handler));
 #endif
 }
+
+#if defined(SWITCHBOARD_READABLE_WAIT_WITHOUT_REARM)
+// Asks the kernel to say, with every read of `socket`, how much is left to
+// read (TCP_INQ, Linux 4.18): false if it will not, and then the caller
+// must not rely on read_reporting_rest's `left` (nor wait with
+// wait_until_readable unless it reads until would_block).
+inline bool report_what_is_left(asio::ip::tcp::socket& socket) {
+  const int on = 1;
+  return ::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_INQ, &on, sizeof on) == 0;
+}
+
+// One read of what `socket` has now, without waiting (would_block when
+// nothing, eof at the peer's close), on a socket report_what_is_left was
+// granted for. `left`: the kernel still holds bytes, or the peer's FIN,
+// after this read: read again before waiting (see the top of this file).
+// A recvmsg instead of a recvfrom: no system call more.
+inline std::size_t read_reporting_rest(asio::ip::tcp::socket& socket, asio::mutable_buffer buffer,
+                                       boost::system::error_code& ec, bool& left) {
+  left = false;
+  iovec iov{buffer.data(), buffer.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  for (;;) {
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(socket.native_handle(), &msg, MSG_DONTWAIT);
+    if (n > 0) {
+      ec = {};
+      // No hint (not expected once TCP_INQ was granted): a full read says
+      // there may be more, as without it.
+      left = static_cast<std::size_t>(n) == buffer.size();
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == IPPROTO_TCP && c->cmsg_type == TCP_CM_INQ) {
+          int inq = 0;
+          std::memcpy(&inq, CMSG_DATA(c), sizeof inq);
+          left = inq != 0;
+        }
+      // A reset that came with the data: TCP_INQ does not count it, epoll
+      // reported it with the edge (EPOLLERR | EPOLLHUP), and the next read
+      // finds it.
+      if (!left) left = readable_wait_detail::hangup_reported(socket);
+      return static_cast<std::size_t>(n);
+    }
+    if (n == 0) {
+      ec = buffer.size() == 0 ? boost::system::error_code() : asio::error::eof;
+      return 0;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+      ec = asio::error::would_block;
+    else
+      ec = boost::system::error_code(errno, asio::error::get_system_category());
+    return 0;
+  }
+}
+#else
+// Without the wait above, the reader reads as before (a short read ends its
+// turn) and waits with async_wait.
+inline bool report_what_is_left(asio::ip::tcp::socket&) {
+  return false;
+}
+inline std::size_t read_reporting_rest(asio::ip::tcp::socket&, asio::mutable_buffer,
+                                       boost::system::error_code& ec, bool& left) {
+  left = false;
+  ec = asio::error::operation_not_supported;
+  return 0;
+}
+#endif
 
 }  // namespace switchboard

@@ -480,10 +480,12 @@ struct exact_allocator {
 
 // Parks the reader: waits for readability with a plain handler, without a
 // buffer and without a coroutine. The handler owns the session while it
-// is idle. (Asio re-arms the socket in epoll when the wait starts, so data
-// already there is reported; with SWITCHBOARD_READABLE_WAIT, readable_wait.hpp's
-// wait instead checks what epoll reported since the last wait, without
-// re-arming.)
+// is idle. (readable_wait.hpp's wait checks what epoll reported since the
+// last wait, without re-arming the socket, which is why the reader reads
+// until nothing is left before it parks; with -DSWITCHBOARD_READABLE_WAIT=OFF,
+// or where the kernel cannot say what is left, Asio's async_wait re-arms
+// the socket in epoll when the wait starts, so data already there is
+// reported.)
 void park_reader(state_ptr self) {
   auto& st = *self;
   st.frames.release_while_waiting();
@@ -536,15 +538,17 @@ void run_reader(state_ptr self) {
   st.reader_waits = session_wait::running;
   boost::system::error_code ec;
   const auto room = st.frames.prepare();
-  const std::size_t n = st.io.read_some_now(room, ec);
-  // Nothing there (a wake without data, or after a full read): wait. Nothing
-  // can be missed: Asio re-arms the socket in epoll when the wait starts,
-  // and epoll then reports data that is already there.
+  bool more = false;
+  const std::size_t n = st.io.read_some_now(room, ec, more);
+  // Nothing there (a wake without data): wait. Nothing can be missed: the
+  // reads before said what was left (transport::read_some_now).
   if (ec == asio::error::would_block) return park_reader(std::move(self));
   if (ec) return reader_ended(std::move(self));
-  // Once a read came back short the socket was empty: wait at once rather
-  // than spend a system call on a read that would fail.
-  st.drained = n < room.size();
+  // Once nothing is left (the kernel says so, or without that a read came
+  // back short) the socket was empty: wait at once rather than spend a
+  // system call on a read that would fail. A pending FIN counts as
+  // something left: the next read finds the end.
+  st.drained = !more;
   st.frames.commit(n);
   st.last_activity = clock::now();
   if (handle_frames(st)) return spawn_reader(std::move(self), true);

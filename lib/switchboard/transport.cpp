@@ -34,7 +34,8 @@ transport::transport(transport&& other) noexcept
     : socket_(std::move(other.socket_)),
       tls_(std::move(other.tls_)),
       mem_(std::move(other.mem_)),
-      out_(std::move(other.out_)) {
+      out_(std::move(other.out_)),
+      rest_hint_(other.rest_hint_) {
   if (out_) out_->owner = this;
 }
 

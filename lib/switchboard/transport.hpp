@@ -92,12 +92,26 @@ class transport {
   // Clear text only: reads what the socket has now, without waiting
   // (would_block when nothing), and waits until the socket is readable
   // without holding a buffer. Together they let an idle session wait with
-  // no read buffer; see session.cpp. The wait costs no system call of its
-  // own (readable_wait.hpp).
-  std::size_t read_some_now(asio::mutable_buffer buffer, boost::system::error_code& ec) {
-    if (mem_) return mem_->read(buffer.data(), buffer.size(), ec);
+  // no read buffer; see session.cpp. `more`: read again before waiting
+  // (there is more to read, or may be). The wait costs no system call of
+  // its own (readable_wait.hpp), which holds only if the reads before it
+  // went on while `more` said so: where the kernel cannot say what is left
+  // (TCP_INQ), it is async_wait, which re-arms the socket in epoll and so
+  // also reports what is already there.
+  std::size_t read_some_now(asio::mutable_buffer buffer, boost::system::error_code& ec,
+                            bool& more) {
+    more = false;
+    if (mem_) {
+      const std::size_t n = mem_->read(buffer.data(), buffer.size(), ec);
+      more = !ec && n == buffer.size();
+      return n;
+    }
+    if (reads_report_rest()) return read_reporting_rest(socket_, buffer, ec, more);
     if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
-    return ec ? 0 : socket_.read_some(buffer, ec);
+    if (ec) return 0;
+    const std::size_t n = socket_.read_some(buffer, ec);
+    more = !ec && n == buffer.size();
+    return n;
   }
   template <class Token>
   auto async_wait_readable(Token&& token) {
@@ -105,8 +119,10 @@ class transport {
         [this](auto handler) {
           if (mem_)
             mem_->wait_readable(std::move(handler));
-          else
+          else if (reads_report_rest())
             wait_until_readable(socket_, std::move(handler));
+          else
+            socket_.async_wait(socket_type::wait_read, std::move(handler));
         },
         token);
   }
@@ -266,6 +282,15 @@ class transport {
                            std::size_t offset);
   static void wrote(const std::shared_ptr<output>& out, boost::system::error_code ec);
 
+  // Whether read_some_now's reads say what is left (readable_wait.hpp),
+  // asked of the kernel once, on the first wait or read.
+  bool reads_report_rest() {
+    if (rest_hint_ == rest_hint::unknown)
+      rest_hint_ = report_what_is_left(socket_) ? rest_hint::on : rest_hint::off;
+    return rest_hint_ == rest_hint::on;
+  }
+  enum class rest_hint : std::uint8_t { unknown, on, off };
+
   socket_type socket_;  // clear text; empty with TLS
   // Owns the socket with TLS. Shared with the socket write in flight: an
   // ssl::stream must outlive its operations, and that write can outlive the
@@ -273,6 +298,7 @@ class transport {
   std::shared_ptr<tls_stream> tls_;
   std::shared_ptr<memory_link> mem_;  // in memory: no socket, no TLS
   std::shared_ptr<output> out_;
+  rest_hint rest_hint_ = rest_hint::unknown;
 };
 
 }  // namespace switchboard

@@ -4,10 +4,11 @@
 // for data that came while nothing waited, on the peer's close, and with
 // operation_aborted on close() and on cancellation, as socket.async_wait
 // does; a new socket's first wait may complete at once (prime()). Every
-// wait runs under a deadline.
+// wait runs under a deadline. And the reads the session makes before it
+// waits again (read_reporting_rest) say when a FIN or a reset is left.
 #define BOOST_TEST_MODULE readable_wait
 // The wait without epoll_ctl, whatever the build's SWITCHBOARD_READABLE_WAIT
-// (off by default): this file's instantiations are its own.
+// (on by default): this file's instantiations are its own.
 #ifndef SWITCHBOARD_READABLE_WAIT
 #define SWITCHBOARD_READABLE_WAIT 1
 #endif
@@ -172,4 +173,67 @@ BOOST_AUTO_TEST_CASE(cancellation_aborts_it) {
   p.send("a");
   BOOST_REQUIRE(p.completes_within(2000ms));
   BOOST_TEST(!*p.done);
+}
+
+// What the session's reader relies on to wait with it (readable_wait.hpp):
+// each read says whether anything is left, the peer's FIN included, so that
+// a FIN that came in the same edge as data is found without another edge.
+BOOST_AUTO_TEST_CASE(a_read_says_what_is_left_the_peers_close_included) {
+  pair p;
+  BOOST_REQUIRE(switchboard::report_what_is_left(p.server));
+  p.prime();
+  p.wait();
+  p.send("abcdef");
+  p.client.close();  // the FIN right behind the data
+  BOOST_REQUIRE(p.completes_within(2000ms));
+  std::this_thread::sleep_for(20ms);  // both there before the first read
+  char buffer[4];
+  error_code ec;
+  bool left = false;
+  BOOST_TEST(switchboard::read_reporting_rest(p.server, asio::buffer(buffer), ec, left) == 4u);
+  BOOST_TEST(!ec);
+  BOOST_TEST(left);  // two bytes and the FIN
+  BOOST_TEST(switchboard::read_reporting_rest(p.server, asio::buffer(buffer), ec, left) == 2u);
+  BOOST_TEST(!ec);
+  BOOST_TEST(left);  // a short read, and still the FIN to read
+  BOOST_TEST(switchboard::read_reporting_rest(p.server, asio::buffer(buffer), ec, left) == 0u);
+  BOOST_TEST(ec == asio::error::eof);
+}
+
+BOOST_AUTO_TEST_CASE(a_read_that_fills_its_buffer_may_say_nothing_is_left) {
+  pair p;
+  BOOST_REQUIRE(switchboard::report_what_is_left(p.server));
+  p.send("abcd");
+  std::this_thread::sleep_for(20ms);
+  char buffer[4];
+  error_code ec;
+  bool left = true;
+  BOOST_TEST(switchboard::read_reporting_rest(p.server, asio::buffer(buffer), ec, left) == 4u);
+  BOOST_TEST(!ec);
+  BOOST_TEST(!left);
+  BOOST_TEST(switchboard::read_reporting_rest(p.server, asio::buffer(buffer), ec, left) == 0u);
+  BOOST_TEST(ec == asio::error::would_block);
+}
+
+// A reset is not counted as something left (TCP_INQ counts only bytes and
+// the FIN): a read that came with one says so from the events epoll
+// reported with the edge.
+BOOST_AUTO_TEST_CASE(a_reset_that_came_with_the_data_is_something_left) {
+  pair p;
+  BOOST_REQUIRE(switchboard::report_what_is_left(p.server));
+  p.prime();
+  p.wait();
+  p.send("abcdef");
+  p.client.set_option(asio::socket_base::linger(true, 0));
+  p.client.close();                   // a reset right behind the data
+  std::this_thread::sleep_for(20ms);  // both there before epoll reports the edge
+  BOOST_REQUIRE(p.completes_within(2000ms));
+  char buffer[16];
+  error_code ec;
+  bool left = false;
+  BOOST_TEST(switchboard::read_reporting_rest(p.server, asio::buffer(buffer), ec, left) == 6u);
+  BOOST_TEST(!ec);
+  BOOST_TEST(left);
+  switchboard::read_reporting_rest(p.server, asio::buffer(buffer), ec, left);
+  BOOST_TEST(ec == asio::error::connection_reset);
 }
