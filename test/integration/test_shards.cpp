@@ -45,6 +45,15 @@ std::uint64_t user_on(std::size_t shard, std::size_t n = 0, std::uint64_t from =
   }
 }
 
+// Two users of every shard: the `n`th and the next of each.
+std::vector<std::uint64_t> two_on_every_shard(std::size_t n) {
+  std::vector<std::uint64_t> users;
+  for (std::size_t shard = 0; shard < shards(); ++shard)
+    for (std::size_t k = 0; k < 2; ++k)
+      users.push_back(user_on(shard, n + k));
+  return users;
+}
+
 std::string ws_path(std::uint64_t user) {
   return "/ws/" + std::to_string(user);
 }
@@ -204,16 +213,9 @@ BOOST_AUTO_TEST_CASE(group_fan_out_across_shards) {
   api_test_server api(key);
   const auto port = api.port();
   constexpr std::uint64_t group = 77;
-  std::vector<std::uint64_t> members;
-  for (std::size_t shard = 0; shard < shards(); ++shard)
-    for (std::size_t n = 0; n < 2; ++n)
-      members.push_back(user_on(shard, 6 + n));
+  const auto members = two_on_every_shard(6);
   for (const auto m : members)
-    BOOST_TEST_REQUIRE(
-        http_request(port, "PUT",
-                     "/api/groups/" + std::to_string(group) + "/members/" + std::to_string(m),
-                     bearer(key))
-            .status == 204u);
+    add_member(port, group, m);
   std::vector<std::unique_ptr<ws_client>> clients;
   for (const auto m : members)
     clients.push_back(std::make_unique<ws_client>(port, ws_path(m)));
@@ -361,10 +363,7 @@ BOOST_AUTO_TEST_CASE(group_copies_are_stored_by_every_members_partition) {
   api_test_server api(key);
   const auto port = api.port();
   constexpr std::uint64_t group = 91;
-  std::vector<std::uint64_t> members;
-  for (std::size_t shard = 0; shard < shards(); ++shard)
-    for (std::size_t n = 0; n < 2; ++n)
-      members.push_back(user_on(shard, 11 + n));
+  const auto members = two_on_every_shard(11);
   for (const auto m : members)
     add_member(port, group, m);
   const auto sender_id = members.back();

@@ -102,9 +102,16 @@ memory_shared::memory_shared(std::size_t shards, backend_limits limits)
     mailboxes_.push_back(std::make_unique<mailbox>());
 }
 
+// With one partition the count has one writer: a plain load and store,
+// no locked instruction on every message and every cursor move.
 bool memory_shared::reserve(std::size_t bytes) {
   const std::size_t bound = limits_.memory_store_bytes;
   std::size_t now = charged_.load(std::memory_order_relaxed);
+  if (shards_ == 1) {
+    if (bytes > bound - std::min(now, bound)) return false;
+    charged_.store(now + bytes, std::memory_order_relaxed);
+    return true;
+  }
   do {
     if (bytes > bound - std::min(now, bound)) return false;
   } while (!charged_.compare_exchange_weak(now, now + bytes, std::memory_order_relaxed));
@@ -112,12 +119,20 @@ bool memory_shared::reserve(std::size_t bytes) {
 }
 
 void memory_shared::charge(std::size_t bytes) {
+  if (shards_ == 1) {
+    charged_.store(charged_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+    return;
+  }
   charged_.fetch_add(bytes, std::memory_order_relaxed);
 }
 
 void memory_shared::release(std::size_t bytes) {
   // Saturating, as an estimate given back must never wrap the count.
   std::size_t now = charged_.load(std::memory_order_relaxed);
+  if (shards_ == 1) {
+    charged_.store(now - std::min(now, bytes), std::memory_order_relaxed);
+    return;
+  }
   while (
       !charged_.compare_exchange_weak(now, now - std::min(now, bytes), std::memory_order_relaxed)) {
   }
