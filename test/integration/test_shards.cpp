@@ -70,6 +70,15 @@ void add_member(std::uint16_t port, std::uint64_t group, std::uint64_t user) {
           .status == 204u);
 }
 
+// A group whose members are two users of every shard (two_on_every_shard).
+std::vector<std::uint64_t> group_on_every_shard(std::uint16_t port, std::uint64_t group,
+                                                std::size_t n) {
+  const auto members = two_on_every_shard(n);
+  for (const auto m : members)
+    add_member(port, group, m);
+  return members;
+}
+
 // The receipt (type 2) or ERROR (type 4) that answers the SEND with `id`.
 json::object answer_to(ws_client& client, const std::string& id) {
   return client.read_until([&](const json::object& f) {
@@ -213,9 +222,7 @@ BOOST_AUTO_TEST_CASE(group_fan_out_across_shards) {
   api_test_server api(key);
   const auto port = api.port();
   constexpr std::uint64_t group = 77;
-  const auto members = two_on_every_shard(6);
-  for (const auto m : members)
-    add_member(port, group, m);
+  const auto members = group_on_every_shard(port, group, 6);
   std::vector<std::unique_ptr<ws_client>> clients;
   for (const auto m : members)
     clients.push_back(std::make_unique<ws_client>(port, ws_path(m)));
@@ -363,9 +370,7 @@ BOOST_AUTO_TEST_CASE(group_copies_are_stored_by_every_members_partition) {
   api_test_server api(key);
   const auto port = api.port();
   constexpr std::uint64_t group = 91;
-  const auto members = two_on_every_shard(11);
-  for (const auto m : members)
-    add_member(port, group, m);
+  const auto members = group_on_every_shard(port, group, 11);
   const auto sender_id = members.back();
   constexpr int count = 50;
   {
