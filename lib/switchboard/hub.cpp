@@ -28,15 +28,6 @@ constexpr std::size_t mailbox_capacity = 8192;
 constexpr std::size_t overflow_limit = 65536;
 }  // namespace
 
-std::size_t shard_of(store::user_id user, std::size_t count) {
-  if (count <= 1) return 0;
-  std::uint64_t z = user;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  z ^= z >> 31;
-  return static_cast<std::size_t>(z % count);
-}
-
 // ---- hub: routes each event to its user's shard ----
 
 namespace {
@@ -101,6 +92,21 @@ asio::awaitable<void> hub::send(hub_message message) {
     co_return;
   }
   if (auto* c = std::get_if<hub_event::committed>(&message)) {
+    // A partition of the sharded memory store commits for its own users
+    // only: the batch goes whole to their shard, on the same thread.
+    const auto shard_of_receiver = [n = shards_.size()](const store::stored_message& m) {
+      return shard_of(m.receiver, n);
+    };
+    if (!c->messages.empty()) {
+      const std::size_t first = shard_of_receiver(c->messages.front());
+      if (std::all_of(c->messages.begin(), c->messages.end(), [&](const store::stored_message& m) {
+            return shard_of_receiver(m) == first;
+          })) {
+        hub_shard& shard = *shards_[first];
+        co_await shard.send(std::move(message));
+        co_return;
+      }
+    }
     auto parts = split_by_shard(c->messages, shards_.size());
     for (std::size_t i = 0; i < parts.size(); ++i) {
       if (parts[i].empty()) continue;

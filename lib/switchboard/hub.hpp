@@ -102,9 +102,8 @@ using hub_message = std::variant<hub_event::registered, hub_event::unregistered,
                                  hub_event::committed, hub_event::inbox_at, hub_event::replace,
                                  hub_event::caught_up, hub_event::drain, hub_event::list>;
 
-// The owner of `user` among `count` shards: splitmix64's finaliser, so that
-// consecutive ids spread evenly.
-std::size_t shard_of(store::user_id user, std::size_t count);
+// The owner of `user` among `count` shards (store/types.hpp).
+using store::shard_of;
 
 // One shard of the hub: the registry and live delivery of the users it
 // owns, on one executor (one I/O thread).

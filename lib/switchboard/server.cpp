@@ -175,6 +175,24 @@ std::vector<asio::any_io_executor> executors_of(io_threads& io) {
   return executors;
 }
 
+// The store's workers. A memory store with more than one I/O thread is one
+// partition and worker per thread, each on the thread of the hub's shard of
+// the same users (docs/architecture.md, "Step 2"); SQLite keeps one worker
+// on a thread of its own, and Redis one on the main I/O thread, with the
+// hub sharded alone.
+store::workers open_store(const config& cfg, io_threads& io, delivery& outcomes, metrics& stats) {
+  if (cfg.store == "memory:" && io.size() > 1)
+    return store::workers(backend_limits_of(cfg), outcomes, stats, sweep_interval,
+                          worker_limits_of(cfg), executors_of(io));
+  // The memory and Redis stores never block: they run on the main I/O
+  // thread, with the hub.
+  const bool on_main = cfg.store == "memory:" || is_cluster(cfg);
+  return store::workers(std::make_unique<store::worker>(
+      open_backend(cfg, io.main().get_executor(), outcomes, stats), outcomes, stats, sweep_interval,
+      worker_limits_of(cfg),
+      on_main ? asio::any_io_executor(io.main().get_executor()) : asio::any_io_executor{}));
+}
+
 struct server::parts {
   parts(config& cfg, io_threads& io)
       : tls(load_tls(cfg)),
@@ -185,13 +203,7 @@ struct server::parts {
         // One shard of the hub per I/O thread (docs/architecture.md, "Shards").
         registry(executors_of(io), is_cluster(cfg) ? 0 : cfg.max_sessions_per_user, stats),
         outcomes(registry, stats),
-        store(open_backend(cfg, io.main().get_executor(), outcomes, stats), outcomes, stats,
-              sweep_interval, worker_limits_of(cfg),
-              // The memory and Redis stores never block: they run on the
-              // main I/O thread, with the hub.
-              cfg.store == "memory:" || is_cluster(cfg)
-                  ? asio::any_io_executor(io.main().get_executor())
-                  : asio::any_io_executor{}),
+        store(open_store(cfg, io, outcomes, stats)),
         acceptor(bind(io, cfg)),
         signals(io.main(), SIGINT, SIGTERM),
         shared{cfg, stats, registry, store, routes, tls.get()},
@@ -212,7 +224,7 @@ struct server::parts {
   router routes;
   hub registry;
   delivery outcomes;
-  store::worker store;
+  store::workers store;
   listener acceptor;
   asio::signal_set signals;
   services shared;

@@ -13,14 +13,14 @@ class metrics;
 class hub;
 class router;
 namespace store {
-class worker;
+class workers;
 }
 
 struct services {
   const config& cfg;
   metrics& stats;
   hub& registry;
-  store::worker& store;
+  store::workers& store;  // one worker, or one per I/O thread (memory:)
   router& routes;
   boost::asio::ssl::context* tls = nullptr;  // with --tls-cert/--tls-key
 };

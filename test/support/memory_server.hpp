@@ -42,10 +42,11 @@ class memory_server {
         routes(cfg, stats),
         registry(context.get_executor(), cfg.max_sessions_per_user, stats),
         outcomes(registry, stats),
-        store(std::make_unique<store::sync_adapter>(
-                  std::make_unique<store::memory_backend>(backend_limits_of(cfg))),
-              outcomes, stats, std::chrono::seconds(1), worker_limits_of(cfg),
-              context.get_executor()),
+        store(std::make_unique<store::worker>(
+            std::make_unique<store::sync_adapter>(
+                std::make_unique<store::memory_backend>(backend_limits_of(cfg))),
+            outcomes, stats, std::chrono::seconds(1), worker_limits_of(cfg),
+            context.get_executor())),
         shared{cfg, stats, registry, store, routes, nullptr} {
     store.start();
     boost::asio::co_spawn(context, registry.run(), boost::asio::detached);
@@ -87,7 +88,7 @@ class memory_server {
   router routes;
   hub registry;
   delivery outcomes;
-  store::worker store;
+  store::workers store;
   services shared;
 };
 

@@ -734,56 +734,81 @@ class sb_hub(gdb.Command):
 
 
 class sb_store(gdb.Command):
-    """sb store: the store worker's request queue and the batch it commits."""
+    """sb store: each store worker's request queue and the batch it commits
+    (one worker, or with a memory store and --threads N, one per I/O thread,
+    each with its partition of the users)."""
 
     def __init__(self):
         super().__init__("sb store", gdb.COMMAND_DATA)
 
     def invoke(self, argument, from_tty):
         for services in servers():
-            worker = services["store"].referenced_value()
-            queue = visualized_children(worker["requests_"]["impl_"]["buffer_"])
-            kinds = {}
-            for payload in queue:
-                index, _ = variant_value(payload["message_"]["arg1_"])
-                name = short_name(
-                    payload["message_"]["arg1_"].type.strip_typedefs().template_argument(index)
-                )
-                kinds[name] = kinds.get(name, 0) + 1
+            store = services["store"].referenced_value()
+            workers = [unique_get(w).dereference() for w in vector_items(store["workers_"])]
             print(
-                "store worker (switchboard::store::worker *) 0x%x, %s: %d requests queued%s, "
-                "%d SEND bytes charged"
+                "store (switchboard::store::workers *) 0x%x: %d %s"
                 % (
-                    int(worker.address),
-                    "own thread" if bool(worker["own_thread_"]) else "on the main I/O thread",
-                    len(queue),
-                    (" (" + ", ".join("%d %s" % (n, k) for k, n in sorted(kinds.items())) + ")")
-                    if kinds
-                    else "",
-                    int(worker["queued_bytes_"]["_M_i"]),
+                    int(store.address),
+                    len(workers),
+                    "worker" if len(workers) == 1 else "workers, worker k on I/O thread k",
                 )
             )
-            group = list(vector_items(worker["group_"]))
+            for k, worker in enumerate(workers):
+                self.show(k, worker, len(workers))
+
+    def show(self, k, worker, count):
+        queue = visualized_children(worker["requests_"]["impl_"]["buffer_"])
+        kinds = {}
+        for payload in queue:
+            index, _ = variant_value(payload["message_"]["arg1_"])
+            name = short_name(
+                payload["message_"]["arg1_"].type.strip_typedefs().template_argument(index)
+            )
+            kinds[name] = kinds.get(name, 0) + 1
+        if bool(worker["own_thread_"]):
+            where = "own thread"
+        elif count == 1:
+            where = "on the main I/O thread"
+        else:
+            where = "on I/O thread %d" % k
+        print(
+            "store worker %d (switchboard::store::worker *) 0x%x, %s: %d requests queued%s, "
+            "%d SEND bytes charged%s"
+            % (
+                k,
+                int(worker.address),
+                where,
+                len(queue),
+                (" (" + ", ".join("%d %s" % (n, k) for k, n in sorted(kinds.items())) + ")")
+                if kinds
+                else "",
+                int(worker["queued_bytes_"]["_M_i"]),
+                ", entries handed by another partition waiting"
+                if bool(worker["nudged_"]["_M_base"]["_M_i"])
+                else "",
+            )
+        )
+        group = list(vector_items(worker["group_"]))
+        print(
+            "  this round: %d requests; appends being committed: %d; cursor moves waiting: %d"
+            % (
+                len(list(vector_items(worker["round_"]))),
+                len(group),
+                len(list(vector_items(worker["moves_"]))),
+            )
+        )
+        for append in group:
+            message = append["message"]
             print(
-                "  this round: %d requests; appends being committed: %d; cursor moves waiting: %d"
+                "    append from %d to %d%s"
                 % (
-                    len(list(vector_items(worker["round_"]))),
-                    len(group),
-                    len(list(vector_items(worker["moves_"]))),
+                    int(message["sender"]),
+                    int(message["receiver"]),
+                    ""
+                    if optional_value(message["id"]) is None
+                    else ", id %s" % describe_message_id(optional_value(message["id"])),
                 )
             )
-            for append in group:
-                message = append["message"]
-                print(
-                    "    append from %d to %d%s"
-                    % (
-                        int(message["sender"]),
-                        int(message["receiver"]),
-                        ""
-                        if optional_value(message["id"]) is None
-                        else ", id %s" % describe_message_id(optional_value(message["id"])),
-                    )
-                )
 
 
 # --- pretty-printers ---------------------------------------------------------

@@ -85,6 +85,8 @@ class async_backend {
   virtual asio::awaitable<status_outcome> read(user_id user, seq_t seq, std::int64_t ts_ms) = 0;
   // Retention and dedup sweeps; a backend with TTLs does nothing here.
   virtual asio::awaitable<std::uint64_t> evict_expired(std::int64_t now_ms) = 0;
+  // As backend::take_crossed.
+  virtual asio::awaitable<status_outcome> take_crossed() { co_return status_outcome{}; }
 
   // True when committed messages reach the hub through route_sink (pub/sub)
   // rather than from the worker after each commit.
@@ -140,6 +142,7 @@ class sync_adapter final : public async_backend {
   asio::awaitable<std::uint64_t> evict_expired(std::int64_t now_ms) override {
     co_return backend_->evict_expired(now_ms);
   }
+  asio::awaitable<status_outcome> take_crossed() override { co_return backend_->take_crossed(); }
 
   backend& wrapped() { return *backend_; }
 

@@ -106,6 +106,11 @@ class backend {
   // with what only they still held; returns the number of messages above a
   // cursor dropped.
   virtual std::uint64_t evict_expired(std::int64_t now_ms) = 0;
+
+  // A sharded memory store only (memory_backend.hpp): stores what other
+  // partitions handed this one (group copies and STATUS entries for its
+  // users), in the order they were handed, and returns them as stored.
+  virtual status_outcome take_crossed() { return {}; }
 };
 
 }  // namespace switchboard::store

@@ -6,7 +6,7 @@
 
 namespace switchboard::store {
 
-std::size_t memory_backend::dedup_key_hash::operator()(const dedup_key& key) const noexcept {
+std::size_t memory_shared::dedup_key_hash::operator()(const dedup_key& key) const noexcept {
   const std::size_t h = std::hash<std::string>{}(key.id);
   return h ^ (std::hash<user_id>{}(key.sender) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
 }
@@ -54,8 +54,8 @@ std::size_t memory_backend::inbox_cost() {
 std::size_t memory_backend::dedup_cost(std::string_view id) {
   // The id is held twice: in the key and in the message (charged there);
   // the entry's record in the sweep's order is a deque's element.
-  return sizeof(std::pair<const dedup_key, original>) + map_node_overhead + heap_of(id) +
-         sizeof(dedup_record);
+  return sizeof(std::pair<const memory_shared::dedup_key, memory_shared::original>) +
+         map_node_overhead + heap_of(id) + sizeof(memory_shared::dedup_record);
 }
 
 std::size_t memory_backend::devices_charge(std::size_t devices) {
@@ -85,7 +85,111 @@ std::size_t memory_backend::notify_cost() {
   return 2 * sizeof(pending_notify);
 }
 
-memory_backend::memory_backend(backend_limits limits) : limits_(limits) {}
+// ---- memory_shared ----
+
+namespace {
+// Stripes of the dedup table with more than one partition: enough that two
+// threads seldom want the same one.
+constexpr std::size_t dedup_stripes = 64;
+}  // namespace
+
+memory_shared::memory_shared(std::size_t shards, backend_limits limits)
+    : shards_(std::max<std::size_t>(shards, 1)), limits_(limits) {
+  const std::size_t stripes = shards_ > 1 ? dedup_stripes : 1;
+  for (std::size_t i = 0; i < stripes; ++i)
+    stripes_.push_back(std::make_unique<stripe>());
+  for (std::size_t i = 0; i < shards_; ++i)
+    mailboxes_.push_back(std::make_unique<mailbox>());
+}
+
+// With one partition the count has one writer: a plain load and store,
+// no locked instruction on every message and every cursor move.
+bool memory_shared::reserve(std::size_t bytes) {
+  const std::size_t bound = limits_.memory_store_bytes;
+  std::size_t now = charged_.load(std::memory_order_relaxed);
+  if (shards_ == 1) {
+    if (bytes > bound - std::min(now, bound)) return false;
+    charged_.store(now + bytes, std::memory_order_relaxed);
+    return true;
+  }
+  do {
+    if (bytes > bound - std::min(now, bound)) return false;
+  } while (!charged_.compare_exchange_weak(now, now + bytes, std::memory_order_relaxed));
+  return true;
+}
+
+void memory_shared::charge(std::size_t bytes) {
+  if (shards_ == 1) {
+    charged_.store(charged_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+    return;
+  }
+  charged_.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+void memory_shared::release(std::size_t bytes) {
+  // Saturating, as an estimate given back must never wrap the count.
+  std::size_t now = charged_.load(std::memory_order_relaxed);
+  if (shards_ == 1) {
+    charged_.store(now - std::min(now, bytes), std::memory_order_relaxed);
+    return;
+  }
+  while (
+      !charged_.compare_exchange_weak(now, now - std::min(now, bytes), std::memory_order_relaxed)) {
+  }
+}
+
+std::optional<std::size_t> memory_shared::claim(append_request& request) {
+  const std::size_t home = memory_backend::home_of(request, shards_);
+  if (!request.id || shards_ == 1) return home;
+  stripe& s = stripe_of(request.sender);
+  const std::lock_guard lock(s.lock);
+  auto [entry, fresh] = s.entries.try_emplace(dedup_key{request.sender, request.id->value});
+  original& o = entry->second;
+  if (!fresh) {
+    // A resend of a stored original, or a SEND with an id whose original is
+    // on its way: answered where the original is, after it.
+    if (o.state == claim_state::pending ||
+        (o.state == claim_state::stored &&
+         o.ts_ms >= window_start(request.ts_ms, limits_.dedup_window)))
+      return o.shard;
+    // Past its window, or its SEND refused: claimed again in place (it was
+    // charged).
+  } else {
+    if (!reserve(memory_backend::dedup_cost(request.id->value))) {
+      s.entries.erase(entry);
+      return std::nullopt;
+    }
+    s.order.push_back(dedup_record{request.ts_ms, &*entry});
+  }
+  o = original{};
+  o.ts_ms = request.ts_ms;
+  o.state = claim_state::pending;
+  o.shard = static_cast<std::uint32_t>(home);
+  request.claimed = true;
+  return home;
+}
+
+void memory_shared::unclaim(const append_request& request) {
+  if (!request.claimed || !request.id) return;
+  stripe& s = stripe_of(request.sender);
+  const std::lock_guard lock(s.lock);
+  const auto found = s.entries.find(dedup_key{request.sender, request.id->value});
+  if (found != s.entries.end() && found->second.state == claim_state::pending)
+    found->second.state = claim_state::dropped;
+}
+
+// ---- memory_backend ----
+
+memory_backend::memory_backend(backend_limits limits)
+    : memory_backend(limits, std::make_shared<memory_shared>(1, limits), 0) {}
+
+memory_backend::memory_backend(backend_limits limits, std::shared_ptr<memory_shared> shared,
+                               std::size_t shard)
+    : limits_(limits), shared_(std::move(shared)), shard_(shard), outgoing_(shared_->shards()) {}
+
+std::size_t memory_backend::home_of(const append_request& request, std::size_t shards) {
+  return request.group != 0 ? group_shard : shard_of(request.receiver, shards);
+}
 
 // Nothing here can fail but an allocation, so there is no transaction to undo:
 // the all-or-nothing promise only matters for backends with a disk. A message
@@ -95,66 +199,110 @@ append_outcome memory_backend::append(std::span<const append_request> batch) {
   outcome.results.reserve(batch.size());
   for (const append_request& request : batch) {
     clock_ms_ = std::max(clock_ms_, request.ts_ms);
-    const auto previous =
-        request.id ? dedup_.find(dedup_key{request.sender, request.id->value}) : dedup_.end();
-    if (previous != dedup_.end() &&
-        previous->second.ts_ms >= window_start(request.ts_ms, limits_.dedup_window)) {
-      // An entry past its window that evict_expired() has not reached yet
-      // counts as gone, so the answer does not depend on when eviction ran.
-      const original& first = previous->second;
-      append_result again{false, first.receiver, first.seq, first.ts_ms};
-      again.group = first.group;
-      again.gseq = first.gseq;
-      outcome.results.push_back(again);
-      continue;
-    }
-    if (request.group != 0) {
-      outcome.results.push_back(append_group(request, previous == dedup_.end(), outcome));
-      continue;
-    }
-    auto box_at = inboxes_.find(request.receiver);
-    // A dedup entry past its window is replaced in place: no new charge.
-    const bool notify = request.notify && request.id;
-    const std::size_t cost =
-        message_cost(request) + (box_at == inboxes_.end() ? inbox_cost() : 0) +
-        (request.id && previous == dedup_.end() ? dedup_cost(request.id->value) : 0) +
-        (notify ? notify_cost() : 0);
-    if (cost > limits_.memory_store_bytes - std::min(charged_, limits_.memory_store_bytes)) {
-      append_result refused;
-      refused.refused = true;
-      outcome.results.push_back(refused);
-      continue;
-    }
-    charged_ += cost;
-    if (box_at == inboxes_.end()) box_at = inboxes_.try_emplace(request.receiver).first;
-    inbox& box = box_at->second;
-    const seq_t seq = ++box.highest;
-    hold(request.receiver, box,
-         stored_message{seq, request.sender, request.receiver, request.content, request.ts_ms,
-                        request.id});
-    if (notify) {
-      box.notify.push_back(pending_notify{seq, request.sender, request.ts_ms, false});
-      expire_at(request.receiver, box, retained_until(request.ts_ms));
-      drop_notify(box, [&](const pending_notify& p) {
-        return notify_forgotten(p.seq, box.highest, limits_.inbox_limit);
-      });
-    }
-    if (request.id) {
-      const auto [entry, fresh] =
-          dedup_.insert_or_assign(dedup_key{request.sender, request.id->value},
-                                  original{request.receiver, seq, request.ts_ms});
-      if (fresh) dedup_order_.push_back(dedup_record{request.ts_ms, &*entry});
-    }
-    outcome.results.push_back(append_result{true, request.receiver, seq, request.ts_ms});
-    // At once rather than after the batch (as SQLite does): the same
-    // messages go either way, the oldest ones, and what they free is free
-    // for the rest of the batch.
-    outcome.evicted += trim(box);
+    outcome.results.push_back(append_one(request, outcome));
   }
+  // Before the worker sends a receipt: a group's copies are in their
+  // members' mailboxes by the time its sender hears of it.
+  hand_over();
   return outcome;
 }
 
-append_result memory_backend::append_group(const append_request& request, bool fresh_id,
+append_result memory_backend::append_one(const append_request& request, append_outcome& outcome) {
+  if (!request.id) {
+    return request.group != 0 ? append_group(request, 0, outcome)
+                              : append_direct(request, 0, outcome);
+  }
+  using state = memory_shared::claim_state;
+  // Held until the entry says what became of this SEND: no other partition
+  // sees it half done.
+  auto& stripe = shared_->stripe_of(request.sender);
+  const auto lock = shared_->hold(stripe);
+  const auto previous =
+      stripe.entries.find(memory_shared::dedup_key{request.sender, request.id->value});
+  const bool found = previous != stripe.entries.end();
+  const bool mine = request.claimed && found && previous->second.state == state::pending;
+  if (!mine) {
+    if (found && previous->second.state == state::stored &&
+        previous->second.ts_ms >= window_start(request.ts_ms, limits_.dedup_window)) {
+      // An entry past its window that evict_expired() has not reached yet
+      // counts as gone, so the answer does not depend on when eviction ran.
+      const memory_shared::original& first = previous->second;
+      append_result again{false, first.receiver, first.seq, first.ts_ms};
+      again.group = first.group;
+      again.gseq = first.gseq;
+      return again;
+    }
+    // With partitions: a SEND that followed an original which was refused
+    // (or has passed its window) meanwhile, or came while another SEND with
+    // its id is on its way, and is not this partition's to store. Refused:
+    // nothing stored, the client may send it again.
+    if ((found && previous->second.state == state::pending) ||
+        home_of(request, shared_->shards()) != shard_) {
+      append_result refused;
+      refused.refused = true;
+      return refused;
+    }
+  }
+  // A new entry is charged with the message, all or nothing; one claimed
+  // at submission was charged then, and one past its window is replaced in
+  // place.
+  const std::size_t dedup_charge = found ? 0 : dedup_cost(request.id->value);
+  append_result result = request.group != 0 ? append_group(request, dedup_charge, outcome)
+                                            : append_direct(request, dedup_charge, outcome);
+  if (result.refused || result.not_member) {
+    if (mine) previous->second.state = state::dropped;
+    return result;
+  }
+  memory_shared::original first{result.receiver,
+                                result.seq,
+                                request.ts_ms,
+                                result.group,
+                                result.gseq,
+                                state::stored,
+                                static_cast<std::uint32_t>(shard_)};
+  if (found) {
+    previous->second = first;
+  } else {
+    const auto entry =
+        stripe.entries.emplace(memory_shared::dedup_key{request.sender, request.id->value}, first)
+            .first;
+    stripe.order.push_back(memory_shared::dedup_record{request.ts_ms, &*entry});
+  }
+  return result;
+}
+
+append_result memory_backend::append_direct(const append_request& request, std::size_t dedup_charge,
+                                            append_outcome& outcome) {
+  auto box_at = inboxes_.find(request.receiver);
+  const bool notify = request.notify && request.id;
+  const std::size_t cost = message_cost(request) + (box_at == inboxes_.end() ? inbox_cost() : 0) +
+                           dedup_charge + (notify ? notify_cost() : 0);
+  if (!shared_->reserve(cost)) {
+    append_result refused;
+    refused.refused = true;
+    return refused;
+  }
+  if (box_at == inboxes_.end()) box_at = inboxes_.try_emplace(request.receiver).first;
+  inbox& box = box_at->second;
+  const seq_t seq = ++box.highest;
+  hold(request.receiver, box,
+       stored_message{seq, request.sender, request.receiver, request.content, request.ts_ms,
+                      request.id});
+  if (notify) {
+    box.notify.push_back(pending_notify{seq, request.sender, request.ts_ms, false});
+    expire_at(request.receiver, box, retained_until(request.ts_ms));
+    drop_notify(box, [&](const pending_notify& p) {
+      return notify_forgotten(p.seq, box.highest, limits_.inbox_limit);
+    });
+  }
+  // At once rather than after the batch (as SQLite does): the same
+  // messages go either way, the oldest ones, and what they free is free
+  // for the rest of the batch.
+  outcome.evicted += trim(box);
+  return append_result{true, request.receiver, seq, request.ts_ms};
+}
+
+append_result memory_backend::append_group(const append_request& request, std::size_t dedup_charge,
                                            append_outcome& outcome) {
   append_result result;
   const auto found = groups_.find(request.group);
@@ -164,40 +312,97 @@ append_result memory_backend::append_group(const append_request& request, bool f
     return result;
   }
   group_state& group = found->second;
-  // All copies or none: the whole charge is checked first.
-  std::size_t cost = request.id && fresh_id ? dedup_cost(request.id->value) : 0;
+  const std::size_t shards = shared_->shards();
+  // All copies or none: the whole charge is reserved first. A member of
+  // another partition may have no inbox yet: one is reserved for it, which
+  // that partition gives back if it has one.
+  std::size_t cost = dedup_charge;
   for (const user_id member : group.members) {
     if (member == request.sender) continue;
-    cost += message_cost(request) + (inboxes_.contains(member) ? 0 : inbox_cost());
+    const bool here = shard_of(member, shards) == shard_;
+    cost += message_cost(request) + (here && inboxes_.contains(member) ? 0 : inbox_cost());
   }
-  if (cost > limits_.memory_store_bytes - std::min(charged_, limits_.memory_store_bytes)) {
+  if (!shared_->reserve(cost)) {
     result.refused = true;
     return result;
   }
-  charged_ += cost;
   result.group = request.group;
   result.gseq = ++group.gseq;
   result.ts_ms = request.ts_ms;
   result.first_copy = static_cast<std::uint32_t>(outcome.copies.size());
   for (const user_id member : group.members) {
     if (member == request.sender) continue;
-    inbox& box = inboxes_[member];
-    const seq_t seq = ++box.highest;
-    stored_message copy{seq, request.sender, member, request.content, request.ts_ms, request.id};
+    stored_message copy{0, request.sender, member, request.content, request.ts_ms, request.id};
     copy.group = request.group;
     copy.gseq = result.gseq;
-    hold(member, box, std::move(copy));
+    if (const std::size_t shard = shard_of(member, shards); shard != shard_) {
+      // Numbered by the member's partition, in the order handed: every
+      // member gets the group's messages in gseq order.
+      hand(shard, std::move(copy), true);
+      ++result.crossed;
+      continue;
+    }
+    const seq_t seq = store_entry(inboxes_[member], std::move(copy), outcome.evicted);
     outcome.copies.push_back(group_copy{member, seq});
-    outcome.evicted += trim(box);
   }
   result.copies = static_cast<std::uint32_t>(outcome.copies.size()) - result.first_copy;
-  if (request.id) {
-    const auto [entry, fresh] =
-        dedup_.insert_or_assign(dedup_key{request.sender, request.id->value},
-                                original{0, 0, request.ts_ms, request.group, result.gseq});
-    if (fresh) dedup_order_.push_back(dedup_record{request.ts_ms, &*entry});
-  }
   return result;
+}
+
+seq_t memory_backend::store_entry(inbox& box, stored_message entry, std::uint64_t& evicted) {
+  const seq_t seq = ++box.highest;
+  entry.seq = seq;
+  const user_id user = entry.receiver;
+  hold(user, box, std::move(entry));
+  evicted += trim(box);
+  return seq;
+}
+
+void memory_backend::hand(std::size_t shard, stored_message entry, bool reserved) {
+  outgoing_[shard].push_back(memory_shared::crossing{std::move(entry), reserved});
+}
+
+void memory_backend::hand_over() {
+  for (std::size_t shard = 0; shard < outgoing_.size(); ++shard) {
+    auto& entries = outgoing_[shard];
+    if (entries.empty()) continue;
+    auto& box = *shared_->mailboxes_[shard];
+    bool was_empty = false;
+    {
+      const std::lock_guard lock(box.lock);
+      was_empty = box.entries.empty();
+      if (was_empty) {
+        box.entries.swap(entries);
+      } else {
+        std::move(entries.begin(), entries.end(), std::back_inserter(box.entries));
+      }
+    }
+    entries.clear();
+    if (was_empty && shared_->wake_) shared_->wake_(shard);
+  }
+}
+
+status_outcome memory_backend::take_crossed() {
+  status_outcome out;
+  std::vector<memory_shared::crossing> handed;
+  {
+    auto& box = *shared_->mailboxes_[shard_];
+    const std::lock_guard lock(box.lock);
+    handed.swap(box.entries);
+  }
+  out.statuses.reserve(handed.size());
+  for (auto& [entry, reserved] : handed) {
+    auto [box_at, fresh] = inboxes_.try_emplace(entry.receiver);
+    if (reserved) {
+      if (!fresh) shared_->release(inbox_cost());
+    } else {
+      // A STATUS: charged, never refused, as append_status() does.
+      shared_->charge(message_cost(entry) + (fresh ? inbox_cost() : 0));
+    }
+    stored_message& stored = out.statuses.emplace_back(std::move(entry));
+    stored.seq = store_entry(box_at->second, stored, out.evicted);
+  }
+  return out;
 }
 
 membership_change memory_backend::add_member(group_id group, user_id user) {
@@ -209,9 +414,7 @@ membership_change memory_backend::add_member(group_id group, user_id user) {
   auto user_at = user_groups_.find(user);
   const std::size_t cost = membership_cost() + (found == groups_.end() ? group_cost() : 0) +
                            (user_at == user_groups_.end() ? user_groups_cost() : 0);
-  if (cost > limits_.memory_store_bytes - std::min(charged_, limits_.memory_store_bytes))
-    throw unavailable("memory store: --memory-store-bytes reached");
-  charged_ += cost;
+  if (!shared_->reserve(cost)) throw unavailable("memory store: --memory-store-bytes reached");
   if (found == groups_.end()) found = groups_.try_emplace(group).first;
   if (user_at == user_groups_.end()) user_at = user_groups_.try_emplace(user).first;
   found->second.members.insert(user);
@@ -222,13 +425,13 @@ membership_change memory_backend::add_member(group_id group, user_id user) {
 void memory_backend::remove_member(group_id group, user_id user) {
   const auto found = groups_.find(group);
   if (found == groups_.end() || found->second.members.erase(user) == 0) return;
-  charged_ -= std::min(charged_, membership_cost());
+  shared_->release(membership_cost());
   const auto user_at = user_groups_.find(user);
   if (user_at == user_groups_.end()) return;
   user_at->second.erase(group);
   if (user_at->second.empty()) {
     user_groups_.erase(user_at);
-    charged_ -= std::min(charged_, user_groups_cost());
+    shared_->release(user_groups_cost());
   }
 }
 
@@ -247,7 +450,7 @@ std::vector<group_id> memory_backend::groups_of(user_id user) {
 void memory_backend::drop_front(inbox& box) {
   const stored_message& m = box.held.front();
   box.bytes -= std::min(box.bytes, held_bytes(m.content));
-  charged_ -= std::min(charged_, message_cost(m));
+  shared_->release(message_cost(m));
   box.held.pop_front();
 }
 
@@ -287,8 +490,7 @@ void memory_backend::forget_least_recent(inbox& box) {
       oldest = it;
   if (oldest == box.devices.end()) return;  // every one has a session open
   box.devices.erase(oldest);
-  charged_ -= std::min(charged_,
-                       devices_charge(box.devices.size() + 1) - devices_charge(box.devices.size()));
+  shared_->release(devices_charge(box.devices.size() + 1) - devices_charge(box.devices.size()));
   settle(box);
 }
 
@@ -302,13 +504,10 @@ user_position memory_backend::position(user_id user, const device_name& device) 
 user_position memory_backend::open(user_id user, const device_name& device, std::int64_t now_ms) {
   clock_ms_ = std::max(clock_ms_, now_ms);
   auto box_at = inboxes_.find(user);
-  const std::size_t room =
-      limits_.memory_store_bytes - std::min(charged_, limits_.memory_store_bytes);
   if (box_at == inboxes_.end()) {
     // Over the bound the device is not remembered: it holds nothing back,
     // and its cursor does not move (it reads from 0 each time).
-    if (inbox_cost() > room) return {};
-    charged_ += inbox_cost();
+    if (!shared_->reserve(inbox_cost())) return {};
     box_at = inboxes_.try_emplace(user).first;
   }
   inbox& box = box_at->second;
@@ -316,8 +515,7 @@ user_position memory_backend::open(user_id user, const device_name& device, std:
   if (d == nullptr) {
     if (box.devices.size() >= limits_.max_devices_per_user) forget_least_recent(box);
     const std::size_t cost = box.devices.empty() ? 0 : device_cost();
-    if (cost > room) return user_position{box.highest, 0};
-    charged_ += cost;
+    if (!shared_->reserve(cost)) return user_position{box.highest, 0};
     d = &box.devices.emplace_back(device_state{device, 0, now_ms, 0});
   } else if (d->sessions == 0 && device_forgotten(d->seen_ms, now_ms, limits_.device_ttl)) {
     // Forgotten, and the sweep has not reached it yet: it starts again.
@@ -368,28 +566,28 @@ void memory_backend::drop_notify(inbox& box, Predicate gone) {
   const auto dropped = static_cast<std::size_t>(end - box.notify.begin());
   if (dropped == 0) return;
   box.notify.erase(box.notify.begin(), end);
-  charged_ -= std::min(charged_, dropped * notify_cost());
+  shared_->release(dropped * notify_cost());
 }
 
 void memory_backend::append_status(user_id owner, user_id about, status_state state, seq_t upto,
                                    std::int64_t ts_ms, status_outcome& out) {
   // Charged, never refused: the receiver's cursor has moved by now, and a
   // STATUS is smaller than the message it reports on.
-  auto [box_at, fresh] = inboxes_.try_emplace(owner);
-  if (fresh) charged_ += inbox_cost();
-  inbox& box = box_at->second;
   stored_message m;
-  m.seq = ++box.highest;
   m.sender = about;
   m.receiver = owner;
   m.ts_ms = ts_ms;
   m.kind = entry_kind::status;
   m.state = state;
   m.upto = upto;
-  charged_ += message_cost(m);
-  out.statuses.push_back(m);
-  hold(owner, box, std::move(m));
-  out.evicted += trim(box);
+  // The owner's inbox is written by its own partition only: one of
+  // another partition gets it there, after this call (hand_over).
+  if (const std::size_t shard = shard_of(owner, shared_->shards()); shard != shard_)
+    return hand(shard, std::move(m), false);
+  auto [box_at, fresh] = inboxes_.try_emplace(owner);
+  shared_->charge(message_cost(m) + (fresh ? inbox_cost() : 0));
+  stored_message& stored = out.statuses.emplace_back(std::move(m));
+  stored.seq = store_entry(box_at->second, stored, out.evicted);
 }
 
 void memory_backend::cover(user_id user, inbox& box, seq_t upto, std::int64_t ts_ms, bool read,
@@ -438,9 +636,7 @@ status_outcome memory_backend::advance_cursor(const cursor_move& move) {
     // Never opened (or not remembered, over the bound): see clock_ms_.
     if (box.devices.size() >= limits_.max_devices_per_user) forget_least_recent(box);
     const std::size_t cost = box.devices.empty() ? 0 : device_cost();
-    if (cost > limits_.memory_store_bytes - std::min(charged_, limits_.memory_store_bytes))
-      return out;
-    charged_ += cost;
+    if (!shared_->reserve(cost)) return out;
     d = &box.devices.emplace_back(device_state{move.device, 0, clock_ms_, 0});
     expire_at(move.user, box, remembered_until(clock_ms_));
   }
@@ -449,6 +645,7 @@ status_outcome memory_backend::advance_cursor(const cursor_move& move) {
   d->cursor = target;
   settle(box);
   cover(move.user, box, target, move.ts_ms, false, out);
+  hand_over();
   return out;
 }
 
@@ -460,6 +657,7 @@ status_outcome memory_backend::read(user_id user, seq_t seq, std::int64_t ts_ms)
   const seq_t upto = std::min(seq, box.highest);
   if (upto == 0) return out;
   cover(user, box, upto, ts_ms, true, out);
+  hand_over();
   return out;
 }
 
@@ -523,8 +721,7 @@ std::uint64_t memory_backend::sweep(user_id user, inbox& box, std::int64_t now_m
     return d.sessions == 0 && device_forgotten(d.seen_ms, now_ms, limits_.device_ttl);
   });
   if (box.devices.size() != devices_before) {
-    charged_ -=
-        std::min(charged_, devices_charge(devices_before) - devices_charge(box.devices.size()));
+    shared_->release(devices_charge(devices_before) - devices_charge(box.devices.size()));
     settle(box);
   }
   // Every message held but the early ones has a ts at or above the front's:
@@ -546,7 +743,7 @@ std::uint64_t memory_backend::sweep(user_id user, inbox& box, std::int64_t now_m
                                            [&](const stored_message& m) { return m.seq < e.seq; });
       if (it != box.held.end() && it->seq == e.seq) {
         box.bytes -= std::min(box.bytes, held_bytes(it->content));
-        charged_ -= std::min(charged_, message_cost(*it));
+        shared_->release(message_cost(*it));
         box.held.erase(it);
         ++evicted;
       }
@@ -571,17 +768,29 @@ std::uint64_t memory_backend::sweep(user_id user, inbox& box, std::int64_t now_m
 
 void memory_backend::sweep_dedup(std::int64_t now_ms) {
   const std::int64_t oldest_remembered = window_start(now_ms, limits_.dedup_window);
-  while (!dedup_order_.empty() && dedup_order_.front().ts_ms < oldest_remembered) {
-    const dedup_record record = dedup_order_.front();
-    dedup_order_.pop_front();
-    const std::int64_t ts_ms = record.entry->second.ts_ms;
-    if (ts_ms >= oldest_remembered) {
-      // Replaced in place by a later message with the same id: its time now.
-      dedup_order_.push_back(dedup_record{ts_ms, record.entry});
-      continue;
+  // Each partition sweeps its own share of the stripes.
+  const std::size_t shards = shared_->shards();
+  for (std::size_t i = shard_; i < shared_->stripes_.size(); i += shards) {
+    auto& stripe = *shared_->stripes_[i];
+    const auto lock = shared_->hold(stripe);
+    auto& order = stripe.order;
+    while (!order.empty() && order.front().ts_ms < oldest_remembered) {
+      const memory_shared::dedup_record record = order.front();
+      order.pop_front();
+      const auto& entry = record.entry->second;
+      if (entry.state == memory_shared::claim_state::pending) {
+        // Its SEND is still queued: looked at again one window later.
+        order.push_back(memory_shared::dedup_record{oldest_remembered, record.entry});
+        continue;
+      }
+      if (entry.ts_ms >= oldest_remembered) {
+        // Replaced in place by a later message with the same id: its time now.
+        order.push_back(memory_shared::dedup_record{entry.ts_ms, record.entry});
+        continue;
+      }
+      shared_->release(dedup_cost(record.entry->first.id));
+      stripe.entries.erase(stripe.entries.find(record.entry->first));
     }
-    charged_ -= std::min(charged_, dedup_cost(record.entry->first.id));
-    dedup_.erase(dedup_.find(record.entry->first));
   }
 }
 

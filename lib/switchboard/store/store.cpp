@@ -13,6 +13,7 @@
 #include "switchboard/log_throttle.hpp"
 #include "switchboard/metrics.hpp"
 #include "switchboard/spawn.hpp"
+#include "switchboard/store/memory_backend.hpp"
 
 namespace switchboard::store {
 
@@ -78,6 +79,7 @@ bool worker::charge(store_request& r) {
   do {
     if (bytes > limits_.queue_bytes - std::min(queued, limits_.queue_bytes)) {
       out_.refused(a->sender, a->message.id);
+      if (refused_) refused_(a->message);
       return false;
     }
   } while (!queued_bytes_.compare_exchange_weak(queued, queued + bytes, std::memory_order_relaxed));
@@ -105,6 +107,22 @@ asio::awaitable<void> worker::submit(store_request r) {
                                 asio::as_tuple(asio::use_awaitable));
 }
 
+void worker::nudge() {
+  // One wake in the queue at a time; a full queue needs none (a round is
+  // coming, and every round starts with a look at nudged_).
+  if (!nudged_.exchange(true, std::memory_order_acq_rel))
+    requests_.try_send(boost::system::error_code{}, request::wake{});
+}
+
+asio::awaitable<void> worker::take_crossed() {
+  auto outcome = co_await backend_->take_crossed();
+  metrics_.messages_evicted_total.fetch_add(outcome.evicted, std::memory_order_relaxed);
+  if (outcome.statuses.empty()) co_return;
+  for (const auto& s : outcome.statuses)
+    if (s.kind == entry_kind::status) metrics_.count_status(s.state == status_state::read);
+  co_await out_.committed(std::move(outcome.statuses));
+}
+
 asio::awaitable<void> worker::run() {
   auto& round = round_;
   auto& group = group_;
@@ -120,6 +138,8 @@ asio::awaitable<void> worker::run() {
              round.push_back(std::move(r));
            })) {
     }
+    // What other partitions handed this one before this round.
+    if (nudged_.exchange(false, std::memory_order_acq_rel)) co_await take_crossed();
 
     for (auto& r : round) {
       if (auto* a = std::get_if<request::append>(&r)) {
@@ -133,6 +153,7 @@ asio::awaitable<void> worker::run() {
         moves.push_back({m->user, m->seq, m->device});
         continue;
       }
+      if (std::holds_alternative<request::wake>(r)) continue;  // done above
       // An open or a fetch must see every append that came before it.
       if (!group.empty()) co_await commit(group);
       if (auto* o = std::get_if<request::open>(&r)) {
@@ -260,8 +281,11 @@ asio::awaitable<void> worker::commit(std::vector<request::append>& group) {
       // One message per copy, each in its member's seq order (PROTOCOL.md
       // section 10); a cluster's copies come back through pub/sub instead.
       metrics_.group_messages_total.fetch_add(1, std::memory_order_relaxed);
-      metrics_.group_copies_total.fetch_add(result.copies, std::memory_order_relaxed);
-      metrics_.group_fanout.observe(result.copies);
+      // With partitions, `crossed` copies are stored and reported by their
+      // members' own.
+      metrics_.group_copies_total.fetch_add(result.copies + result.crossed,
+                                            std::memory_order_relaxed);
+      metrics_.group_fanout.observe(result.copies + result.crossed);
       if (routed) continue;
       for (std::uint32_t c = 0; c < result.copies; ++c) {
         const group_copy& copy = outcome.copies[result.first_copy + c];
@@ -405,6 +429,103 @@ asio::awaitable<void> worker::sweep() {
     } catch (const std::exception& e) {
       SB_LOG(warn) << "store: eviction failed: " << e.what();
     }
+  }
+}
+
+// ---- workers ----
+
+workers::workers(std::unique_ptr<worker> one) {
+  workers_.push_back(std::move(one));
+}
+
+workers::workers(backend_limits backend, outcomes& out, metrics& m,
+                 std::chrono::seconds sweep_interval, worker_limits limits,
+                 const std::vector<asio::any_io_executor>& executors)
+    : shared_(std::make_shared<memory_shared>(executors.size(), backend)), out_(&out) {
+  for (std::size_t k = 0; k < executors.size(); ++k) {
+    auto partition = std::make_unique<memory_backend>(backend, shared_, k);
+    workers_.push_back(
+        std::make_unique<worker>(std::make_unique<sync_adapter>(std::move(partition)), out, m,
+                                 sweep_interval, limits, executors[k]));
+    workers_.back()->on_refused(
+        [shared = shared_](const append_request& a) { shared->unclaim(a); });
+  }
+  std::vector<worker*> all;
+  for (auto& w : workers_)
+    all.push_back(w.get());
+  shared_->on_handed([all](std::size_t k) { all[k]->nudge(); });
+}
+
+workers::~workers() = default;
+
+void workers::start() {
+  for (auto& w : workers_)
+    w->start();
+}
+
+void workers::stop() {
+  for (auto& w : workers_)
+    w->stop();
+}
+
+std::optional<std::size_t> workers::route(store_request& r) {
+  const std::size_t n = workers_.size();
+  if (auto* a = std::get_if<request::append>(&r)) {
+    // A claimed SEND submitted again (its queue was full): claimed once.
+    if (a->message.claimed) return memory_backend::home_of(a->message, n);
+    const auto shard = shared_->claim(a->message);
+    if (!shard) out_->refused(a->sender, a->message.id);  // no room for its dedup entry
+    return shard;
+  }
+  if (auto* o = std::get_if<request::open>(&r)) return shard_of(o->session->user, n);
+  if (auto* f = std::get_if<request::fetch>(&r)) return shard_of(f->session->user, n);
+  if (auto* c = std::get_if<request::close>(&r)) return shard_of(c->session->user, n);
+  if (auto* m = std::get_if<request::advance>(&r)) return shard_of(m->user, n);
+  if (auto* rd = std::get_if<request::read>(&r)) return shard_of(rd->user, n);
+  // Membership with the group SENDs, in their order: the group shard.
+  return memory_backend::group_shard;
+}
+
+bool workers::try_submit(store_request& r) {
+  if (workers_.size() == 1) return workers_.front()->try_submit(r);
+  if (std::holds_alternative<request::barrier>(r)) return false;  // submit() passes it through all
+  const auto k = route(r);
+  if (!k) return true;
+  return workers_[*k]->try_submit(r);
+}
+
+asio::awaitable<void> workers::submit(store_request r) {
+  if (workers_.size() == 1) {
+    co_await workers_.front()->submit(std::move(r));
+    co_return;
+  }
+  if (auto* b = std::get_if<request::barrier>(&r)) {
+    // Twice: what the first round handed to other partitions is in their
+    // mailboxes before the second reaches them (handing over never hands
+    // on further), and each takes its mailbox at the start of a round.
+    co_await barrier_all(std::move(b->done), 2);
+    co_return;
+  }
+  const auto k = route(r);
+  if (!k) co_return;
+  co_await workers_[*k]->submit(std::move(r));
+}
+
+asio::awaitable<void> workers::barrier_all(std::function<void()> done, int rounds) {
+  auto left = std::make_shared<std::atomic<std::size_t>>(workers_.size());
+  auto shared_done = std::make_shared<std::function<void()>>(std::move(done));
+  for (auto& w : workers_) {
+    store_request barrier = request::barrier{[this, left, shared_done, rounds] {
+      if (left->fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      if (rounds > 1) {
+        asio::co_spawn(workers_.front()->executor(),
+                       barrier_all(std::move(*shared_done), rounds - 1),
+                       log_exception("store barrier"));
+      } else if (*shared_done) {
+        (*shared_done)();
+      }
+    }};
+    co_await w->submit(std::move(barrier));
   }
 }
 

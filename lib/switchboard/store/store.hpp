@@ -1,8 +1,9 @@
 // The store worker: runs a backend on a thread of its own, so no disk I/O
 // ever happens on an I/O thread (PROTOCOL.md section 3, issue 3). A backend
-// that never blocks (memory:) runs on the main I/O thread instead:
-// a message then never changes threads on its way, which is most of the cost
-// of relaying it (docs/performance.md).
+// that never blocks (memory:) runs on an I/O thread instead: with one, a
+// message then never changes threads on its way, which is most of the cost
+// of relaying it (docs/performance.md); with several, the memory store is
+// one partition and one worker per thread (`workers`, below).
 //
 // Requests arrive on one bounded channel and are handled in arrival order.
 // Appends that arrive together are grouped into one backend call (one
@@ -96,11 +97,14 @@ struct barrier {
 };
 // Sent by stop(): everything before it is handled, then the thread ends.
 struct stop {};
+// A sharded memory store: another partition handed this one entries to
+// store (worker::nudge); they are taken at the start of the next round.
+struct wake {};
 }  // namespace request
 
-using store_request =
-    std::variant<request::append, request::open, request::fetch, request::advance, request::read,
-                 request::close, request::barrier, request::membership, request::stop>;
+using store_request = std::variant<request::append, request::open, request::fetch, request::advance,
+                                   request::read, request::close, request::barrier,
+                                   request::membership, request::stop, request::wake>;
 
 // What the worker's requests came to, told to the layer above, which turns
 // them into hub events and frames.
@@ -160,8 +164,21 @@ class worker {
   // answered: outcomes::refused).
   bool try_submit(store_request& r);
 
+  // A sharded memory store: another partition handed this one something
+  // (memory_shared::on_handed). Safe from any thread; wakes the worker if
+  // it waits, once however often it is called before its next round.
+  void nudge();
+  // Told of every append refused before it was queued (over
+  // --store-queue-bytes), after the sender was: a sharded memory store
+  // lets the claim of its id lapse. Set before start().
+  void on_refused(std::function<void(const append_request&)> f) { refused_ = std::move(f); }
+  asio::any_io_executor executor() const { return executor_; }
+
  private:
   asio::awaitable<void> run();
+  // Stores what other partitions handed this one and hands it to the layer
+  // above like committed messages.
+  asio::awaitable<void> take_crossed();
   asio::awaitable<void> sweep();
   asio::awaitable<void> commit(std::vector<request::append>& group);
   asio::awaitable<void> handle(request::open& r);
@@ -189,6 +206,8 @@ class worker {
   const std::chrono::seconds sweep_interval_;
   const worker_limits limits_;
   std::atomic<std::size_t> queued_bytes_{0};  // appends in requests_, against limits_.queue_bytes
+  std::atomic<bool> nudged_{false};           // something was handed over since the last round
+  std::function<void(const append_request&)> refused_;
   const bool own_thread_;
   asio::io_context context_{1};     // the store thread's own loop, if it has one
   asio::any_io_executor executor_;  // where run() and sweep() run
@@ -201,6 +220,47 @@ class worker {
   std::vector<store_request> round_;
   std::vector<request::append> group_;
   std::vector<cursor_move> moves_;
+};
+
+class memory_shared;
+
+// The store as the server sees it: one worker, or for a memory store with
+// --threads N, one worker and one memory partition per I/O thread, worker k
+// on thread k with the hub's shard k (docs/architecture.md, "Step 2"). Each
+// request goes to the worker of its user: an append to its receiver's (a
+// group SEND to the group shard's), open, fetch, close, advance and read to
+// the session's or user's, a membership request to the group shard's, a
+// barrier to every one.
+class workers {
+ public:
+  // One worker: SQLite, Redis, or memory with one I/O thread.
+  explicit workers(std::unique_ptr<worker> one);
+  // A memory store split over `executors`, one partition on each.
+  workers(backend_limits backend, outcomes& out, metrics& m, std::chrono::seconds sweep_interval,
+          worker_limits limits, const std::vector<asio::any_io_executor>& executors);
+  ~workers();
+
+  void start();
+  void stop();
+  // The first worker's backend (the only one but for a sharded memory store).
+  async_backend& backend() { return workers_.front()->backend(); }
+  std::size_t size() const { return workers_.size(); }
+
+  // As worker::submit and worker::try_submit, to the request's worker. A
+  // barrier's `done` is called once every worker handled what was
+  // submitted before it, and what that handed to other partitions.
+  asio::awaitable<void> submit(store_request r);
+  bool try_submit(store_request& r);
+
+ private:
+  // The worker that takes `r`; nullopt if it was answered here (refused).
+  std::optional<std::size_t> route(store_request& r);
+  // Passes a barrier through every worker, `rounds` times over.
+  asio::awaitable<void> barrier_all(std::function<void()> done, int rounds);
+
+  std::shared_ptr<memory_shared> shared_;         // a sharded memory store only
+  outcomes* out_ = nullptr;                       // for SENDs refused at their claim
+  std::vector<std::unique_ptr<worker>> workers_;  // worker k on I/O thread k
 };
 
 }  // namespace switchboard::store

@@ -22,6 +22,19 @@ using seq_t = std::uint64_t;
 // A group (PROTOCOL.md section 10): ids of their own, 1..2^64-1; 0 is none.
 using group_id = std::uint64_t;
 
+// The owner of `user` among `count` shards (docs/architecture.md, "Shards"):
+// splitmix64's finaliser, so that consecutive ids spread evenly. The hub
+// and the sharded memory store use the same one, so that a user's hub shard
+// and store partition are on the same I/O thread.
+inline std::size_t shard_of(user_id user, std::size_t count) {
+  if (count <= 1) return 0;
+  std::uint64_t z = user;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return static_cast<std::size_t>(z % count);
+}
+
 // The name of a device of a user (PROTOCOL.md section 9): 1 to 64 bytes of
 // A-Z a-z 0-9 . _ -, or empty for the default device (a session without
 // `?device=`). Inline with a fixed capacity rather than a std::string:
@@ -106,6 +119,10 @@ struct append_request {
   // this message. The protocol layer leaves it false without an id, and on
   // a group SEND.
   bool notify = false;
+  // A sharded memory store only (memory_backend.hpp): the (sender, id) of
+  // this request was claimed when it was submitted, and is pending until
+  // the partition that takes it stores it or refuses it.
+  bool claimed = false;
 };
 
 // One copy of a group message: the member's inbox and the seq it got there.
@@ -146,6 +163,9 @@ struct append_result {
   // of its own, so that a direct append allocates nothing for them.
   std::uint32_t first_copy = 0;
   std::uint32_t copies = 0;
+  // A sharded memory store: the copies handed to other partitions, which
+  // store them and report them themselves (not in `copies`).
+  std::uint32_t crossed = 0;
 };
 
 struct append_outcome {
